@@ -1,0 +1,12 @@
+namespace WhaleWall.Firewall.Labels;
+
+public static class LabelKeys
+{
+    public const string Enabled = "whalewall.enabled";
+    public const string Rules = "whalewall.rules";
+
+    /// <summary>Hostile-input limits: a label cannot make WhaleWall allocate without bound.</summary>
+    public const int MaxRulesLabelBytes = 64 * 1024;
+    public const int MaxRules = 256;
+    public const int MaxListLength = 256;
+}

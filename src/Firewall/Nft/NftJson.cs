@@ -1,0 +1,97 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using WhaleWall.Firewall.Policy;
+
+namespace WhaleWall.Firewall.Nft;
+
+/// <summary>Renders WhaleWall's table and element changes as libnftables JSON commands.
+/// Pure: text in, text out. Output is deterministic (elements sorted), so it can be
+/// golden-tested.</summary>
+public static class NftJson
+{
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    /// <summary>One transaction that replaces the whole table (or creates it): there is never a
+    /// moment without rules, because the kernel commits the batch atomically.</summary>
+    public static string FullTable(string table, IEnumerable<Element> elements, bool indented = false)
+    {
+        // libnftables 1.0.6 cannot `delete table` and re-add its sets in one JSON batch
+        // (ENOENT), so the table is emptied instead: add (no-op if present), flush rules and
+        // every set, then add everything again. Still one atomic transaction.
+        var commands = new JsonArray { Command("add", "table", TableObject(table)) };
+        foreach (var command in NftLayout.Declarations(table)) commands.Add(command);
+        commands.Add(Command("flush", "table", TableObject(table)));
+        foreach (var set in NftSets.All)
+            commands.Add(Command("flush", "set", new JsonObject { ["family"] = "inet", ["table"] = table, ["name"] = set.Name }));
+        foreach (var command in NftLayout.Rules(table)) commands.Add(command);
+        foreach (var group in elements.Distinct().Order().GroupBy(e => e.Set))
+            commands.Add(Command("add", "element", ElementsObject(table, group.Key, group)));
+        return Render(commands, indented);
+    }
+
+    /// <summary>One transaction: deletes first, then adds.</summary>
+    public static string Changes(string table, IEnumerable<Element> deletes, IEnumerable<Element> adds)
+    {
+        var commands = new JsonArray();
+        foreach (var group in deletes.Order().GroupBy(e => e.Set))
+            commands.Add(Command("delete", "element", ElementsObject(table, group.Key, group)));
+        foreach (var group in adds.Order().GroupBy(e => e.Set))
+            commands.Add(Command("add", "element", ElementsObject(table, group.Key, group)));
+        return Render(commands, false);
+    }
+
+    public static string DeleteTable(string table) =>
+        Render([Command("add", "table", TableObject(table)), Command("delete", "table", TableObject(table))], false);
+
+    public static string ListTable(string table) => Render([Command("list", "table", TableObject(table))], false);
+
+    internal static JsonObject Command(string verb, string kind, JsonObject body) =>
+        new() { [verb] = new JsonObject { [kind] = body } };
+
+    internal static JsonObject TableObject(string table) => new() { ["family"] = "inet", ["name"] = table };
+
+    private static JsonObject ElementsObject(string table, string set, IEnumerable<Element> elements) => new()
+    {
+        ["family"] = "inet",
+        ["table"] = table,
+        ["name"] = set,
+        ["elem"] = new JsonArray(elements.Select(ElementValue).ToArray()),
+    };
+
+    public static JsonNode ElementValue(Element element) =>
+        element.Fields.Length == 1
+            ? FieldValue(element.Fields[0])
+            : new JsonObject { ["concat"] = new JsonArray(element.Fields.Select(FieldValue).ToArray()) };
+
+    private static JsonNode FieldValue(Field field)
+    {
+        switch (field.Kind)
+        {
+            case FieldKind.Ipv4:
+            case FieldKind.Ipv6:
+                var family = field.Kind == FieldKind.Ipv4 ? IpFamily.V4 : IpFamily.V6;
+                var lo = Addresses.Format(family, field.Lo);
+                if (field.Lo == field.Hi) return lo;
+                if (PrefixLength(family, field) is { } len)
+                    return new JsonObject { ["prefix"] = new JsonObject { ["addr"] = lo, ["len"] = len } };
+                return new JsonObject { ["range"] = new JsonArray(lo, Addresses.Format(family, field.Hi)) };
+            default:
+                return field.Lo == field.Hi
+                    ? JsonValue.Create((int)field.Lo)
+                    : new JsonObject { ["range"] = new JsonArray((int)field.Lo, (int)field.Hi) };
+        }
+    }
+
+    /// <summary>The prefix length when the interval is exactly one CIDR block.</summary>
+    private static int? PrefixLength(IpFamily family, Field field)
+    {
+        var size = field.Hi - field.Lo; // block size - 1
+        if ((size & (size + 1)) != 0 && size != UInt128.MaxValue) return null; // not 2^k - 1
+        if ((field.Lo & size) != 0) return null; // not aligned
+        var hostBits = size == UInt128.MaxValue ? 128 : (int)UInt128.Log2(size + 1);
+        return Addresses.Bits(family) - hostBits;
+    }
+
+    private static string Render(JsonArray commands, bool indented) =>
+        new JsonObject { ["nftables"] = commands }.ToJsonString(indented ? Indented : null);
+}

@@ -1,0 +1,36 @@
+using System.Collections.Immutable;
+using System.Net;
+
+namespace WhaleWall.Firewall.Policy;
+
+/// <summary>One network a container is attached to, with its addresses there.</summary>
+public sealed record NetworkAttachment(string Name, string Id, IPAddress? IPv4, IPAddress? IPv6);
+
+/// <summary>A published port: container port/proto bound on the host.</summary>
+public sealed record PublishedPort(ushort ContainerPort, L4Proto Proto, string HostIp, ushort HostPort);
+
+/// <summary>What WhaleWall knows of a container from Docker: everything the compiler needs.</summary>
+public sealed record ContainerFacts(
+    string Id,
+    string Name,
+    bool Running,
+    ImmutableDictionary<string, string> Labels,
+    ImmutableArray<NetworkAttachment> Networks,
+    ImmutableArray<PublishedPort> Ports)
+{
+    public const string ComposeProjectLabel = "com.docker.compose.project";
+    public const string ComposeServiceLabel = "com.docker.compose.service";
+
+    public string? ComposeProject => Labels.GetValueOrDefault(ComposeProjectLabel);
+    public string? ComposeService => Labels.GetValueOrDefault(ComposeServiceLabel);
+    public string ShortId => Id.Length > 12 ? Id[..12] : Id;
+
+    public IEnumerable<IPAddress> Addresses =>
+        Networks.SelectMany(n => new[] { n.IPv4, n.IPv6 }).OfType<IPAddress>();
+
+    /// <summary>True when <paramref name="reference"/> names this container: its name, or its
+    /// compose service when <paramref name="project"/> is the same compose project.</summary>
+    public bool IsNamed(string reference, string? project) =>
+        Name == reference.TrimStart('/') ||
+        (project is not null && ComposeProject == project && ComposeService == reference);
+}
