@@ -1,0 +1,155 @@
+using System.Diagnostics;
+using WhaleWall.TestSupport;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace WhaleWall.EndToEnd;
+
+[CollectionDefinition(Name)]
+public sealed class E2eCollection : ICollectionFixture<E2eFixture>
+{
+    public const string Name = "e2e";
+}
+
+/// <summary>
+/// One private dockerd + simulated internet for the whole end-to-end collection, with the
+/// internet's services running, and the daemon under test started on first use.
+/// </summary>
+public sealed class E2eFixture : IAsyncLifetime
+{
+    public static readonly TimeSpan DeniedTimeout = TimeSpan.FromSeconds(1);
+    public static readonly TimeSpan AllowedWithin = TimeSpan.FromSeconds(10);
+
+    public DockerHarness Harness { get; } = new();
+    public WhaleWallDaemon Daemon { get; private set; } = null!;
+    public KernelTable Table => Daemon.KernelTable();
+    public TcpServer Server1Http { get; private set; } = null!;
+    public TcpServer Server1Other { get; private set; } = null!;
+    public TcpServer Server2Http { get; private set; } = null!;
+    public UdpEchoServer Server1Udp { get; private set; } = null!;
+    public UdpEchoServer Server1UdpOther { get; private set; } = null!;
+    public List<string> Diagnostics { get; } = new();
+
+    private readonly SemaphoreSlim _daemonGate = new(1, 1);
+    private Exception? _daemonStartFailure;
+    private int _names;
+
+    public async Task InitializeAsync()
+    {
+        Harness.Log = m => { lock (Diagnostics) Diagnostics.Add($"{DateTime.UtcNow:HH:mm:ss.fff} {m}"); };
+        await Harness.InitializeAsync();
+        Server1Http = Harness.InternetTcpServer(TestNet.Server1, TestNet.TcpPort);
+        Server1Other = Harness.InternetTcpServer(TestNet.Server1, TestNet.TcpPortOther);
+        Server2Http = Harness.InternetTcpServer(TestNet.Server2, TestNet.TcpPort);
+        Server1Udp = Harness.InternetUdpServer(TestNet.Server1, TestNet.UdpPort);
+        Server1UdpOther = Harness.InternetUdpServer(TestNet.Server1, TestNet.UdpPortOther);
+        Daemon = WhaleWallDaemon.For(Harness);
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Daemon is not null) await Daemon.StopAsync();
+        await Harness.DisposeAsync();
+        Console.WriteLine($"[e2e] harness start {Harness.StartupTime.TotalSeconds:F1} s, stop {Harness.ShutdownTime.TotalSeconds:F1} s");
+    }
+
+    /// <summary>A container name unique within this harness.</summary>
+    public string Name(string hint) => $"{hint}-{Interlocked.Increment(ref _names)}";
+
+    /// <summary>Makes sure the daemon runs (starting it if a previous test stopped it). A start
+    /// failure is remembered, so later tests fail at once with the same reason.</summary>
+    public async Task EnsureDaemonAsync()
+    {
+        await _daemonGate.WaitAsync();
+        try
+        {
+            if (_daemonStartFailure is not null)
+                throw new InvalidOperationException("the daemon under test could not be started earlier: " + _daemonStartFailure.Message, _daemonStartFailure);
+            if (Daemon.IsRunning) return;
+            try
+            {
+                await Daemon.StartAsync();
+                Harness.Log($"whalewall up in {Daemon.LastStartTime.TotalMilliseconds:F0} ms");
+            }
+            catch (Exception e)
+            {
+                _daemonStartFailure = e;
+                throw;
+            }
+        }
+        finally { _daemonGate.Release(); }
+    }
+
+    /// <summary>Restart after a deliberate stop (clears a remembered failure).</summary>
+    public async Task StartDaemonAgainAsync()
+    {
+        _daemonStartFailure = null;
+        await EnsureDaemonAsync();
+    }
+
+    // ------------------------------------------------------------------ assertions
+
+    public async Task AssertTcpAllowed(string nsPath, string ip, int port, string? sourceIp = null, string what = "")
+    {
+        ProbeOutcome last = ProbeOutcome.TimedOut;
+        var ok = await E2eProcess.Eventually(() =>
+        {
+            last = Probe.Tcp(nsPath, TestNet.Guard(ip), port, TimeSpan.FromSeconds(1), sourceIp);
+            return last == ProbeOutcome.Connected;
+        }, AllowedWithin, TimeSpan.FromMilliseconds(200));
+        Assert.True(ok, $"expected tcp {sourceIp ?? "?"} -> {ip}:{port} to connect {what}, last outcome {last}\n{TableText()}");
+    }
+
+    public void AssertTcpDropped(string nsPath, string ip, int port, string? sourceIp = null, string what = "")
+    {
+        var outcome = Probe.Tcp(nsPath, TestNet.Guard(ip), port, DeniedTimeout, sourceIp);
+        Assert.True(outcome == ProbeOutcome.TimedOut,
+            $"expected tcp {sourceIp ?? "?"} -> {ip}:{port} to be dropped (time out) {what}, got {outcome}\n{TableText()}");
+    }
+
+    public async Task AssertUdpAllowed(string nsPath, string ip, int port, string what = "")
+    {
+        var ok = await E2eProcess.Eventually(() => Probe.UdpEcho(nsPath, TestNet.Guard(ip), port, TimeSpan.FromSeconds(1)),
+            AllowedWithin, TimeSpan.FromMilliseconds(200));
+        Assert.True(ok, $"expected udp echo from {ip}:{port} {what}\n{TableText()}");
+    }
+
+    public void AssertUdpDropped(string nsPath, string ip, int port, string what = "")
+    {
+        Assert.False(Probe.UdpEcho(nsPath, TestNet.Guard(ip), port, DeniedTimeout),
+            $"expected udp to {ip}:{port} to be dropped {what}\n{TableText()}");
+    }
+
+    /// <summary>Runs independent denied probes concurrently (each takes the full timeout).</summary>
+    public static Task All(params Action[] checks) => Task.WhenAll(checks.Select(c => Task.Run(c)));
+
+    public string TableText()
+    {
+        try { return Daemon is null ? "" : Daemon.KernelTable().ListText(); }
+        catch (Exception e) { return "(table unreadable: " + e.Message + ")"; }
+    }
+
+    /// <summary>Runs a test body; on failure writes the daemon log, the table and the harness
+    /// diagnostics to the test output.</summary>
+    public async Task Run(ITestOutputHelper output, Func<Task> body)
+    {
+        var sw = Stopwatch.StartNew();
+        try
+        {
+            await body();
+            output.WriteLine($"passed in {sw.ElapsedMilliseconds} ms");
+        }
+        catch
+        {
+            output.WriteLine($"failed after {sw.ElapsedMilliseconds} ms");
+            lock (Diagnostics) foreach (var d in Diagnostics) output.WriteLine(d);
+            output.WriteLine("---- nft table ----");
+            output.WriteLine(TableText());
+            output.WriteLine("---- whalewall log (tail) ----");
+            output.WriteLine(Daemon?.LogTail(120) ?? "");
+            output.WriteLine("---- dockerd log (tail) ----");
+            output.WriteLine(Harness.DockerdLogTail(20));
+            throw;
+        }
+    }
+}

@@ -1,0 +1,145 @@
+using System.Diagnostics;
+
+namespace WhaleWall.TestSupport;
+
+/// <summary>
+/// The daemon under test as a real process inside the harness' host namespace:
+/// <c>nsenter --net=/run/netns/&lt;host ns&gt; dotnet whalewall.dll run</c>, output to a log file.
+/// State (data dir, table name) survives <see cref="StopAsync"/>/<see cref="StartAsync"/>, so a
+/// restart is a restart of the same daemon.
+/// </summary>
+public sealed class WhaleWallDaemon : IAsyncDisposable
+{
+    public const string ReadyLine = "initial sync complete";
+
+    public string HostNsPath { get; }
+    public string DockerHost { get; }
+    public string Table { get; }
+    public string DataDir { get; }
+    public string LogFile { get; }
+    public string DllPath { get; }
+    public IDictionary<string, string> ExtraEnvironment { get; } = new Dictionary<string, string>();
+    public int Pid => _process is { } p && E2eProcess.IsAlive(p.Id) ? p.Id : 0;
+    public bool IsRunning => Pid != 0;
+    public TimeSpan LastStartTime { get; private set; }
+
+    private Process? _process;
+    private long _logOffsetAtStart;
+
+    public WhaleWallDaemon(string hostNsPath, string dockerHost, string table, string dataDir, string logFile, string? dllPath = null)
+    {
+        HostNsPath = hostNsPath;
+        DockerHost = dockerHost;
+        Table = table;
+        DataDir = dataDir;
+        LogFile = logFile;
+        DllPath = dllPath ?? LocateDll();
+    }
+
+    /// <summary>whalewall.dll: $WHALEWALL_E2E_DLL, else next to the test assembly (the end-to-end
+    /// project references src/Host, so the build copies it there).</summary>
+    public static string LocateDll() =>
+        Environment.GetEnvironmentVariable("WHALEWALL_E2E_DLL") is { Length: > 0 } p
+            ? p
+            : Path.Combine(AppContext.BaseDirectory, "whalewall.dll");
+
+    /// <summary>For a harness: a unique table and a data dir under the harness directory.</summary>
+    public static WhaleWallDaemon For(DockerHarness h) =>
+        new(h.HostNsPath, h.DockerHost, "ww_" + h.RunId.Replace("-", "_"), Path.Combine(h.Dir, "whalewall"), Path.Combine(h.Dir, "whalewall.log"));
+
+    public KernelTable KernelTable() => new(HostNsPath, Table);
+
+    /// <summary>Starts the daemon and waits (60 s) for its "initial sync complete" line.</summary>
+    public async Task StartAsync(TimeSpan? timeout = null)
+    {
+        if (IsRunning) throw new InvalidOperationException($"daemon already running (pid {Pid})");
+        if (!File.Exists(DllPath))
+            throw new FileNotFoundException($"daemon binary {DllPath} does not exist (src/Host not built?)");
+        var runtimeConfig = Path.ChangeExtension(DllPath, ".runtimeconfig.json");
+        if (!File.Exists(runtimeConfig))
+            throw new FileNotFoundException($"{runtimeConfig} does not exist: is src/Host an Exe project?");
+        Directory.CreateDirectory(DataDir);
+        File.AppendAllText(LogFile, $"==== {DateTime.UtcNow:O} starting whalewall run ====\n");
+        _logOffsetAtStart = new FileInfo(LogFile).Length;
+
+        var env = new Dictionary<string, string>
+        {
+            ["DOCKER_HOST"] = DockerHost,
+            ["WHALEWALL_NFT_TABLE"] = Table,
+            ["WHALEWALL_DATA_DIR"] = DataDir,
+            ["WHALEWALL_LOG_LEVEL"] = "debug",
+            ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1",
+            ["DOTNET_NOLOGO"] = "1",
+        };
+        foreach (var (k, v) in ExtraEnvironment) env[k] = v;
+
+        var sw = Stopwatch.StartNew();
+        _process = E2eProcess.StartLogged(LogFile, env, "nsenter", "--net=" + HostNsPath, DotnetHost(), DllPath, "run");
+        var limit = timeout ?? TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            if (LogSinceStart().Contains(ReadyLine, StringComparison.OrdinalIgnoreCase)) break;
+            if (_process.HasExited || !E2eProcess.IsAlive(_process.Id))
+                throw new InvalidOperationException(
+                    $"whalewall exited before \"{ReadyLine}\" (code {SafeExitCode()}):\n{LogTail()}");
+            if (sw.Elapsed > limit)
+            {
+                await E2eProcess.TerminateAsync(_process.Id, TimeSpan.FromSeconds(5));
+                throw new TimeoutException($"whalewall did not print \"{ReadyLine}\" within {limit.TotalSeconds:F0} s:\n{LogTail()}");
+            }
+            await Task.Delay(50);
+        }
+        LastStartTime = sw.Elapsed;
+    }
+
+    private string SafeExitCode()
+    {
+        try { return _process!.HasExited ? _process.ExitCode.ToString() : "?"; } catch { return "?"; }
+    }
+
+    /// <summary>SIGTERM and wait (SIGKILL after the grace period). True if it stopped on SIGTERM.</summary>
+    public async Task<bool> StopAsync(TimeSpan? grace = null)
+    {
+        if (_process is null) return true;
+        var ok = await E2eProcess.TerminateAsync(_process.Id, grace ?? TimeSpan.FromSeconds(15));
+        _process.Dispose();
+        _process = null;
+        return ok;
+    }
+
+    /// <summary>SIGKILL, by pid.</summary>
+    public async Task Kill()
+    {
+        if (_process is null) return;
+        E2eProcess.Signal(_process.Id, E2eProcess.SIGKILL);
+        await E2eProcess.WaitExitAsync(_process.Id, TimeSpan.FromSeconds(10));
+        _process.Dispose();
+        _process = null;
+    }
+
+    public string LogTail(int lines = 80) => E2eProcess.Tail(LogFile, lines);
+
+    private string LogSinceStart()
+    {
+        try
+        {
+            using var fs = new FileStream(LogFile, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            fs.Seek(_logOffsetAtStart, SeekOrigin.Begin);
+            return new StreamReader(fs).ReadToEnd();
+        }
+        catch (IOException) { return ""; }
+    }
+
+    private static string DotnetHost()
+    {
+        if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } p && File.Exists(p)) return p;
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':'))
+        {
+            var c = Path.Combine(dir, "dotnet");
+            if (File.Exists(c)) return c;
+        }
+        return "dotnet";
+    }
+
+    public async ValueTask DisposeAsync() => await StopAsync();
+}
