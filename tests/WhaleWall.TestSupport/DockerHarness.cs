@@ -54,7 +54,18 @@ public static class E2eLabels
 /// </summary>
 public sealed class DockerHarness : IAsyncDisposable
 {
-    public const string Dockerd = "/usr/sbin/dockerd";
+    /// <summary>The engine binary: $WHALEWALL_E2E_DOCKERD, /usr/sbin/dockerd (Debian docker.io),
+    /// /usr/bin/dockerd (docker-ce), else the first on PATH.</summary>
+    public static string Dockerd { get; } = FindDockerd();
+
+    private static string FindDockerd()
+    {
+        if (Environment.GetEnvironmentVariable("WHALEWALL_E2E_DOCKERD") is { Length: > 0 } env) return env;
+        var candidates = new[] { "/usr/sbin/dockerd", "/usr/bin/dockerd" }
+            .Concat((Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+                .Select(d => Path.Combine(d, "dockerd")));
+        return candidates.FirstOrDefault(File.Exists) ?? "/usr/sbin/dockerd";
+    }
 
     public string RunId { get; } = "wwe-" + Guid.NewGuid().ToString("N")[..6];
     public string HostNs => RunId + "-h";

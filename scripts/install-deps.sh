@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what WhaleWall and its tests need on Debian, as root. Idempotent: installs only what
+# is missing and runs `apt-get update` at most once.
+set -euo pipefail
+
+if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: must run as root" >&2
+    exit 1
+fi
+if ! command -v dotnet >/dev/null 2>&1; then
+    echo "install-deps: the .NET SDK is missing: 'dotnet' is not on PATH. Install the .NET 10 SDK first (https://dot.net), then re-run." >&2
+    exit 1
+fi
+
+wanted=(nftables libnftables1 busybox-static iproute2 iptables ca-certificates util-linux tar)
+missing=()
+for pkg in "${wanted[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$pkg")
+    fi
+done
+
+# A Docker engine: keep any engine that is already there (docker-ce, docker.io, ...).
+if command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || [ -x /usr/bin/dockerd ]; then
+    echo "install-deps: docker engine present: $(command -v dockerd || ls /usr/sbin/dockerd /usr/bin/dockerd 2>/dev/null | head -1)"
+else
+    missing+=(docker.io)
+fi
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "install-deps: everything is installed"
+    exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends "${missing[@]}"
+echo "install-deps: done"

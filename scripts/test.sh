@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Builds WhaleWall and runs every test project: unit (in parallel with the others), kernel, end to
+# end (needs root: real network namespaces, a private dockerd, the daemon as a real process).
+# Each project's output goes to .artifacts/<project>.log and a .trx file; the last line printed
+# is "N passed, N failed" (", N skipped" if any). Exit status is non-zero if a test failed or a
+# project could not be built or run.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+ART="$ROOT/.artifacts"
+mkdir -p "$ART"
+rm -f "$ART"/*.trx
+
+CONFIG=${CONFIG:-Release}
+TEST_TIMEOUT=${TEST_TIMEOUT:-1800}
+BG_PIDS=()
+
+cleanup() {
+    for pid in "${BG_PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+        fi
+    done
+}
+trap cleanup EXIT INT TERM
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+echo "== install-deps (log: .artifacts/install-deps.log)"
+if ! bash scripts/install-deps.sh >"$ART/install-deps.log" 2>&1; then
+    tail -n 20 "$ART/install-deps.log"
+    echo "install-deps failed"
+    echo "0 passed, 0 failed"
+    exit 1
+fi
+
+echo "== build (log: .artifacts/build.log)"
+if ! dotnet build WhaleWall.sln -c "$CONFIG" >"$ART/build.log" 2>&1; then
+    grep -E ' error |error:' "$ART/build.log" | sort -u | head -n 40
+    echo "build failed"
+    echo "0 passed, 0 failed"
+    exit 1
+fi
+
+# run_project <name> <csproj>: writes .artifacts/<name>.log, .artifacts/<name>.trx, .artifacts/<name>.rc
+run_project() {
+    local name=$1 proj=$2
+    timeout --signal=TERM --kill-after=60 "$TEST_TIMEOUT" \
+        dotnet test "$proj" -c "$CONFIG" --no-build \
+            --logger "trx;LogFileName=$name.trx" --results-directory "$ART" \
+            --logger "console;verbosity=normal" \
+            >"$ART/$name.log" 2>&1
+    echo $? >"$ART/$name.rc"
+}
+
+START=$(date +%s)
+echo "== unit tests (background, log: .artifacts/unit.log)"
+run_project unit tests/WhaleWall.Tests/WhaleWall.Tests.csproj &
+BG_PIDS+=($!)
+UNIT_PID=$!
+
+echo "== kernel tests (log: .artifacts/kernel.log)"
+run_project kernel tests/WhaleWall.KernelTests/WhaleWall.KernelTests.csproj
+echo "== end-to-end tests (log: .artifacts/e2e.log)"
+E2E_START=$(date +%s)
+run_project e2e tests/WhaleWall.EndToEnd/WhaleWall.EndToEnd.csproj
+E2E_SECS=$(( $(date +%s) - E2E_START ))
+wait "$UNIT_PID"
+
+passed=0 failed=0 skipped=0 broken=()
+for name in unit kernel e2e; do
+    rc=$(cat "$ART/$name.rc" 2>/dev/null || echo 99)
+    trx="$ART/$name.trx"
+    if [ ! -s "$trx" ]; then
+        broken+=("$name (no results, exit $rc)")
+        tail -n 30 "$ART/$name.log" 2>/dev/null
+        continue
+    fi
+    counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
+    get() { echo "$counters" | grep -o " $1=\"[0-9]*\"" | grep -o '[0-9]*' || echo 0; }
+    p=$(get passed); f=$(get failed); e=$(get error); t=$(get timeout); a=$(get aborted)
+    total=$(get total); executed=$(get executed)
+    s=$(( total - executed ))
+    f=$(( f + e + t + a ))
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+    echo "$name: $p passed, $f failed, $s skipped (exit $rc)"
+    if [ "$f" -gt 0 ]; then
+        grep -E '^\s+Failed ' "$ART/$name.log" | head -n 40
+    elif [ "$rc" != 0 ]; then
+        broken+=("$name (exit $rc)")
+    fi
+done
+
+echo "end-to-end suite: ${E2E_SECS}s; all tests: $(( $(date +%s) - START ))s; logs and .trx in .artifacts/"
+status=0
+if [ "${#broken[@]}" -gt 0 ]; then
+    echo "projects that did not run cleanly: ${broken[*]}"
+    status=1
+fi
+[ "$failed" -gt 0 ] && status=1
+
+summary="$passed passed, $failed failed"
+[ "$skipped" -gt 0 ] && summary="$summary, $skipped skipped"
+echo "$summary"
+exit $status
