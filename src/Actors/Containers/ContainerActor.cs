@@ -1,0 +1,210 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Event;
+using WhaleWall.Actors.Docker;
+using WhaleWall.Actors.Nft;
+using WhaleWall.Firewall.Compile;
+using WhaleWall.Firewall.Labels;
+using WhaleWall.Firewall.Nft;
+using WhaleWall.Firewall.Policy;
+using static WhaleWall.Actors.Containers.ContainerCommands;
+using static WhaleWall.Actors.Containers.PeerDirectoryCommands;
+using static WhaleWall.Actors.Containers.PeerDirectoryEvents;
+
+namespace WhaleWall.Actors.Containers;
+
+/// <summary>One per container: looks the container up in Docker, decides its policy from its
+/// labels, compiles it with its addresses and the peers it names, and keeps the kernel in
+/// step through the writer. Inspections run one at a time; events arriving meanwhile cause
+/// exactly one more.</summary>
+public sealed class ContainerActor : ReceiveActor, IWithTimers
+{
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+
+    private readonly string id;
+    private readonly IDockerSource docker;
+    private readonly IActorRef writer;
+    private readonly IActorRef peers;
+    private readonly ILoggingAdapter log = Context.GetLogger();
+
+    private ContainerFacts? facts;
+    private PolicyDecision decision = new PolicyDecision.Unmanaged();
+    private ImmutableArray<ContainerFacts> knownPeers = [];
+    private ImmutableHashSet<string> watched = ImmutableHashSet<string>.Empty;
+    private Fragment? lastSent;
+    private long version;
+    private bool inspecting;
+    private long inspectionsStarted;
+    private long newestInspectionDone;
+    private bool dirty;
+    private int failures;
+    private string? compileError;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public ContainerActor(string id, IDockerSource docker, IActorRef writer, IActorRef peers)
+    {
+        this.id = id;
+        this.docker = docker;
+        this.writer = writer;
+        this.peers = peers;
+
+        Receive<Refresh>(r =>
+        {
+            log.Debug("{0}: refresh ({1})", Short, r.Reason);
+            if (r.Event is { } e) FastPath(e);
+            if (inspecting) dirty = true; else Inspect();
+        });
+        Receive<Inspected>(OnInspected);
+        Receive<Attached>(OnAttached);
+        Receive<InspectFailed>(f =>
+        {
+            inspecting = false;
+            log.Warning("{0}: inspect failed ({1}); retrying", Short, f.Error.Message);
+            Timers.StartSingleTimer("inspect", new Refresh("retry after inspect failure"), Backoff());
+        });
+        Receive<PeersChanged>(p =>
+        {
+            knownPeers = p.Peers;
+            Program();
+        });
+        Receive<NftWriterEvents.Applied>(a =>
+        {
+            if (a.Version != version) return;
+            failures = 0;
+            log.Debug("{0}: {1} elements in the kernel", Short, lastSent?.Elements.Length ?? 0);
+        });
+        Receive<NftWriterEvents.Rejected>(r =>
+        {
+            if (r.Version != version) return;
+            // Fail closed: keep only the container's addresses under drop-all, try again later.
+            var dropAll = (lastSent?.Elements ?? []).Where(e => e.Set.StartsWith("managed", StringComparison.Ordinal)).ToImmutableArray();
+            log.Error("{0}: kernel rejected its rules ({1}); container is drop-all until retry", Short, r.Error);
+            if (lastSent is not null && dropAll.Length != lastSent.Elements.Length) SendToWriter(new Fragment(id, dropAll));
+            Timers.StartSingleTimer("reprogram", new Refresh("retry after kernel rejection"), Backoff());
+        });
+    }
+
+    public static Props Props(string id, IDockerSource docker, IActorRef writer, IActorRef peers) =>
+        Akka.Actor.Props.Create(() => new ContainerActor(id, docker, writer, peers));
+
+    private string Short => facts is null ? id[..Math.Min(12, id.Length)] : $"{facts.Name} ({facts.ShortId})";
+
+    private void Inspect()
+    {
+        inspecting = true;
+        dirty = false;
+        var number = ++inspectionsStarted;
+        docker.InspectAsync(id, CancellationToken.None).PipeTo(Self,
+            success: f => new Inspected(f, number),
+            failure: e => new InspectFailed(e));
+    }
+
+    /// <summary>First-packet guarantee: Docker emits `network connect` before `start`, but
+    /// holds the container's lock until the process runs, so a container inspect would only
+    /// answer afterwards. The labels come with `create`, the address from the network: the
+    /// rules are in the kernel before the container's first packet.</summary>
+    private void FastPath(DockerEvent e)
+    {
+        if (e is { Type: "container", Action: "create", Attributes: { } attributes } && facts is null)
+        {
+            var labels = attributes.Where(a => a.Key is not ("name" or "image")).ToImmutableDictionary();
+            facts = new ContainerFacts(id, attributes.GetValueOrDefault("name") ?? "", false, labels, [], []);
+            Decide();
+        }
+        if (e is { Type: "network", Action: "connect", NetworkId: { } network } && decision.IsManaged)
+        {
+            var seen = inspectionsStarted;
+            docker.InspectEndpointAsync(network, id, CancellationToken.None).PipeTo(Self,
+                success: a => new Attached(a, seen),
+                failure: _ => new Attached(null, seen));
+        }
+    }
+
+    private void OnAttached(Attached message)
+    {
+        // An inspection started after the request knows better (the container may be gone already).
+        if (message.Attachment is not { } attachment || newestInspectionDone > message.InspectionsStarted || facts is null) return;
+        facts = facts with
+        {
+            Running = true,
+            Networks = [.. facts.Networks.Where(n => n.Id != attachment.Id), attachment],
+        };
+        log.Debug("{0}: attached to {1} ({2})", Short, attachment.Name, attachment.IPv4);
+        Program();
+    }
+
+    private void OnInspected(Inspected message)
+    {
+        inspecting = false;
+        newestInspectionDone = message.Number;
+        if (dirty) { Inspect(); return; }
+
+        if (message.Facts is null)
+        {
+            log.Info("{0}: container removed; removing its rules", Short);
+            SendToWriter(Fragment.Empty(id));
+            peers.Tell(new Publish(id, null));
+            Context.Parent.Tell(new ContainerEvents.Gone(id));
+            return;
+        }
+
+        var labelsChanged = facts is null || !facts.Labels.SequenceEqual(message.Facts.Labels);
+        facts = message.Facts;
+        peers.Tell(new Publish(id, facts));
+        if (labelsChanged) Decide();
+        Program();
+    }
+
+    private void Decide()
+    {
+        decision = LabelParser.Decide(facts!.Labels);
+        switch (decision)
+        {
+            case PolicyDecision.FailClosed f:
+                log.Error("{0}: invalid labels, container is drop-all: {1}", Short, string.Join("; ", f.Errors));
+                break;
+            case PolicyDecision.Enforced e:
+                log.Info("{0}: opted in with {1} output rules", Short, e.Policy.Output.Length);
+                break;
+        }
+
+        var references = decision.EffectivePolicy.ContainerReferences.ToImmutableHashSet();
+        if (!references.SetEquals(watched))
+        {
+            watched = references;
+            knownPeers = [];
+            peers.Tell(new Watch(references, facts.ComposeProject));
+        }
+    }
+
+    private void Program()
+    {
+        if (facts is null) return;
+        var result = Compiler.Compile(facts, decision, knownPeers);
+        if (result.Error != compileError && result.Error is not null)
+            log.Error("{0}: {1}", Short, result.Error);
+        compileError = result.Error;
+        if (lastSent is not null && lastSent.Elements.SequenceEqual(result.Fragment.Elements)) return;
+        SendToWriter(result.Fragment);
+    }
+
+    private void SendToWriter(Fragment fragment)
+    {
+        lastSent = fragment;
+        writer.Tell(new NftWriterCommands.Program(fragment, ++version));
+    }
+
+    private TimeSpan Backoff()
+    {
+        failures++;
+        var seconds = Math.Min(MaxBackoff.TotalSeconds, Math.Pow(2, Math.Min(failures, 10)) / 2);
+        return TimeSpan.FromSeconds(seconds);
+    }
+
+    private sealed record Inspected(ContainerFacts? Facts, long Number);
+
+    private sealed record Attached(NetworkAttachment? Attachment, long InspectionsStarted);
+
+    private sealed record InspectFailed(Exception Error);
+}

@@ -1,0 +1,153 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Event;
+using Akka.Hosting;
+using WhaleWall.Actors.Containers;
+using WhaleWall.Actors.Nft;
+
+namespace WhaleWall.Actors.Docker;
+
+/// <summary>Lists the containers at start, then follows Docker's event stream and fans each
+/// event out to the container's own <see cref="ContainerActor"/>. After a stream failure it
+/// reconnects with <c>since=</c> the last event seen, and looks at every container again
+/// (Docker forgets its event history when it restarts).</summary>
+public sealed class DockerEventsActor : ReceiveActor, IWithTimers
+{
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+
+    private readonly IDockerSource docker;
+    private readonly IActorRef writer;
+    private readonly IActorRef peers;
+    private readonly ILoggingAdapter log = Context.GetLogger();
+    private readonly Dictionary<string, IActorRef> children = new();
+    private long generation;
+    private long lastEventNanos;
+    private int failures;
+    private bool started;
+    private CancellationTokenSource? stream;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public DockerEventsActor(IDockerSource docker, IActorRef writer, IActorRef peers)
+    {
+        this.docker = docker;
+        this.writer = writer;
+        this.peers = peers;
+
+        Receive<Connect>(_ => ListContainers());
+        Receive<Listed>(OnListed);
+        Receive<ListFailed>(f =>
+        {
+            log.Error("cannot list containers ({0}); retrying", f.Error.Message);
+            Timers.StartSingleTimer("connect", Connect.Instance, Backoff());
+        });
+        Receive<DockerEvent>(e =>
+        {
+            failures = 0;
+            lastEventNanos = Math.Max(lastEventNanos, e.TimeNano);
+            Child(e.ContainerId).Tell(new ContainerCommands.Refresh($"{e.Type} {e.Action}", e));
+        });
+        Receive<StreamEnded>(e =>
+        {
+            log.Warning("Docker event stream ended ({0}); reconnecting", e.Error?.Message ?? "closed");
+            Context.System.EventStream.Publish(new DockerEventsEvents.StreamStateChanged(false, e.Error?.Message));
+            Timers.StartSingleTimer("connect", Connect.Instance, Backoff());
+        });
+        Receive<ContainerEvents.Gone>(g =>
+        {
+            if (children.Remove(g.Id, out var child)) Context.Stop(child);
+        });
+    }
+
+    public static Props Props(IDockerSource docker, IActorRef writer, IActorRef peers) =>
+        Akka.Actor.Props.Create(() => new DockerEventsActor(docker, writer, peers));
+
+    protected override void PreStart() => Self.Tell(Connect.Instance);
+
+    protected override void PostStop() => stream?.Cancel();
+
+    protected override SupervisorStrategy SupervisorStrategy() =>
+        new OneForOneStrategy(10, TimeSpan.FromMinutes(1), _ => Directive.Restart);
+
+    private void ListContainers()
+    {
+        // Events from just before the listing are replayed: nothing falls between the two.
+        var since = lastEventNanos > 0 ? lastEventNanos : (DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 1000) * 1_000_000;
+        docker.ListContainerIdsAsync(CancellationToken.None).PipeTo(Self,
+            success: ids => new Listed(ids, since),
+            failure: e => new ListFailed(e));
+    }
+
+    private void OnListed(Listed listed)
+    {
+        var ids = listed.Ids.ToImmutableHashSet();
+        var reason = started ? "reconcile after reconnect" : "start-up";
+        if (!started)
+        {
+            started = true;
+            writer.Tell(new NftWriterCommands.ExpectOwners(ids));
+            log.Info("found {0} containers", ids.Count);
+        }
+        foreach (var id in ids.Union(children.Keys))
+            Child(id).Tell(new ContainerCommands.Refresh(reason));
+        StartStream(listed.Since);
+    }
+
+    private void StartStream(long since)
+    {
+        stream?.Cancel();
+        stream = new CancellationTokenSource();
+        var self = Self;
+        var token = stream.Token;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await docker.StreamEventsAsync(since, e => self.Tell(e), token);
+                self.Tell(new StreamEnded(null));
+            }
+            catch (OperationCanceledException) when (token.IsCancellationRequested) { }
+            catch (Exception e) { self.Tell(new StreamEnded(e)); }
+        }, token);
+        log.Info("following Docker events since {0}", DateTimeOffset.FromUnixTimeMilliseconds(since / 1_000_000));
+        Context.System.EventStream.Publish(new DockerEventsEvents.StreamStateChanged(true, null));
+    }
+
+    private IActorRef Child(string id)
+    {
+        if (children.TryGetValue(id, out var child)) return child;
+        child = Context.ActorOf(ContainerActor.Props(id, docker, writer, peers), $"c-{id}-{generation++}");
+        children[id] = child;
+        return child;
+    }
+
+    private TimeSpan Backoff()
+    {
+        failures++;
+        return TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, Math.Pow(2, Math.Min(failures, 10)) / 4));
+    }
+
+    private sealed class Connect
+    {
+        public static readonly Connect Instance = new();
+    }
+
+    private sealed record Listed(IReadOnlyList<string> Ids, long Since);
+
+    private sealed record ListFailed(Exception Error);
+
+    private sealed record StreamEnded(Exception? Error);
+}
+
+public sealed class DockerEvents { }
+
+public static class DockerEventsActorExtensions
+{
+    public static AkkaConfigurationBuilder AddDockerEventsActor(this AkkaConfigurationBuilder builder, IDockerSource docker) =>
+        builder.WithActors((system, registry) =>
+        {
+            var writer = registry.Get<NftWriter>();
+            var peers = registry.Get<PeerDirectory>();
+            registry.Register<DockerEvents>(system.ActorOf(DockerEventsActor.Props(docker, writer, peers), "docker-events"));
+        });
+}

@@ -1,0 +1,132 @@
+using System.Collections.Immutable;
+using System.Net;
+using System.Threading.Channels;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using WhaleWall.Firewall.Policy;
+using NetworkAttachment = WhaleWall.Firewall.Policy.NetworkAttachment;
+
+namespace WhaleWall.Actors.Docker;
+
+/// <summary>Adapter from Docker.DotNet to <see cref="IDockerSource"/>: translates SDK objects
+/// into WhaleWall's own records and nothing else.</summary>
+public sealed class DockerSource(DockerClient client) : IDockerSource, IDisposable
+{
+    private static readonly HashSet<string> ContainerActions =
+        ["create", "start", "restart", "die", "stop", "destroy", "rename", "update", "unpause"];
+
+    public static DockerSource Connect(string endpoint) =>
+        new(new DockerClientBuilder().WithEndpoint(new Uri(endpoint)).Build());
+
+    public async Task<IReadOnlyList<string>> ListContainerIdsAsync(CancellationToken ct)
+    {
+        var list = await client.Containers.ListContainersAsync(new ContainersListParameters { All = true }, ct);
+        return list.Select(c => c.ID).ToList();
+    }
+
+    public async Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct)
+    {
+        ContainerInspectResponse c;
+        try { c = await client.Containers.InspectContainerAsync(id, ct); }
+        catch (DockerContainerNotFoundException) { return null; }
+
+        var attachments = ImmutableArray.CreateBuilder<NetworkAttachment>();
+        foreach (var (name, endpoint) in c.NetworkSettings?.Networks ?? new Dictionary<string, EndpointSettings>())
+        {
+            var v4 = ParseAddress(endpoint.IPAddress);
+            var v6 = ParseAddress(endpoint.GlobalIPv6Address);
+            attachments.Add(new NetworkAttachment(name, endpoint.NetworkID ?? "", v4, v6));
+        }
+
+        var ports = ImmutableArray.CreateBuilder<PublishedPort>();
+        foreach (var (key, bindings) in c.NetworkSettings?.Ports ?? new Dictionary<string, IList<PortBinding>>())
+        {
+            if (bindings is null || !TryParsePortKey(key, out var port, out var proto)) continue;
+            foreach (var b in bindings)
+                if (ushort.TryParse(b.HostPort, out var hostPort))
+                    ports.Add(new PublishedPort(port, proto, b.HostIP ?? "", hostPort));
+        }
+
+        var live = c.State?.Running == true || c.State?.Restarting == true ||
+                   attachments.Any(a => a.IPv4 is not null || a.IPv6 is not null);
+        return new ContainerFacts(
+            c.ID,
+            (c.Name ?? "").TrimStart('/'),
+            live,
+            (c.Config?.Labels ?? new Dictionary<string, string>()).ToImmutableDictionary(),
+            attachments.ToImmutable(),
+            ports.ToImmutable());
+    }
+
+    public async Task<NetworkAttachment?> InspectEndpointAsync(string networkId, string containerId, CancellationToken ct)
+    {
+        try
+        {
+            var network = await client.Networks.InspectNetworkAsync(networkId, ct);
+            if (network.Containers is null || !network.Containers.TryGetValue(containerId, out var ep)) return null;
+            return new NetworkAttachment(network.Name, network.ID, ParseAddress(StripPrefix(ep.IPv4Address)), ParseAddress(StripPrefix(ep.IPv6Address)));
+        }
+        catch (DockerNetworkNotFoundException) { return null; }
+    }
+
+    public async Task StreamEventsAsync(long sinceUnixNanos, Action<DockerEvent> onEvent, CancellationToken ct)
+    {
+        // A synchronous IProgress into a channel keeps Docker's order (Progress<T> would post
+        // to the thread pool and could reorder events).
+        var channel = Channel.CreateUnbounded<Message>(new UnboundedChannelOptions { SingleReader = true });
+        var parameters = new ContainerEventsParameters
+        {
+            Since = $"{sinceUnixNanos / 1_000_000_000}.{sinceUnixNanos % 1_000_000_000:D9}",
+            Filters = new Dictionary<string, IDictionary<string, bool>>
+            {
+                ["type"] = new Dictionary<string, bool> { ["container"] = true, ["network"] = true },
+            },
+        };
+        var pump = Task.Run(async () =>
+        {
+            try { await client.System.MonitorEventsAsync(parameters, new ChannelProgress(channel.Writer), ct); }
+            finally { channel.Writer.TryComplete(); }
+        }, ct);
+
+        await foreach (var message in channel.Reader.ReadAllAsync(ct))
+            if (Translate(message) is { } e) onEvent(e);
+        await pump; // surfaces the stream's failure
+    }
+
+    private static DockerEvent? Translate(Message m)
+    {
+        var time = m.TimeNano ?? 0;
+        if (m.Type == "container" && ContainerActions.Contains(m.Action ?? "") && m.Actor?.ID is { } id)
+            return new DockerEvent(m.Type, m.Action!, id, time, null, m.Actor.Attributes?.ToDictionary());
+        if (m.Type == "network" && m.Action is "connect" or "disconnect" &&
+            m.Actor?.Attributes?.TryGetValue("container", out var cid) == true)
+            return new DockerEvent(m.Type, m.Action!, cid!, time, m.Actor.ID);
+        return null;
+    }
+
+    private static bool TryParsePortKey(string key, out ushort port, out L4Proto proto)
+    {
+        proto = L4Proto.Tcp;
+        var parts = key.Split('/');
+        if (!ushort.TryParse(parts[0], out port)) return false;
+        if (parts.Length < 2) return true;
+        switch (parts[1])
+        {
+            case "tcp": proto = L4Proto.Tcp; return true;
+            case "udp": proto = L4Proto.Udp; return true;
+            default: return false; // sctp: not expressible yet
+        }
+    }
+
+    private static IPAddress? ParseAddress(string? text) =>
+        !string.IsNullOrEmpty(text) && Addresses.TryParse(text, out var a) ? a : null;
+
+    private static string? StripPrefix(string? cidr) => cidr?.Split('/')[0];
+
+    public void Dispose() => client.Dispose();
+
+    private sealed class ChannelProgress(ChannelWriter<Message> writer) : IProgress<Message>
+    {
+        public void Report(Message value) => writer.TryWrite(value);
+    }
+}

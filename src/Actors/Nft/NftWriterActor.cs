@@ -1,0 +1,191 @@
+using System.Collections.Immutable;
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Event;
+using Akka.Hosting;
+using WhaleWall.Firewall.Nft;
+using static WhaleWall.Actors.Nft.NftWriterCommands;
+using static WhaleWall.Actors.Nft.NftWriterEvents;
+
+namespace WhaleWall.Actors.Nft;
+
+/// <summary>The only code that talks to the kernel. Requests that arrive together are
+/// coalesced into one atomic transaction; a failed batch is retried owner by owner so one
+/// bad container cannot block the others, and each owner is told how it went.</summary>
+public sealed class NftWriterActor : ReceiveActor, IWithTimers
+{
+    public const string DispatcherId = "whalewall-nft-dispatcher";
+    private static readonly TimeSpan StartupGrace = TimeSpan.FromSeconds(60);
+
+    private readonly INftables nft;
+    private readonly string table;
+    private readonly ILoggingAdapter log = Context.GetLogger();
+    private readonly Dictionary<string, (Program Program, IActorRef ReplyTo)> pending = new();
+    private KernelState state = KernelState.Empty;
+    private ImmutableHashSet<string>? expected;
+    private bool flushScheduled;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public NftWriterActor(INftables nft, string table)
+    {
+        this.nft = nft;
+        this.table = table;
+        Become(Starting);
+    }
+
+    public static Props Props(INftables nft, string table) =>
+        Akka.Actor.Props.Create(() => new NftWriterActor(nft, table)).WithDispatcher(DispatcherId);
+
+    private void Starting()
+    {
+        Receive<ExpectOwners>(m =>
+        {
+            expected = m.Owners;
+            Timers.StartSingleTimer(StartupTimeout.Instance, StartupTimeout.Instance, StartupGrace);
+            TryBuildTable(force: false);
+        });
+        Receive<Program>(p =>
+        {
+            pending[p.Fragment.Owner] = (p, Sender);
+            TryBuildTable(force: false);
+        });
+        Receive<StartupTimeout>(_ => TryBuildTable(force: true));
+    }
+
+    private void Running()
+    {
+        Receive<Program>(p =>
+        {
+            pending[p.Fragment.Owner] = (p, Sender);
+            if (flushScheduled) return;
+            flushScheduled = true;
+            Self.Tell(Flush.Instance); // runs after everything already in the mailbox
+        });
+        Receive<Flush>(_ => FlushPending());
+        Receive<ExpectOwners>(_ => { });
+        Receive<StartupTimeout>(_ => { });
+    }
+
+    private void TryBuildTable(bool force)
+    {
+        if (expected is null) return;
+        var missing = expected.Where(o => !pending.ContainsKey(o)).ToList();
+        if (missing.Count > 0 && !force) return;
+        if (missing.Count > 0)
+            log.Warning("start-up: {0} containers did not report within {1}; building the table without them", missing.Count, StartupGrace);
+
+        var batch = pending.Values.ToList();
+        pending.Clear();
+        var plan = KernelState.Empty.Replace(batch.Select(b => b.Program.Fragment));
+        var watch = Stopwatch.StartNew();
+        var result = nft.Run(NftJson.FullTable(table, plan.After.References.Keys));
+        if (result.Ok)
+        {
+            state = plan.After;
+            foreach (var (p, replyTo) in batch) replyTo.Tell(new Applied(p.Fragment.Owner, p.Version));
+        }
+        else
+        {
+            // Fail closed: a table with every container's addresses under drop-all first,
+            // then each owner's allow elements on its own, so one bad policy stays alone.
+            log.Error("start-up transaction rejected ({0}); building drop-all table and retrying per container", result.Error.Trim());
+            var dropAll = batch.Select(b => b.Program.Fragment with
+            {
+                Elements = [.. b.Program.Fragment.Elements.Where(e => e.Set.StartsWith("managed", StringComparison.Ordinal))],
+            });
+            var bare = KernelState.Empty.Replace(dropAll);
+            var fallback = nft.Run(NftJson.FullTable(table, bare.After.References.Keys));
+            if (!fallback.Ok)
+                log.Error("drop-all table rejected too: {0}", fallback.Error.Trim());
+            else
+                state = bare.After;
+            ApplyOneByOne(batch);
+        }
+        log.Info("initial sync complete: table {0} with {1} containers, {2} elements in {3} ms",
+            table, state.Owners.Count, state.ElementCount, watch.ElapsedMilliseconds);
+        expected = null;
+        Timers.Cancel(StartupTimeout.Instance);
+        Become(Running);
+    }
+
+    private void FlushPending()
+    {
+        flushScheduled = false;
+        if (pending.Count == 0) return;
+        var batch = pending.Values.ToList();
+        pending.Clear();
+
+        var plan = state.Replace(batch.Select(b => b.Program.Fragment));
+        if (plan.IsEmpty)
+        {
+            state = plan.After;
+            Reply(batch);
+            return;
+        }
+        var watch = Stopwatch.StartNew();
+        var result = nft.Run(NftJson.Changes(table, plan.Deletes, plan.Adds));
+        if (result.Ok)
+        {
+            state = plan.After;
+            log.Debug("applied {0} owners: -{1} +{2} elements in {3:0.0} ms",
+                batch.Count, plan.Deletes.Length, plan.Adds.Length, watch.Elapsed.TotalMilliseconds);
+            Reply(batch);
+            return;
+        }
+        if (batch.Count == 1)
+        {
+            Reject(batch[0], result.Error);
+            return;
+        }
+        log.Warning("batch of {0} owners rejected ({1}); retrying one by one", batch.Count, result.Error.Trim());
+        ApplyOneByOne(batch);
+    }
+
+    private void ApplyOneByOne(IEnumerable<(Program Program, IActorRef ReplyTo)> batch)
+    {
+        foreach (var item in batch)
+        {
+            var plan = state.Replace([item.Program.Fragment]);
+            var result = plan.IsEmpty ? NftResult.Success() : nft.Run(NftJson.Changes(table, plan.Deletes, plan.Adds));
+            if (result.Ok)
+            {
+                state = plan.After;
+                Reply([item]);
+            }
+            else Reject(item, result.Error);
+        }
+    }
+
+    private static void Reply(IEnumerable<(Program Program, IActorRef ReplyTo)> batch)
+    {
+        foreach (var (p, replyTo) in batch) replyTo.Tell(new Applied(p.Fragment.Owner, p.Version));
+    }
+
+    private void Reject((Program Program, IActorRef ReplyTo) item, string error)
+    {
+        log.Error("kernel rejected the rules of {0}: {1}", item.Program.Fragment.Owner, error.Trim());
+        item.ReplyTo.Tell(new Rejected(item.Program.Fragment.Owner, item.Program.Version, error.Trim()));
+    }
+
+    private sealed class Flush
+    {
+        public static readonly Flush Instance = new();
+    }
+
+    private sealed class StartupTimeout
+    {
+        public static readonly StartupTimeout Instance = new();
+    }
+}
+
+public sealed class NftWriter { }
+
+public static class NftWriterActorExtensions
+{
+    public static AkkaConfigurationBuilder AddNftWriterActor(this AkkaConfigurationBuilder builder, INftables nft, string table) =>
+        builder
+            .AddHocon($"{NftWriterActor.DispatcherId} {{ type = PinnedDispatcher }}", HoconAddMode.Prepend)
+            .WithActors((system, registry) =>
+                registry.Register<NftWriter>(system.ActorOf(NftWriterActor.Props(nft, table), "nft-writer")));
+}

@@ -1,0 +1,43 @@
+using Akka.Hosting;
+using Docker.DotNet;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using WhaleWall.Actors.Containers;
+using WhaleWall.Actors.Docker;
+using WhaleWall.Actors.Nft;
+using WhaleWall.Firewall.Kernel;
+
+namespace WhaleWall.Host;
+
+/// <summary>The composition root: configuration -> adapters -> actors.</summary>
+public static class Daemon
+{
+    public static async Task<int> RunAsync(Options options, CancellationToken ct)
+    {
+        foreach (var problem in BridgeNetfilter.Ensure())
+            Console.Error.WriteLine($"[ERROR] {problem}");
+
+        using var nft = new LibNftables();
+        var builder = new DockerClientBuilder().WithEndpoint(new Uri(options.DockerHost));
+        if (options.DockerApiVersion is { } api) builder = builder.WithApiVersion(new Version(api));
+        using var docker = new DockerSource(builder.Build());
+
+        var host = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        host.Logging.ClearProviders();
+        host.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+        host.Logging.SetMinimumLevel(LogLevel.Warning);
+        host.Services.AddAkka("whalewall", (akka, _) =>
+        {
+            akka.AddHocon($"akka.loglevel = {options.AkkaLogLevel}\nakka.stdout-loglevel = {options.AkkaLogLevel}", HoconAddMode.Prepend)
+                .AddNftWriterActor(nft, options.Table)
+                .AddPeerDirectoryActor()
+                .AddDockerEventsActor(docker);
+        });
+
+        Console.WriteLine($"whalewall {VersionInfo.Text}: table inet {options.Table}, docker {options.DockerHost}");
+        await host.Build().RunAsync(ct);
+        Console.WriteLine("whalewall stopped; rules stay in place (`whalewall flush` removes them)");
+        return 0;
+    }
+}

@@ -1,0 +1,35 @@
+using System.Text.RegularExpressions;
+
+namespace WhaleWall.Host;
+
+/// <summary>The daemon's configuration, read from the environment (see README).</summary>
+public sealed record Options(string DockerHost, string? DockerApiVersion, string Table, string DataDir, string LogLevel)
+{
+    public static Options FromEnvironment(Func<string, string?>? env = null)
+    {
+        env ??= Environment.GetEnvironmentVariable;
+        string Get(string key, string fallback) => env(key) is { Length: > 0 } v ? v : fallback;
+
+        var table = Get("WHALEWALL_NFT_TABLE", "whalewall");
+        if (!Regex.IsMatch(table, "^[A-Za-z][A-Za-z0-9_]{0,31}$"))
+            throw new ArgumentException($"WHALEWALL_NFT_TABLE \"{table}\" must be a letter followed by up to 31 letters, digits or _");
+        var level = Get("WHALEWALL_LOG_LEVEL", "info").ToLowerInvariant();
+        if (level is not ("debug" or "info" or "warning" or "error"))
+            throw new ArgumentException($"WHALEWALL_LOG_LEVEL \"{level}\" must be debug, info, warning or error");
+
+        return new Options(
+            Get("DOCKER_HOST", "unix:///var/run/docker.sock"),
+            env("DOCKER_API_VERSION") is { Length: > 0 } api ? api : null,
+            table,
+            Get("WHALEWALL_DATA_DIR", "/var/lib/whalewall"),
+            level);
+    }
+
+    public string AkkaLogLevel => LogLevel switch
+    {
+        "debug" => "DEBUG",
+        "warning" => "WARNING",
+        "error" => "ERROR",
+        _ => "INFO",
+    };
+}
