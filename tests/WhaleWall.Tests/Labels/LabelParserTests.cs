@@ -1,0 +1,153 @@
+using System.Net;
+using WhaleWall.Firewall.Labels;
+using WhaleWall.Firewall.Policy;
+using Xunit;
+
+namespace WhaleWall.Tests.Labels;
+
+public class LabelParserTests
+{
+    private static PolicyDecision Decide(string? rules, string enabled = "true")
+    {
+        var labels = new Dictionary<string, string> { [LabelKeys.Enabled] = enabled };
+        if (rules is not null) labels[LabelKeys.Rules] = rules;
+        return LabelParser.Decide(labels);
+    }
+
+    private static LabelError SingleError(string rules) =>
+        Assert.Single(Assert.IsType<PolicyDecision.FailClosed>(Decide(rules)).Errors);
+
+    [Fact]
+    public void Container_without_the_enable_label_is_unmanaged() =>
+        Assert.IsType<PolicyDecision.Unmanaged>(LabelParser.Decide(new Dictionary<string, string> { [LabelKeys.Rules] = "output: []" }));
+
+    [Fact]
+    public void Enabled_false_is_unmanaged() => Assert.IsType<PolicyDecision.Unmanaged>(Decide("output: []", "false"));
+
+    [Fact]
+    public void Enabled_with_a_value_other_than_true_or_false_fails_closed()
+    {
+        var failed = Assert.IsType<PolicyDecision.FailClosed>(Decide(null, "yes please"));
+        Assert.Equal(LabelKeys.Enabled, failed.Errors.Single().Label);
+    }
+
+    [Fact]
+    public void Opted_in_container_without_rules_gets_drop_all()
+    {
+        var enforced = Assert.IsType<PolicyDecision.Enforced>(Decide(null));
+        Assert.Empty(enforced.Policy.Output);
+        Assert.False(enforced.Policy.MappedPorts.ExternalAllow);
+        Assert.False(enforced.Policy.MappedPorts.LocalhostAllow);
+    }
+
+    [Fact]
+    public void Output_rule_with_ips_proto_and_ports_is_parsed()
+    {
+        var policy = Assert.IsType<PolicyDecision.Enforced>(Decide("""
+            output:
+              - ips: [198.19.0.10, 198.19.1.0/24, 2001:db8::1]
+                proto: tcp
+                dst_ports: [80, 1000-2000]
+            """)).Policy;
+        var rule = Assert.Single(policy.Output);
+        Assert.Equal(L4Proto.Tcp, rule.Proto);
+        Assert.Equal(["198.19.0.10", "198.19.1.0-198.19.1.255", "2001:db8::1"], rule.Ips.Select(i => i.ToString()));
+        Assert.Equal([new PortRange(80, 80), new PortRange(1000, 2000)], rule.DstPorts.ToArray());
+    }
+
+    [Fact]
+    public void Container_and_network_references_are_parsed()
+    {
+        var rule = Assert.Single(Assert.IsType<PolicyDecision.Enforced>(Decide("""
+            output:
+              - container: db
+                network: backend
+                proto: udp
+                dst_ports: [5432]
+            """)).Policy.Output);
+        Assert.Equal(("db", "backend", L4Proto.Udp), (rule.Container, rule.Network, rule.Proto));
+    }
+
+    [Fact]
+    public void Mapped_ports_are_parsed()
+    {
+        var mapped = Assert.IsType<PolicyDecision.Enforced>(Decide("""
+            mapped_ports:
+              localhost: { allow: true }
+              external:
+                allow: true
+                ips: [198.19.0.20]
+            """)).Policy.MappedPorts;
+        Assert.True(mapped.LocalhostAllow);
+        Assert.True(mapped.ExternalAllow);
+        Assert.Equal(AddressRange.Single(IPAddress.Parse("198.19.0.20")), Assert.Single(mapped.ExternalIps));
+    }
+
+    [Theory]
+    [InlineData("output:\n  - ips: [198.19.0.10]\n    color: red\n", "output[0].color", 3, "unknown key")]
+    [InlineData("outputs: []\n", "outputs", 1, "unknown key")]
+    [InlineData("output:\n  - ips: [198.19.0.10]\n  - ips: [not-an-ip]\n", "output[1].ips[0]", 3, "not an IP address")]
+    [InlineData("output:\n  - proto: tcp\n    dst_ports: [70000]\n", "output[0].dst_ports[0]", 3, "not a port")]
+    [InlineData("output:\n  - proto: tcp\n    dst_ports: [90-80]\n", "output[0].dst_ports[0]", 3, "ends before it starts")]
+    [InlineData("output:\n  - proto: icmpish\n", "output[0].proto", 2, "unknown proto")]
+    [InlineData("output:\n  - dst_ports: [80]\n", "output[0].dst_ports", 2, "need `proto`")]
+    [InlineData("output:\n  - ips: [198.19.0.1/24]\n", "output[0].ips[0]", 2, "host bits set")]
+    [InlineData("output:\n  - ips: [198.19.0.1]\n    container: db\n", "output[0]", 2, "either `ips` or `container`")]
+    [InlineData("output:\n  - {}\n", "output[0]", 2, "empty rule")]
+    [InlineData("output:\n  - ips: [198.19.0.10]\n    log_prefix: x\n", "output[0].log_prefix", 3, "not supported")]
+    [InlineData("mapped_ports:\n  external: { allow: maybe }\n", "mapped_ports.external.allow", 2, "true or false")]
+    [InlineData("output: 5\n", "output", 1, "must be a list")]
+    [InlineData("output:\n  - ips: 198.19.0.10\n", "output[0].ips", 2, "must be a list")]
+    [InlineData("- a\n- b\n", "", 1, "must be a mapping")]
+    [InlineData("output: [\n", "", 2, "invalid YAML")]
+    [InlineData("output:\n  - ips: [1.2]\n", "output[0].ips[0]", 2, "not an IP address")]
+    public void Invalid_rules_fail_closed_with_path_and_line(string rules, string path, int line, string message)
+    {
+        var error = SingleError(rules);
+        Assert.Equal(LabelKeys.Rules, error.Label);
+        Assert.Equal(path, error.Path);
+        Assert.Equal(line, error.Line);
+        Assert.Contains(message, error.Message);
+    }
+
+    [Fact]
+    public void Every_error_is_reported_not_just_the_first()
+    {
+        var failed = Assert.IsType<PolicyDecision.FailClosed>(Decide("""
+            output:
+              - ips: [bad]
+              - proto: sctp
+            mapped_ports:
+              sideways: {}
+            """));
+        Assert.Equal(["output[0].ips[0]", "output[1].proto", "mapped_ports.sideways"], failed.Errors.Select(e => e.Path));
+    }
+
+    [Fact]
+    public void Invalid_policy_is_drop_all()
+    {
+        var failed = Assert.IsType<PolicyDecision.FailClosed>(Decide("output:\n  - ips: [198.19.0.10]\n    bogus: 1\n"));
+        Assert.Same(ContainerPolicy.DropAll, failed.EffectivePolicy);
+    }
+
+    [Fact]
+    public void Oversized_label_is_refused()
+    {
+        var huge = "output:\n" + string.Concat(Enumerable.Repeat("  - ips: [198.19.0.10]\n", 4000));
+        Assert.Contains("larger than", SingleError(huge).Message);
+    }
+
+    [Fact]
+    public void Too_many_rules_are_refused()
+    {
+        var many = "output:\n" + string.Concat(Enumerable.Repeat("  - ips: [198.19.0.10]\n", LabelKeys.MaxRules + 1));
+        Assert.Contains("at most", SingleError(many).Message);
+    }
+
+    [Fact]
+    public void Error_message_names_label_path_and_line()
+    {
+        var error = SingleError("output:\n  - ips: [nope]\n");
+        Assert.Equal("whalewall.rules: output[0].ips[0] (line 2): \"nope\" is not an IP address, CIDR or range", error.ToString());
+    }
+}
