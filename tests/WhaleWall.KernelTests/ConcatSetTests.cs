@@ -67,6 +67,57 @@ public sealed class ConcatSetTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Re_adding_an_identical_element_is_a_no_op_and_deleting_a_missing_one_fails_the_batch()
+    {
+        using var lab = new KernelLab();
+        var nft = lab.Nft;
+        Assert.True(nft.Run(Batch(AddTable("ww"), AddConcatSet("ww", "out4", Type4, "interval"),
+            AddElements("ww", "out4", Concat("198.18.10.2", Prefix("198.18.20.0", 24), "tcp", 80)))).Ok);
+
+        // The same element again, even spelled as a range instead of a prefix: accepted, no EEXIST.
+        var again = nft.Run(Batch(AddElements("ww", "out4",
+            Concat("198.18.10.2", Range("198.18.20.0", "198.18.20.255"), 6, 80))));
+        Assert.True(again.Ok, again.Error);
+
+        // Deleting an element that is not there fails the whole batch (ENOENT)...
+        var missing = nft.Run(Batch(
+            AddElements("ww", "out4", Concat("198.18.10.3", "198.18.20.2", "udp", 53)),
+            DeleteElements("ww", "out4", Concat("198.18.10.9", "198.18.20.2", "tcp", 80))));
+        Assert.False(missing.Ok);
+        Assert.Contains("No such file or directory", missing.Error);
+        Assert.Single(Objects(nft.Run(Batch(ListSet("ww", "out4"))).Output).Single()["set"]!["elem"]!.AsArray());
+
+        // ...while deleting an existing one in the other spelling works.
+        var deleted = nft.Run(Batch(DeleteElements("ww", "out4",
+            Concat("198.18.10.2", Range("198.18.20.0", "198.18.20.255"), "tcp", 80))));
+        Assert.True(deleted.Ok, deleted.Error);
+        Assert.Null(Objects(nft.Run(Batch(ListSet("ww", "out4"))).Output).Single()["set"]!["elem"]);
+    }
+
+    [Fact]
+    public void Whole_table_is_replaced_in_one_batch_repeatedly()
+    {
+        using var lab = new KernelLab();
+        var nft = lab.Nft;
+        string Replace(string client) => Batch(
+            AddTable("ww"), DeleteTable("ww"), AddTable("ww"),
+            AddConcatSet("ww", "out4", Type4, "interval"),
+            AddBaseChain("ww", "forward", "forward"),
+            AddRule("ww", "forward", LookupSaddrDaddrProtoDport("ip", "out4"), Verdict("accept")),
+            AddElements("ww", "out4", Concat(client, Prefix("198.18.20.0", 24), "tcp", 80)));
+
+        foreach (var client in new[] { "198.18.10.2", "198.18.10.3", "198.18.10.4" })
+        {
+            var r = nft.Run(Replace(client));
+            Assert.True(r.Ok, r.Error);
+        }
+        var objects = Objects(nft.Run(Batch(ListTable("ww"))).Output).ToList();
+        Assert.Single(objects, o => o.ContainsKey("rule"));
+        var elems = Objects(nft.Run(Batch(ListSet("ww", "out4"))).Output).Single()["set"]!["elem"]!.AsArray();
+        Assert.Equal("198.18.10.4", (string?)Assert.Single(elems)!["elem"]!["val"]!["concat"]![0]);
+    }
+
+    [Fact]
     public void Interval_set_with_timeout_takes_per_element_timeouts_ipv6()
     {
         using var lab = new KernelLab();

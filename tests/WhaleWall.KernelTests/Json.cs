@@ -46,6 +46,12 @@ internal static class NftJson
             ["family"] = "inet", ["table"] = table, ["name"] = set, ["elem"] = new JsonArray(elems),
         });
 
+    public static JsonNode DeleteElements(string table, string set, params JsonNode[] elems) =>
+        Cmd("delete", "element", new JsonObject
+        {
+            ["family"] = "inet", ["table"] = table, ["name"] = set, ["elem"] = new JsonArray(elems),
+        });
+
     public static JsonNode AddRule(string table, string chain, params JsonNode[] expr) =>
         Cmd("add", "rule", new JsonObject
         {

@@ -12,6 +12,13 @@ namespace WhaleWall.Firewall.Kernel;
 /// When <c>netnsPath</c> is given (e.g. <c>/run/netns/foo</c> or <c>/proc/PID/ns/net</c>) the
 /// worker thread setns(CLONE_NEWNET)s into that namespace before creating the context, so the
 /// netlink socket — and thus every command — lives in that namespace.
+/// <para>The netlink socket is opened by the constructor and kept for the context's life.
+/// libnftables 1.0.x waits on it with select(2): if its file-descriptor number is 1024 or more,
+/// glibc aborts the whole process ("bit out of range 0 - FD_SETSIZE on fd_set"). Create the
+/// context early (while the process has few open files) and keep it; do not let fds leak.</para>
+/// <para>Never put an unvalidated string where libnftables expects an address: a string that is
+/// not a literal address (e.g. "198.18.2.0/24" instead of {"prefix":...}) is resolved as a host
+/// name through the system resolver.</para>
 /// </summary>
 public sealed class LibNftables : INftables, IDisposable
 {
