@@ -1,0 +1,111 @@
+using System.Collections.Immutable;
+using System.Net;
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using WhaleWall.Actors.Containers;
+using WhaleWall.Actors.Docker;
+using WhaleWall.Actors.Nft;
+using WhaleWall.Firewall.Labels;
+using WhaleWall.Firewall.Nft;
+using WhaleWall.Firewall.Policy;
+using Xunit;
+using static WhaleWall.Actors.Nft.NftWriterCommands;
+
+namespace WhaleWall.Tests.Actors;
+
+public class ContainerActorSpecs : TestKit
+{
+    private readonly FakeDockerSource docker = new();
+
+    private (IActorRef Actor, Akka.TestKit.TestProbe Writer) Start(string id)
+    {
+        var writer = CreateTestProbe();
+        var peers = Sys.ActorOf(Props.Create<PeerDirectoryActor>());
+        var actor = ChildActorOf(ContainerActor.Props(id, docker, writer, peers));
+        return (actor, writer);
+    }
+
+    private static IEnumerable<string> Keys(Program p) => p.Fragment.Elements.Select(e => e.Key);
+
+    [Fact]
+    public void Opted_in_container_gets_its_policy_programmed()
+    {
+        var a = Facts.Container("a", "198.18.128.2", "output:\n  - ips: [198.19.0.10]\n    proto: tcp\n    dst_ports: [80]\n");
+        docker.Containers[a.Id] = a;
+        var (actor, writer) = Start(a.Id);
+        actor.Tell(new ContainerCommands.Refresh("test"));
+        var program = writer.ExpectMsg<Program>();
+        Assert.Equal(["managed4 198.18.128.2", "out4 198.18.128.2 . 198.19.0.10 . 6 . 80"], Keys(program));
+    }
+
+    [Fact]
+    public void Container_with_invalid_labels_is_programmed_drop_all()
+    {
+        var a = Facts.Container("a", "198.18.128.2", "output:\n  - ips: [198.19.0.10]\n    port: 80\n");
+        docker.Containers[a.Id] = a;
+        var (actor, writer) = Start(a.Id);
+        actor.Tell(new ContainerCommands.Refresh("test"));
+        Assert.Equal(["managed4 198.18.128.2"], Keys(writer.ExpectMsg<Program>()));
+    }
+
+    [Fact]
+    public void Removed_container_loses_its_rules_and_reports_gone()
+    {
+        var a = Facts.Container("a", "198.18.128.2");
+        docker.Containers[a.Id] = a;
+        var (actor, writer) = Start(a.Id);
+        actor.Tell(new ContainerCommands.Refresh("test"));
+        writer.ExpectMsg<Program>();
+        docker.Containers.TryRemove(a.Id, out _);
+        actor.Tell(new ContainerCommands.Refresh("destroy"));
+        Assert.Empty(writer.ExpectMsg<Program>().Fragment.Elements);
+        ExpectMsg(new ContainerEvents.Gone(a.Id));
+    }
+
+    [Fact]
+    public void Rules_are_programmed_on_network_connect_while_docker_still_holds_the_container()
+    {
+        var labels = new Dictionary<string, string> { [LabelKeys.Enabled] = "true", ["name"] = "a" };
+        docker.InspectGate = new TaskCompletionSource(); // inspect blocks, as during `docker start`
+        docker.Endpoints["a-id"] = new NetworkAttachment("net", "net-id", IPAddress.Parse("198.18.128.7"), null);
+        var (actor, writer) = Start("a-id");
+        actor.Tell(new ContainerCommands.Refresh("create", new DockerEvent("container", "create", "a-id", 1, null, labels)));
+        actor.Tell(new ContainerCommands.Refresh("connect", new DockerEvent("network", "connect", "a-id", 2, "net-id")));
+        Assert.Equal(["managed4 198.18.128.7"], Keys(writer.ExpectMsg<Program>()));
+        docker.InspectGate.SetResult();
+    }
+
+    [Fact]
+    public void Kernel_rejection_falls_back_to_drop_all()
+    {
+        var a = Facts.Container("a", "198.18.128.2", "output:\n  - ips: [198.19.0.10]\n");
+        docker.Containers[a.Id] = a;
+        var (actor, writer) = Start(a.Id);
+        actor.Tell(new ContainerCommands.Refresh("test"));
+        var program = writer.ExpectMsg<Program>();
+        actor.Tell(new NftWriterEvents.Rejected(a.Id, program.Version, "File exists"));
+        Assert.Equal(["managed4 198.18.128.2"], Keys(writer.ExpectMsg<Program>()));
+    }
+
+    [Fact]
+    public void Container_rule_follows_the_named_container_when_it_appears_later()
+    {
+        var peers = Sys.ActorOf(Props.Create<PeerDirectoryActor>());
+        var writer = CreateTestProbe();
+        var a = Facts.Container("a", "198.18.128.2", "output:\n  - container: b\n    proto: tcp\n    dst_ports: [756]\n");
+        var b = Facts.Container("b", "198.18.128.3", enabled: false);
+        docker.Containers[a.Id] = a;
+        var actorA = Sys.ActorOf(ContainerActor.Props(a.Id, docker, writer, peers));
+        actorA.Tell(new ContainerCommands.Refresh("test"));
+        Assert.Equal(["managed4 198.18.128.2"], Keys(writer.ExpectMsg<Program>()));
+
+        docker.Containers[b.Id] = b;
+        var actorB = Sys.ActorOf(ContainerActor.Props(b.Id, docker, CreateTestProbe(), peers));
+        actorB.Tell(new ContainerCommands.Refresh("b created"));
+        Assert.Contains("peer4 198.18.128.2 . 198.18.128.3 . 6 . 756", Keys(writer.ExpectMsg<Program>()));
+
+        docker.Containers.TryRemove(b.Id, out _);
+        actorB.Tell(new ContainerCommands.Refresh("b removed"));
+        Assert.Equal(["managed4 198.18.128.2"], Keys(writer.ExpectMsg<Program>()));
+    }
+}

@@ -1,0 +1,60 @@
+using System.Collections.Concurrent;
+using WhaleWall.Actors.Docker;
+using WhaleWall.Firewall.Nft;
+using WhaleWall.Firewall.Policy;
+
+namespace WhaleWall.Tests.Actors;
+
+/// <summary>Records every transaction; fails those that contain <see cref="Poison"/>.</summary>
+public sealed class FakeNftables : INftables
+{
+    public ConcurrentQueue<string> Transactions { get; } = new();
+    public string? Poison { get; set; }
+
+    public NftResult Run(string json)
+    {
+        if (Poison is not null && json.Contains(Poison)) return NftResult.Failure("Error: Could not process rule: File exists");
+        Transactions.Enqueue(json);
+        return NftResult.Success();
+    }
+}
+
+/// <summary>An in-memory Docker: containers by id, an event stream the test drives.</summary>
+public sealed class FakeDockerSource : IDockerSource
+{
+    public ConcurrentDictionary<string, ContainerFacts> Containers { get; } = new();
+    public ConcurrentDictionary<string, NetworkAttachment> Endpoints { get; } = new();
+    public ConcurrentQueue<long> StreamSinces { get; } = new();
+    public TaskCompletionSource? InspectGate { get; set; }
+    private Action<DockerEvent>? sink;
+    private TaskCompletionSource streamEnd = new();
+
+    public Task<IReadOnlyList<string>> ListContainerIdsAsync(CancellationToken ct) =>
+        Task.FromResult<IReadOnlyList<string>>(Containers.Keys.ToList());
+
+    public async Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct)
+    {
+        if (InspectGate is { } gate) await gate.Task;
+        return Containers.TryGetValue(id, out var f) ? f : null;
+    }
+
+    public Task<NetworkAttachment?> InspectEndpointAsync(string networkId, string containerId, CancellationToken ct) =>
+        Task.FromResult(Endpoints.TryGetValue(containerId, out var a) ? a : null);
+
+    public async Task StreamEventsAsync(long sinceUnixNanos, Action<DockerEvent> onEvent, CancellationToken ct)
+    {
+        StreamSinces.Enqueue(sinceUnixNanos);
+        sink = onEvent;
+        await streamEnd.Task.WaitAsync(ct);
+    }
+
+    public void Emit(DockerEvent e) => sink!(e);
+
+    /// <summary>Breaks the current stream as if the daemon went away.</summary>
+    public void FailStream()
+    {
+        var old = streamEnd;
+        streamEnd = new TaskCompletionSource();
+        old.SetException(new IOException("connection reset"));
+    }
+}
