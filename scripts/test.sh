@@ -16,12 +16,47 @@ CONFIG=${CONFIG:-Release}
 TEST_TIMEOUT=${TEST_TIMEOUT:-1800}
 BG_PIDS=()
 
+RUNS_FILE="$ART/e2e-runs.txt"
+: >"$RUNS_FILE"
+export WHALEWALL_E2E_RUNS_FILE="$RUNS_FILE"
+
+# Leftovers of an end-to-end harness whose test process was killed before it could clean up.
+# Only what the recorded runs made: pids from their pid files (and only if the process still
+# refers to the run's directory), mounts under /tmp/<id>, namespaces <id>-h and <id>-i.
+sweep_e2e() {
+    local id dir pidf pid m
+    [ -s "$RUNS_FILE" ] || return 0
+    while read -r id; do
+        [[ "$id" =~ ^wwe-[0-9a-f]{6}$ ]] || continue
+        dir="/tmp/$id"
+        if [ -d "$dir" ]; then
+            echo "sweeping leftovers of e2e run $id"
+            for pidf in "$dir/whalewall.pid" "$dir/docker.pid" "$dir/exec/containerd/containerd.pid"; do
+                pid=$(cat "$pidf" 2>/dev/null) || continue
+                [[ "$pid" =~ ^[0-9]+$ ]] || continue
+                if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "$dir"; then
+                    kill -TERM "$pid" 2>/dev/null || true
+                    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+                    kill -KILL "$pid" 2>/dev/null || true
+                fi
+            done
+            awk -v d="$dir" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+                while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+            rm -rf "$dir" 2>/dev/null || true
+        fi
+        for ns in "$id-h" "$id-i"; do
+            [ -e "/run/netns/$ns" ] && ip netns del "$ns" 2>/dev/null || true
+        done
+    done <"$RUNS_FILE"
+}
+
 cleanup() {
     for pid in "${BG_PIDS[@]}"; do
         if kill -0 "$pid" 2>/dev/null; then
             kill -TERM "$pid" 2>/dev/null || true
         fi
     done
+    sweep_e2e
 }
 trap cleanup EXIT INT TERM
 

@@ -34,8 +34,15 @@ public sealed class E2eFixture : IAsyncLifetime
     private Exception? _daemonStartFailure;
     private int _names;
 
+    private int _disposed;
+
     public async Task InitializeAsync()
     {
+        // SIGTERM to the test host (e.g. a timeout) still tears everything down
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { DisposeAsync().Wait(TimeSpan.FromSeconds(30)); } catch { }
+        };
         Harness.Log = m => { lock (Diagnostics) Diagnostics.Add($"{DateTime.UtcNow:HH:mm:ss.fff} {m}"); };
         await Harness.InitializeAsync();
         Server1Http = Harness.InternetTcpServer(TestNet.Server1, TestNet.TcpPort);
@@ -48,6 +55,7 @@ public sealed class E2eFixture : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         if (Daemon is not null) await Daemon.StopAsync();
         await Harness.DisposeAsync();
         Console.WriteLine($"[e2e] harness start {Harness.StartupTime.TotalSeconds:F1} s, stop {Harness.ShutdownTime.TotalSeconds:F1} s");

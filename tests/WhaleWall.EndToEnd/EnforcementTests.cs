@@ -235,6 +235,10 @@ public sealed class EnforcementTests(E2eFixture fx, ITestOutputHelper output)
         fx.AssertTcpDropped(c.Ns, Server2, TcpPort, what: "(before restart)");
 
         await c.C.StopAsync();
+        // a stopped container has no address: its elements go (so the restart check below is not
+        // satisfied by leftovers)
+        Assert.True(await fx.Table.WaitUntil(t => !t.IsManaged(c.Ip), TimeSpan.FromSeconds(10)),
+            $"{c.Ip} still managed after docker stop\n{fx.TableText()}");
         await c.C.StartAsync();
         var ip = await c.C.IpAsync();
         var ns = await c.C.NsPathAsync();

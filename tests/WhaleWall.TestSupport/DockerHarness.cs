@@ -111,6 +111,10 @@ public sealed class DockerHarness : IAsyncDisposable
             throw new InvalidOperationException("the end-to-end harness needs root");
         if (!File.Exists(Dockerd)) throw new InvalidOperationException($"{Dockerd} missing: run scripts/install-deps.sh");
         Directory.CreateDirectory(Dir);
+        // scripts/test.sh sweeps what a killed test process could not clean up: it reads the run
+        // ids recorded here (only these: <id>-h/-i namespaces, pids from /tmp/<id>/*.pid, /tmp/<id>)
+        if (Environment.GetEnvironmentVariable("WHALEWALL_E2E_RUNS_FILE") is { Length: > 0 } runs)
+            File.AppendAllText(runs, RunId + "\n");
         try
         {
             SetUpNamespaces();

@@ -18,6 +18,8 @@ public sealed class WhaleWallDaemon : IAsyncDisposable
     public string DataDir { get; }
     public string LogFile { get; }
     public string DllPath { get; }
+    /// <summary>The running daemon's pid (next to the log), for the sweep in scripts/test.sh.</summary>
+    public string PidFile => Path.ChangeExtension(LogFile, ".pid");
     public IDictionary<string, string> ExtraEnvironment { get; } = new Dictionary<string, string>();
     public int Pid => _process is { } p && E2eProcess.IsAlive(p.Id) ? p.Id : 0;
     public bool IsRunning => Pid != 0;
@@ -75,6 +77,7 @@ public sealed class WhaleWallDaemon : IAsyncDisposable
 
         var sw = Stopwatch.StartNew();
         _process = E2eProcess.StartLogged(LogFile, env, "nsenter", "--net=" + HostNsPath, DotnetHost(), DllPath, "run");
+        File.WriteAllText(PidFile, _process.Id + "\n");
         var limit = timeout ?? TimeSpan.FromSeconds(60);
         while (true)
         {
