@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using WhaleWall.TestSupport;
 using Xunit;
 using Xunit.Abstractions;
-using static WhaleWall.KernelTests.NftJson;
+using static WhaleWall.KernelTests.RawNft;
 
 namespace WhaleWall.KernelTests;
 

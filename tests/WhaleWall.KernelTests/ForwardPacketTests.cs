@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 using WhaleWall.Firewall.Kernel;
 using WhaleWall.TestSupport;
 using Xunit;
-using static WhaleWall.KernelTests.NftJson;
+using static WhaleWall.KernelTests.RawNft;
 
 namespace WhaleWall.KernelTests;
 

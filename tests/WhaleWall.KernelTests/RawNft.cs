@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 namespace WhaleWall.KernelTests;
 
 /// <summary>JSON shapes that libnftables 1.0.6 accepts (checked by these tests).</summary>
-internal static class NftJson
+internal static class RawNft
 {
     public static string Batch(params JsonNode[] commands) =>
         new JsonObject { ["nftables"] = new JsonArray(commands) }.ToJsonString();

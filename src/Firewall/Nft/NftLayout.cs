@@ -25,19 +25,19 @@ public static class NftLayout
     public static IEnumerable<JsonObject> Rules(string table)
     {
         yield return Rule(table, "forward", EstablishedAccept(), Verdict("accept"));
+        yield return Rule(table, "forward", NeighbourDiscovery(), Verdict("accept"));
         yield return Rule(table, "forward", Match(Payload("ip", "saddr"), "@managed4"), Jump("egress"));
         yield return Rule(table, "forward", Match(Payload("ip6", "saddr"), "@managed6"), Jump("egress"));
         yield return Rule(table, "forward", Match(Payload("ip", "daddr"), "@managed4"), Jump("ingress"));
         yield return Rule(table, "forward", Match(Payload("ip6", "daddr"), "@managed6"), Jump("ingress"));
 
         yield return Rule(table, "input", EstablishedAccept(), Verdict("accept"));
-        yield return Rule(table, "input",
-            Match(Payload("icmpv6", "type"), new JsonObject { ["set"] = new JsonArray("nd-neighbor-solicit", "nd-neighbor-advert", "nd-router-solicit") }),
-            Verdict("accept"));
+        yield return Rule(table, "input", NeighbourDiscovery(), Verdict("accept"));
         yield return Rule(table, "input", Match(Payload("ip", "saddr"), "@managed4"), Jump("egress"));
         yield return Rule(table, "input", Match(Payload("ip6", "saddr"), "@managed6"), Jump("egress"));
 
         yield return Rule(table, "output", EstablishedAccept(), Verdict("accept"));
+        yield return Rule(table, "output", NeighbourDiscovery(), Verdict("accept"));
         yield return Rule(table, "output", Match(Payload("ip", "daddr"), "@managed4"), Jump("from_host"));
         yield return Rule(table, "output", Match(Payload("ip6", "daddr"), "@managed6"), Jump("from_host"));
 
@@ -101,6 +101,14 @@ public static class NftLayout
 
     private static JsonObject EstablishedAccept() =>
         new() { ["match"] = new JsonObject { ["op"] = "in", ["left"] = new JsonObject { ["ct"] = new JsonObject { ["key"] = "state" } }, ["right"] = new JsonArray("established", "related") } };
+
+    /// <summary>IPv6 neighbour and router discovery: without it nothing reaches a container's
+    /// IPv6 address, allowed or not. Link-local in scope, so it opens no path.</summary>
+    private static JsonObject NeighbourDiscovery() =>
+        Match(Payload("icmpv6", "type"), new JsonObject
+        {
+            ["set"] = new JsonArray("nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert"),
+        });
 
     private static JsonObject Dnat() =>
         new() { ["match"] = new JsonObject { ["op"] = "in", ["left"] = new JsonObject { ["ct"] = new JsonObject { ["key"] = "status" } }, ["right"] = "dnat" } };
