@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using WhaleWall.Actors.Containers;
 using WhaleWall.Actors.Docker;
 using WhaleWall.Actors.Nft;
+using WhaleWall.Actors.State;
 using WhaleWall.Firewall.Kernel;
 
 namespace WhaleWall.Host;
@@ -30,14 +31,18 @@ public static class Daemon
         host.Services.AddAkka("whalewall", (akka, _) =>
         {
             akka.AddHocon($"akka.loglevel = {options.AkkaLogLevel}\nakka.stdout-loglevel = {options.AkkaLogLevel}", HoconAddMode.Prepend)
+                .AddContainerStoreActor(options.State)
                 .AddNftWriterActor(nft, options.Table)
                 .AddPeerDirectoryActor()
                 .AddDockerEventsActor(docker);
         });
 
-        Console.WriteLine($"whalewall {VersionInfo.Text}: table inet {options.Table}, docker {options.DockerHost}");
+        Console.WriteLine($"whalewall {VersionInfo.Text}: table inet {options.Table}, docker {options.DockerHost}, state {StateText(options)}, node {options.Node}");
         await host.Build().RunAsync(ct);
         Console.WriteLine("whalewall stopped; rules stay in place (`whalewall flush` removes them)");
         return 0;
     }
+
+    public static string StateText(Options options) =>
+        options.State.IsSqlite ? options.State.SqliteFile : "postgresql";
 }

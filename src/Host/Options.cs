@@ -1,9 +1,11 @@
 using System.Text.RegularExpressions;
+using WhaleWall.Actors.State;
 
 namespace WhaleWall.Host;
 
 /// <summary>The daemon's configuration, read from the environment (see README).</summary>
-public sealed record Options(string DockerHost, string? DockerApiVersion, string Table, string DataDir, string LogLevel)
+public sealed record Options(string DockerHost, string? DockerApiVersion, string Table, string DataDir, string LogLevel,
+    string Db = "sqlite", string Node = "localhost")
 {
     public static Options FromEnvironment(Func<string, string?>? env = null)
     {
@@ -22,8 +24,12 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
             env("DOCKER_API_VERSION") is { Length: > 0 } api ? api : null,
             table,
             Get("WHALEWALL_DATA_DIR", "/var/lib/whalewall"),
-            level);
+            level,
+            Get("WHALEWALL_DB", "sqlite"),
+            Get("WHALEWALL_NODE_NAME", Environment.MachineName));
     }
+
+    public StateOptions State => new(Db, DataDir, Node);
 
     public string AkkaLogLevel => LogLevel switch
     {

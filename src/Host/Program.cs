@@ -7,13 +7,39 @@ run.SetAction((_, ct) => RunDaemon(ct));
 var version = new Command("version", "Print the version");
 version.SetAction(_ => Console.WriteLine($"whalewall {VersionInfo.Text}"));
 
+var jsonOption = new Option<bool>("--json") { Description = "Machine-readable output" };
+var status = new Command("status", "What is enforced: containers, addresses, decisions, errors, table elements") { jsonOption };
+status.SetAction(parse => WithOptions(o => StateCommands.StatusAsync(o, parse.GetValue(jsonOption))));
+
+var flush = new Command("flush", "Remove WhaleWall's table and forget its state (stop the daemon first)");
+flush.SetAction(_ => WithOptions(StateCommands.FlushAsync));
+
 var root = new RootCommand("WhaleWall: a firewall for Docker containers, driven by container labels")
 {
     run,
+    status,
+    flush,
     version,
 };
 root.SetAction((_, ct) => RunDaemon(ct));
 return await root.Parse(args).InvokeAsync();
+
+static async Task<int> WithOptions(Func<Options, Task<int>> body)
+{
+    Options options;
+    try { options = Options.FromEnvironment(); }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine($"whalewall: {e.Message}");
+        return 2;
+    }
+    try { return await body(options); }
+    catch (Exception e)
+    {
+        Console.Error.WriteLine($"whalewall: {e.Message}");
+        return 1;
+    }
+}
 
 static async Task<int> RunDaemon(CancellationToken ct)
 {

@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Event;
 using WhaleWall.Actors.Docker;
 using WhaleWall.Actors.Nft;
+using WhaleWall.Actors.State;
 using WhaleWall.Firewall.Compile;
 using WhaleWall.Firewall.Labels;
 using WhaleWall.Firewall.Nft;
@@ -16,15 +17,19 @@ namespace WhaleWall.Actors.Containers;
 /// <summary>One per container: looks the container up in Docker, decides its policy from its
 /// labels, compiles it with its addresses and the peers it names, and keeps the kernel in
 /// step through the writer. Inspections run one at a time; events arriving meanwhile cause
-/// exactly one more.</summary>
+/// exactly one more. With a store, new facts are journalled before the kernel hears of them:
+/// a restart after `kill -9` rebuilds at least what the kernel held.</summary>
 public sealed class ContainerActor : ReceiveActor, IWithTimers
 {
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+    /// <summary>How long programming waits for the store: enforcing beats remembering.</summary>
+    public static readonly TimeSpan RecordGrace = TimeSpan.FromSeconds(5);
 
     private readonly string id;
     private readonly IDockerSource docker;
     private readonly IActorRef writer;
     private readonly IActorRef peers;
+    private readonly IActorRef? store;
     private readonly ILoggingAdapter log = Context.GetLogger();
 
     private ContainerFacts? facts;
@@ -39,15 +44,46 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
     private bool dirty;
     private int failures;
     private string? compileError;
+    private ContainerFacts? recordedFacts;
+    private ContainerFacts? requestedFacts;
+    private long tickets;
+    private long awaitedTicket;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public ContainerActor(string id, IDockerSource docker, IActorRef writer, IActorRef peers)
+    public ContainerActor(string id, IDockerSource docker, IActorRef writer, IActorRef peers, IActorRef? store = null)
     {
         this.id = id;
         this.docker = docker;
         this.writer = writer;
         this.peers = peers;
+        this.store = store;
+
+        Receive<Seed>(s =>
+        {
+            if (facts is not null) return;
+            // recovered from the journal: enforce at once, Docker is asked afterwards
+            facts = recordedFacts = requestedFacts = s.Facts;
+            peers.Tell(new Publish(id, facts));
+            Decide();
+            Program();
+        });
+        Receive<ContainerStoreEvents.Recorded>(r =>
+        {
+            if (r.Ticket != awaitedTicket) return;
+            Timers.Cancel("record");
+            recordedFacts = requestedFacts;
+            awaitedTicket = 0;
+            Program();
+        });
+        Receive<RecordOverdue>(o =>
+        {
+            if (o.Ticket != awaitedTicket) return;
+            log.Warning("{0}: state not written within {1}; programming the kernel anyway", Short, RecordGrace);
+            recordedFacts = requestedFacts;
+            awaitedTicket = 0;
+            Program();
+        });
 
         Receive<Refresh>(r =>
         {
@@ -85,8 +121,8 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
         });
     }
 
-    public static Props Props(string id, IDockerSource docker, IActorRef writer, IActorRef peers) =>
-        Akka.Actor.Props.Create(() => new ContainerActor(id, docker, writer, peers));
+    public static Props Props(string id, IDockerSource docker, IActorRef writer, IActorRef peers, IActorRef? store = null) =>
+        Akka.Actor.Props.Create(() => new ContainerActor(id, docker, writer, peers, store));
 
     private string Short => facts is null ? id[..Math.Min(12, id.Length)] : $"{facts.Name} ({facts.ShortId})";
 
@@ -144,6 +180,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
         {
             log.Info("{0}: container removed; removing its rules", Short);
             SendToWriter(Fragment.Empty(id));
+            store?.Tell(new ContainerStoreCommands.Forget(id));
             peers.Tell(new Publish(id, null));
             Context.Parent.Tell(new ContainerEvents.Gone(id));
             return;
@@ -185,8 +222,27 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
         if (result.Error != compileError && result.Error is not null)
             log.Error("{0}: {1}", Short, result.Error);
         compileError = result.Error;
+        if (store is not null && (awaitedTicket != 0 || !FactsComparer.Same(recordedFacts, facts)))
+        {
+            // journal first, program when the store confirms (Recorded calls Program again)
+            if (!FactsComparer.Same(requestedFacts, facts))
+            {
+                requestedFacts = facts;
+                awaitedTicket = ++tickets;
+                store.Tell(new ContainerStoreCommands.Record(facts, Errors(result.Error), awaitedTicket));
+                Timers.StartSingleTimer("record", new RecordOverdue(awaitedTicket), RecordGrace);
+            }
+            return;
+        }
         if (lastSent is not null && lastSent.Elements.SequenceEqual(result.Fragment.Elements)) return;
         SendToWriter(result.Fragment);
+    }
+
+    private ImmutableArray<string> Errors(string? compile)
+    {
+        var errors = decision is PolicyDecision.FailClosed f ? f.Errors.Select(e => e.ToString()).ToList() : [];
+        if (compile is not null) errors.Add(compile);
+        return [.. errors];
     }
 
     private void SendToWriter(Fragment fragment)
@@ -207,4 +263,6 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
     private sealed record Attached(NetworkAttachment? Attachment, long InspectionsStarted);
 
     private sealed record InspectFailed(Exception Error);
+
+    private sealed record RecordOverdue(long Ticket);
 }

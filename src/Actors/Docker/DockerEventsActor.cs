@@ -4,35 +4,59 @@ using Akka.Event;
 using Akka.Hosting;
 using WhaleWall.Actors.Containers;
 using WhaleWall.Actors.Nft;
+using WhaleWall.Actors.State;
 
 namespace WhaleWall.Actors.Docker;
 
 /// <summary>Lists the containers at start, then follows Docker's event stream and fans each
 /// event out to the container's own <see cref="ContainerActor"/>. After a stream failure it
 /// reconnects with <c>since=</c> the last event seen, and looks at every container again
-/// (Docker forgets its event history when it restarts).</summary>
+/// (Docker forgets its event history when it restarts). With a store, start-up first enforces
+/// what the journal remembers (even while Docker is unreachable), then reconciles with Docker,
+/// and follows events from the last checkpoint.</summary>
 public sealed class DockerEventsActor : ReceiveActor, IWithTimers
 {
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan StateGrace = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan CheckpointEvery = TimeSpan.FromSeconds(1);
 
     private readonly IDockerSource docker;
     private readonly IActorRef writer;
     private readonly IActorRef peers;
+    private readonly IActorRef? store;
     private readonly ILoggingAdapter log = Context.GetLogger();
     private readonly Dictionary<string, IActorRef> children = new();
     private long generation;
     private long lastEventNanos;
+    private long checkpointed;
+    private bool recovering;
     private int failures;
     private bool started;
     private CancellationTokenSource? stream;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public DockerEventsActor(IDockerSource docker, IActorRef writer, IActorRef peers)
+    public DockerEventsActor(IDockerSource docker, IActorRef writer, IActorRef peers, IActorRef? store = null)
     {
         this.docker = docker;
         this.writer = writer;
         this.peers = peers;
+        this.store = store;
+
+        Receive<ContainerStoreEvents.Snapshot>(OnRecovered);
+        Receive<StateOverdue>(_ =>
+        {
+            if (!recovering) return;
+            recovering = false;
+            log.Error("state not readable within {0}; starting from Docker alone", StateGrace);
+            Self.Tell(Connect.Instance);
+        });
+        Receive<CheckpointTick>(_ =>
+        {
+            if (lastEventNanos <= checkpointed) return;
+            checkpointed = lastEventNanos;
+            store?.Tell(new ContainerStoreCommands.Checkpoint(lastEventNanos));
+        });
 
         Receive<Connect>(_ => ListContainers());
         Receive<Listed>(OnListed);
@@ -59,10 +83,40 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         });
     }
 
-    public static Props Props(IDockerSource docker, IActorRef writer, IActorRef peers) =>
-        Akka.Actor.Props.Create(() => new DockerEventsActor(docker, writer, peers));
+    public static Props Props(IDockerSource docker, IActorRef writer, IActorRef peers, IActorRef? store = null) =>
+        Akka.Actor.Props.Create(() => new DockerEventsActor(docker, writer, peers, store));
 
-    protected override void PreStart() => Self.Tell(Connect.Instance);
+    protected override void PreStart()
+    {
+        if (store is null)
+        {
+            Self.Tell(Connect.Instance);
+            return;
+        }
+        recovering = true;
+        store.Tell(ContainerStoreCommands.GetState.Instance);
+        Timers.StartSingleTimer("state", StateOverdue.Instance, StateGrace);
+        Timers.StartPeriodicTimer("checkpoint", CheckpointTick.Instance, CheckpointEvery);
+    }
+
+    private void OnRecovered(ContainerStoreEvents.Snapshot snapshot)
+    {
+        if (!recovering) return;
+        recovering = false;
+        Timers.Cancel("state");
+        var state = snapshot.State;
+        lastEventNanos = checkpointed = state.LastEventNanos;
+        if (!state.Containers.IsEmpty)
+        {
+            // the table is rebuilt from the journal in one transaction, Docker or not
+            started = true;
+            writer.Tell(new NftWriterCommands.ExpectOwners([.. state.Containers.Keys]));
+            foreach (var (id, stored) in state.Containers)
+                Child(id).Tell(new ContainerCommands.Seed(stored.Facts));
+            log.Info("replayed {0} containers from the journal; reconciling with Docker", state.Containers.Count);
+        }
+        Self.Tell(Connect.Instance);
+    }
 
     protected override void PostStop() => stream?.Cancel();
 
@@ -81,7 +135,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private void OnListed(Listed listed)
     {
         var ids = listed.Ids.ToImmutableHashSet();
-        var reason = started ? "reconcile after reconnect" : "start-up";
+        var reason = started ? "reconcile" : "start-up";
         if (!started)
         {
             started = true;
@@ -90,6 +144,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         }
         foreach (var id in ids.Union(children.Keys))
             Child(id).Tell(new ContainerCommands.Refresh(reason));
+        log.Info("reconciling {0} containers with Docker", ids.Union(children.Keys).Count);
         StartStream(listed.Since);
     }
 
@@ -116,7 +171,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private IActorRef Child(string id)
     {
         if (children.TryGetValue(id, out var child)) return child;
-        child = Context.ActorOf(ContainerActor.Props(id, docker, writer, peers), $"c-{id}-{generation++}");
+        child = Context.ActorOf(ContainerActor.Props(id, docker, writer, peers, store), $"c-{id}-{generation++}");
         children[id] = child;
         return child;
     }
@@ -130,6 +185,16 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private sealed class Connect
     {
         public static readonly Connect Instance = new();
+    }
+
+    private sealed class StateOverdue
+    {
+        public static readonly StateOverdue Instance = new();
+    }
+
+    private sealed class CheckpointTick
+    {
+        public static readonly CheckpointTick Instance = new();
     }
 
     private sealed record Listed(IReadOnlyList<string> Ids, long Since);
@@ -148,6 +213,7 @@ public static class DockerEventsActorExtensions
         {
             var writer = registry.Get<NftWriter>();
             var peers = registry.Get<PeerDirectory>();
-            registry.Register<DockerEvents>(system.ActorOf(DockerEventsActor.Props(docker, writer, peers), "docker-events"));
+            var store = registry.TryGet<ContainerStore>(out var s) ? s : null;
+            registry.Register<DockerEvents>(system.ActorOf(DockerEventsActor.Props(docker, writer, peers, store), "docker-events"));
         });
 }
