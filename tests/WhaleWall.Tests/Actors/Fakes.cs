@@ -29,8 +29,13 @@ public sealed class FakeDockerSource : IDockerSource
     private Action<DockerEvent>? sink;
     private TaskCompletionSource streamEnd = new();
 
+    /// <summary>When set, listing fails with it (Docker unreachable).</summary>
+    public Exception? ListFailure { get; set; }
+
     public Task<IReadOnlyList<string>> ListContainerIdsAsync(CancellationToken ct) =>
-        Task.FromResult<IReadOnlyList<string>>(Containers.Keys.ToList());
+        ListFailure is { } e
+            ? Task.FromException<IReadOnlyList<string>>(e)
+            : Task.FromResult<IReadOnlyList<string>>(Containers.Keys.ToList());
 
     public async Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct)
     {
