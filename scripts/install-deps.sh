@@ -12,7 +12,8 @@ if ! command -v dotnet >/dev/null 2>&1; then
     exit 1
 fi
 
-wanted=(nftables libnftables1 busybox-static iproute2 iptables ca-certificates util-linux tar)
+# postgresql: server binaries for the persistence tests, which run a server of their own
+wanted=(nftables libnftables1 busybox-static iproute2 iptables ca-certificates util-linux tar postgresql)
 missing=()
 for pkg in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
@@ -30,6 +31,12 @@ fi
 if [ "${#missing[@]}" -eq 0 ]; then
     echo "install-deps: everything is installed"
     exit 0
+fi
+
+# The tests start their own PostgreSQL; do not let the package create (and start) a system cluster.
+if [[ " ${missing[*]} " == *" postgresql "* ]] && [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
 fi
 
 echo "install-deps: installing ${missing[*]}"

@@ -216,3 +216,16 @@ public abstract class ContainerStoreSpecs : TestKit
 
 public sealed class SqliteContainerStoreSpecs(ITestOutputHelper output)
     : ContainerStoreSpecs(new StateOptions("sqlite", Path.Combine(Path.GetTempPath(), "ww-state-" + Guid.NewGuid().ToString("N")[..8]), "unused"), output);
+
+/// <summary>A PostgreSQL server of the tests' own for the whole class.</summary>
+public sealed class PostgresFixture : IAsyncLifetime
+{
+    public WhaleWall.TestSupport.PostgresServer Server { get; } = new();
+
+    public Task InitializeAsync() => Server.StartAsync();
+
+    public Task DisposeAsync() => Server.DisposeAsync().AsTask();
+}
+
+public sealed class PostgresContainerStoreSpecs(PostgresFixture pg, ITestOutputHelper output)
+    : ContainerStoreSpecs(new StateOptions(pg.Server.ConnectionString, Path.GetTempPath(), "unused"), output), IClassFixture<PostgresFixture>;
