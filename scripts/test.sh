@@ -22,7 +22,7 @@ export WHALEWALL_E2E_RUNS_FILE="$RUNS_FILE"
 
 # Leftovers of an end-to-end harness whose test process was killed before it could clean up.
 # Only what the recorded runs made: pids from their pid files (and only if the process still
-# refers to the run's directory), mounts under /tmp/<id>, namespaces <id>-h and <id>-i.
+# refers to the run's directory), mounts under /tmp/<id>, namespaces <id>-h, -i, -r and -p.
 sweep_e2e() {
     local id dir pidf pid m
     [ -s "$RUNS_FILE" ] || return 0
@@ -31,7 +31,7 @@ sweep_e2e() {
         dir="/tmp/$id"
         if [ -d "$dir" ]; then
             echo "sweeping leftovers of e2e run $id"
-            for pidf in "$dir/whalewall.pid" "$dir/docker.pid" "$dir/exec/containerd/containerd.pid"; do
+            for pidf in "$dir"/*.pid "$dir/exec/containerd/containerd.pid"; do
                 pid=$(cat "$pidf" 2>/dev/null) || continue
                 [[ "$pid" =~ ^[0-9]+$ ]] || continue
                 if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "$dir"; then
@@ -44,7 +44,7 @@ sweep_e2e() {
                 while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
             rm -rf "$dir" 2>/dev/null || true
         fi
-        for ns in "$id-h" "$id-i"; do
+        for ns in "$id-h" "$id-i" "$id-r" "$id-p"; do
             [ -e "/run/netns/$ns" ] && ip netns del "$ns" 2>/dev/null || true
         done
     done <"$RUNS_FILE"

@@ -222,6 +222,23 @@ public sealed class DockerHarness : IAsyncDisposable
         throw new TimeoutException($"dockerd not ready after 60 s ({last?.Message}):\n{E2eProcess.Tail(DockerdLog)}");
     }
 
+    /// <summary>Stops the harness' dockerd by pid, as an operator's restart would (its
+    /// containers stop with it; containerd exits with it).</summary>
+    public async Task StopDockerdAsync()
+    {
+        if (_dockerd is null) return;
+        var containerdPid = E2eProcess.ReadPidFile(Path.Combine(ExecRoot, "containerd", "containerd.pid"));
+        if (!await E2eProcess.TerminateAsync(_dockerd.Id, TimeSpan.FromSeconds(30)))
+            Log("dockerd needed SIGKILL");
+        _dockerd.Dispose();
+        _dockerd = null;
+        if (containerdPid > 0) await E2eProcess.WaitExitAsync(containerdPid, TimeSpan.FromSeconds(10));
+        Docker?.Dispose();
+    }
+
+    /// <summary>Starts dockerd again with the same arguments, data root and socket.</summary>
+    public Task StartDockerdAgainAsync() => StartDockerdAsync();
+
     public async ValueTask DisposeAsync()
     {
         var sw = Stopwatch.StartNew();

@@ -15,6 +15,10 @@ public sealed class PostgresServer : IAsyncDisposable
     public int Pid { get; private set; }
     public string ConnectionString => $"Host=127.0.0.1;Port={Port};Username=postgres;Database=postgres;Pooling=true;Timeout=15";
 
+    /// <summary>Through the unix socket in <see cref="Dir"/>: reachable from any network
+    /// namespace (127.0.0.1 is per namespace).</summary>
+    public string SocketConnectionString => $"Host={Dir};Port={Port};Username=postgres;Database=postgres;Pooling=true;Timeout=15";
+
     /// <summary>/usr/lib/postgresql/&lt;newest&gt;/bin (Debian's postgresql package).</summary>
     public static string BinDir
     {

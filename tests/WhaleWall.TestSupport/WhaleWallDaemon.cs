@@ -41,7 +41,7 @@ public sealed class WhaleWallDaemon : IAsyncDisposable
     /// <summary>whalewall.dll: $WHALEWALL_E2E_DLL, else next to the test assembly (the end-to-end
     /// project references src/Host, so the build copies it there).</summary>
     public static string LocateDll() =>
-        Environment.GetEnvironmentVariable("WHALEWALL_E2E_DLL") is { Length: > 0 } p
+        System.Environment.GetEnvironmentVariable("WHALEWALL_E2E_DLL") is { Length: > 0 } p
             ? p
             : Path.Combine(AppContext.BaseDirectory, "whalewall.dll");
 
@@ -64,19 +64,8 @@ public sealed class WhaleWallDaemon : IAsyncDisposable
         File.AppendAllText(LogFile, $"==== {DateTime.UtcNow:O} starting whalewall run ====\n");
         _logOffsetAtStart = new FileInfo(LogFile).Length;
 
-        var env = new Dictionary<string, string>
-        {
-            ["DOCKER_HOST"] = DockerHost,
-            ["WHALEWALL_NFT_TABLE"] = Table,
-            ["WHALEWALL_DATA_DIR"] = DataDir,
-            ["WHALEWALL_LOG_LEVEL"] = "debug",
-            ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1",
-            ["DOTNET_NOLOGO"] = "1",
-        };
-        foreach (var (k, v) in ExtraEnvironment) env[k] = v;
-
         var sw = Stopwatch.StartNew();
-        _process = E2eProcess.StartLogged(LogFile, env, "nsenter", "--net=" + HostNsPath, DotnetHost(), DllPath, "run");
+        _process = E2eProcess.StartLogged(LogFile, Environment(), "nsenter", "--net=" + HostNsPath, DotnetHost(), DllPath, "run");
         File.WriteAllText(PidFile, _process.Id + "\n");
         var limit = timeout ?? TimeSpan.FromSeconds(60);
         while (true)
@@ -93,6 +82,48 @@ public sealed class WhaleWallDaemon : IAsyncDisposable
             await Task.Delay(50);
         }
         LastStartTime = sw.Elapsed;
+    }
+
+    /// <summary>The daemon's environment: Docker, table, state (data dir; WHALEWALL_DB and
+    /// WHALEWALL_NODE_NAME when set in <see cref="ExtraEnvironment"/>), log level.</summary>
+    public Dictionary<string, string> Environment()
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["DOCKER_HOST"] = DockerHost,
+            ["WHALEWALL_NFT_TABLE"] = Table,
+            ["WHALEWALL_DATA_DIR"] = DataDir,
+            ["WHALEWALL_LOG_LEVEL"] = "debug",
+            ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1",
+            ["DOTNET_NOLOGO"] = "1",
+        };
+        foreach (var (k, v) in ExtraEnvironment) env[k] = v;
+        return env;
+    }
+
+    /// <summary>Runs a one-shot command (`status --json`, `flush`) with the daemon's
+    /// environment in its namespace.</summary>
+    public (int Code, string Out, string Err) Cli(params string[] args)
+    {
+        var psi = new ProcessStartInfo("nsenter")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in new[] { "--net=" + HostNsPath, DotnetHost(), DllPath }.Concat(args)) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in Environment()) psi.Environment[k] = v;
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start whalewall");
+        p.StandardInput.Close();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(60_000))
+        {
+            E2eProcess.Signal(p.Id, E2eProcess.SIGKILL);
+            throw new TimeoutException($"whalewall {string.Join(' ', args)} did not finish within 60 s");
+        }
+        return (p.ExitCode, stdout.GetAwaiter().GetResult(), stderr.GetAwaiter().GetResult());
     }
 
     private string SafeExitCode()
@@ -135,8 +166,8 @@ public sealed class WhaleWallDaemon : IAsyncDisposable
 
     private static string DotnetHost()
     {
-        if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } p && File.Exists(p)) return p;
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':'))
+        if (System.Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } p && File.Exists(p)) return p;
+        foreach (var dir in (System.Environment.GetEnvironmentVariable("PATH") ?? "").Split(':'))
         {
             var c = Path.Combine(dir, "dotnet");
             if (File.Exists(c)) return c;
