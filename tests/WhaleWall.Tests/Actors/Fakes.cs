@@ -13,6 +13,7 @@ public sealed class FakeNftables : INftables
 
     public NftResult Run(string json)
     {
+        if (json.Contains("{\"list\":")) return NftResult.Failure("Error: No such file or directory");
         if (Poison is not null && json.Contains(Poison)) return NftResult.Failure("Error: Could not process rule: File exists");
         Transactions.Enqueue(json);
         return NftResult.Success();
