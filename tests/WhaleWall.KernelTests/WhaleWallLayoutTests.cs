@@ -5,6 +5,7 @@ using WhaleWall.Actors.Nft;
 using WhaleWall.Firewall.Compile;
 using WhaleWall.Firewall.Labels;
 using WhaleWall.Firewall.Nft;
+using NftResult = WhaleWall.Firewall.Nft.NftResult;
 using WhaleWall.Firewall.Policy;
 using WhaleWall.TestSupport;
 using Xunit;
@@ -130,5 +131,117 @@ public sealed class WhaleWallLayoutTests
         {
             system.Terminate().Wait();
         }
+    }
+}
+
+/// <summary>The parts of the rules language that need more than a plain set element.</summary>
+public sealed class RulesLanguageKernelTests
+{
+    private const string Table = "whalewall";
+
+    private static NftResult Apply(KernelLab lab, string rules)
+    {
+        var labels = new Dictionary<string, string> { [LabelKeys.Enabled] = "true", [LabelKeys.Rules] = rules };
+        var facts = new ContainerFacts("client", "client", true, labels.ToImmutableDictionary(),
+            [new NetworkAttachment("lab", "lab", IPAddress.Parse(KernelLab.ClientIp4), IPAddress.Parse(KernelLab.ClientIp6))], []);
+        var decision = LabelParser.Decide(labels);
+        Assert.IsType<PolicyDecision.Enforced>(decision);
+        var fragment = Compiler.Compile(facts, decision, []).Fragment;
+        return lab.Nft.Run(NftJson.FullTable(Table, fragment.Elements, fragment.ChainsOrEmpty));
+    }
+
+    private static string Ping(KernelLab lab, string target) =>
+        Shell.Try("ip", "netns", "exec", lab.ClientName, "busybox", "ping", "-c", "1", "-W", "1", target).Code == 0 ? "reply" : "no reply";
+
+    [Fact]
+    public void Icmp_rule_allows_only_the_listed_types_on_its_own_family()
+    {
+        using var lab = new KernelLab();
+        var result = Apply(lab, $"""
+            output:
+              - ips: [{KernelLab.ServerIp4}]
+                proto: icmp
+                icmp_types: [echo-request]
+            """);
+        Assert.True(result.Ok, result.Error);
+        Assert.Equal("reply", Ping(lab, KernelLab.ServerIp4));
+        Assert.Equal("no reply", Ping(lab, KernelLab.ServerIp6));
+
+        Assert.True(Apply(lab, $"output:\n  - ips: [{KernelLab.ServerIp4}]\n    proto: icmp\n    icmp_types: [timestamp-request]\n").Ok);
+        Assert.Equal("no reply", Ping(lab, KernelLab.ServerIp4));
+
+        Assert.True(Apply(lab, $"output:\n  - ips: [{KernelLab.ServerIp6}]\n    proto: icmpv6\n").Ok);
+        Assert.Equal("reply", Ping(lab, KernelLab.ServerIp6));
+    }
+
+    [Fact]
+    public void Source_ports_are_matched_inclusively()
+    {
+        using var lab = new KernelLab();
+        using var server = TcpServer.Start(lab.ServerNs, "::", 80);
+        Assert.True(Apply(lab, $"output:\n  - ips: [{KernelLab.ServerIp4}]\n    proto: tcp\n    src_ports: [40000-40010]\n    dst_ports: [80]\n").Ok);
+        Assert.Equal(ProbeOutcome.Connected, ProbeFromPort(lab, 40000));
+        Assert.Equal(ProbeOutcome.Connected, ProbeFromPort(lab, 40010));
+        Assert.Equal(ProbeOutcome.TimedOut, ProbeFromPort(lab, 40011));
+        Assert.Equal(ProbeOutcome.TimedOut, ProbeFromPort(lab, 39999));
+    }
+
+    private static ProbeOutcome ProbeFromPort(KernelLab lab, int port) => Netns.Run(lab.ClientNs, () =>
+    {
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork,
+            System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        socket.SetSocketOption(System.Net.Sockets.SocketOptionLevel.Socket, System.Net.Sockets.SocketOptionName.ReuseAddress, true);
+        socket.Bind(new IPEndPoint(IPAddress.Parse(KernelLab.ClientIp4), port));
+        try
+        {
+            return socket.ConnectAsync(IPAddress.Parse(KernelLab.ServerIp4), 80).Wait(TimeSpan.FromSeconds(1))
+                ? ProbeOutcome.Connected : ProbeOutcome.TimedOut;
+        }
+        catch (AggregateException) { return ProbeOutcome.Refused; }
+    });
+
+    [Fact]
+    public void Log_prefix_rule_goes_through_its_own_chain_and_still_allows()
+    {
+        using var lab = new KernelLab();
+        using var s80 = TcpServer.Start(lab.ServerNs, "::", 80);
+        using var s81 = TcpServer.Start(lab.ServerNs, "::", 81);
+        var result = Apply(lab, $"output:\n  - ips: [{KernelLab.ServerIp4}]\n    proto: tcp\n    dst_ports: [80]\n    log_prefix: \"ww-web \"\n");
+        Assert.True(result.Ok, result.Error);
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80));
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 81, TimeSpan.FromSeconds(1)));
+        var listing = lab.Exec(lab.RouterName, "nft", "list", "table", "inet", Table);
+        Assert.Contains("log prefix \"ww-web \"", listing);
+        Assert.Contains("limit rate 10/second", listing);
+    }
+
+    [Fact]
+    public void Verdict_chain_hands_new_traffic_to_the_operators_chain()
+    {
+        using var lab = new KernelLab();
+        using var s80 = TcpServer.Start(lab.ServerNs, "::", 80);
+        // the operator's chain lives in WhaleWall's table and survives WhaleWall's rebuilds
+        Assert.True(lab.Nft.Run("""{"nftables":[{"add":{"table":{"family":"inet","name":"TABLE"}}},{"add":{"chain":{"family":"inet","table":"TABLE","name":"audit"}}},{"add":{"rule":{"family":"inet","table":"TABLE","chain":"audit","expr":[{"drop":null}]}}}]}""".Replace("TABLE", Table)).Ok);
+        var result = Apply(lab, $"output:\n  - ips: [{KernelLab.ServerIp4}]\n    proto: tcp\n    dst_ports: [80]\n    verdict: {{ chain: audit }}\n");
+        Assert.True(result.Ok, result.Error);
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80, TimeSpan.FromSeconds(1)));
+
+        Assert.True(lab.Nft.Run("""{"nftables":[{"flush":{"chain":{"family":"inet","table":"TABLE","name":"audit"}}}]}""".Replace("TABLE", Table)).Ok);
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80));
+    }
+
+    [Fact]
+    public void Queue_verdicts_are_refused_by_a_kernel_without_nfqueue_and_never_half_applied()
+    {
+        using var lab = new KernelLab();
+        var probe = lab.Nft.Run("""{"nftables":[{"add":{"table":{"family":"inet","name":"probe"}}},{"add":{"chain":{"family":"inet","table":"probe","name":"c"}}},{"add":{"rule":{"family":"inet","table":"probe","chain":"c","expr":[{"queue":{"num":1}}]}}}]}""".Replace("TABLE", Table));
+        var result = Apply(lab, $"output:\n  - ips: [{KernelLab.ServerIp4}]\n    proto: tcp\n    dst_ports: [80]\n    verdict: {{ queue: 1, input_est_queue: 2, output_est_queue: 3 }}\n");
+        if (probe.Ok)
+        {
+            Assert.True(result.Ok, result.Error); // this kernel has NFQUEUE: the rules go in
+            return;
+        }
+        Assert.False(result.Ok);
+        Assert.DoesNotContain("whalewall", lab.Exec(lab.RouterName, "nft", "list", "tables")); // nothing half-built
     }
 }
