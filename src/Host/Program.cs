@@ -10,6 +10,7 @@ version.SetAction(_ => Console.WriteLine($"whalewall {VersionInfo.Text}"));
 var root = new RootCommand("WhaleWall: a firewall for Docker containers, driven by container labels")
 {
     run,
+    CheckCommand.Create(),
     version,
 };
 root.SetAction((_, ct) => RunDaemon(ct));
