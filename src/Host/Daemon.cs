@@ -32,10 +32,13 @@ public static class Daemon
             akka.AddHocon($"akka.loglevel = {options.AkkaLogLevel}\nakka.stdout-loglevel = {options.AkkaLogLevel}", HoconAddMode.Prepend)
                 .AddNftWriterActor(nft, options.Table)
                 .AddPeerDirectoryActor()
-                .AddDockerEventsActor(docker);
+                .AddDockerEventsActor(docker, options.Gateway);
         });
 
         Console.WriteLine($"whalewall {VersionInfo.Text}: table inet {options.Table}, docker {options.DockerHost}");
+        if (options.Gateway is { } gw)
+            Console.WriteLine($"deny-by-default mode: gateway networks {(gw.AllBridges ? "(every bridge network)" : string.Join(",", gw.Include))}" +
+                $"{(gw.Exclude.IsEmpty ? "" : " except " + string.Join(",", gw.Exclude))}, default outbound \"{gw.DefaultOutbound}\"");
         await host.Build().RunAsync(ct);
         Console.WriteLine("whalewall stopped; rules stay in place (`whalewall flush` removes them)");
         return 0;

@@ -245,3 +245,27 @@ public sealed class RulesLanguageKernelTests
         Assert.DoesNotContain("whalewall", lab.Exec(lab.RouterName, "nft", "list", "tables")); // nothing half-built
     }
 }
+
+/// <summary>Deny-by-default mode in the kernel.</summary>
+public sealed class GatewayKernelTests
+{
+    [Fact]
+    public void Unknown_address_on_a_gateway_network_sends_nothing_until_its_policy_is_in()
+    {
+        using var lab = new KernelLab();
+        using var server = TcpServer.Start(lab.ServerNs, "::", 80);
+        var gateway = GatewayConfig.Parse("lab", "198.18.20.0/24");
+        var networks = new[] { new DockerNetwork("lab", "lab", "bridge", [AddressSyntax.Parse(KernelLab.ClientSubnet4).Range!]) };
+        var gw = Compiler.Gateways(networks, gateway);
+
+        Assert.True(lab.Nft.Run(NftJson.FullTable("whalewall", gw.Elements)).Ok);
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80, TimeSpan.FromSeconds(1)));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp6, 80)); // IPv6 subnet not a gateway one
+
+        var client = new ContainerFacts("client", "client", true, ImmutableDictionary<string, string>.Empty,
+            [new NetworkAttachment("lab", "lab", IPAddress.Parse(KernelLab.ClientIp4), null, 24)], []);
+        var fragment = Compiler.Compile(client, PolicyDecider.Decide(client, gateway), []).Fragment;
+        Assert.True(lab.Nft.Run(NftJson.FullTable("whalewall", gw.Elements.Concat(fragment.Elements))).Ok);
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80));
+    }
+}

@@ -25,6 +25,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
     private readonly IDockerSource docker;
     private readonly IActorRef writer;
     private readonly IActorRef peers;
+    private readonly GatewayConfig? gateway;
     private readonly ILoggingAdapter log = Context.GetLogger();
 
     private ContainerFacts? facts;
@@ -42,8 +43,9 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public ContainerActor(string id, IDockerSource docker, IActorRef writer, IActorRef peers)
+    public ContainerActor(string id, IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null)
     {
+        this.gateway = gateway;
         this.id = id;
         this.docker = docker;
         this.writer = writer;
@@ -85,8 +87,8 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
         });
     }
 
-    public static Props Props(string id, IDockerSource docker, IActorRef writer, IActorRef peers) =>
-        Akka.Actor.Props.Create(() => new ContainerActor(id, docker, writer, peers));
+    public static Props Props(string id, IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null) =>
+        Akka.Actor.Props.Create(() => new ContainerActor(id, docker, writer, peers, gateway));
 
     private string Short => facts is null ? id[..Math.Min(12, id.Length)] : $"{facts.Name} ({facts.ShortId})";
 
@@ -112,7 +114,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
             facts = new ContainerFacts(id, attributes.GetValueOrDefault("name") ?? "", false, labels, [], []);
             Decide();
         }
-        if (e is { Type: "network", Action: "connect", NetworkId: { } network } && decision.IsManaged)
+        if (e is { Type: "network", Action: "connect", NetworkId: { } network } && (decision.IsManaged || gateway is not null))
         {
             var seen = inspectionsStarted;
             docker.InspectEndpointAsync(network, id, CancellationToken.None).PipeTo(Self,
@@ -131,6 +133,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
             Networks = [.. facts.Networks.Where(n => n.Id != attachment.Id), attachment],
         };
         log.Debug("{0}: attached to {1} ({2})", Short, attachment.Name, attachment.IPv4);
+        if (gateway is not null) Decide();
         Program();
     }
 
@@ -149,16 +152,18 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
             return;
         }
 
-        var labelsChanged = facts is null || !facts.Labels.SequenceEqual(message.Facts.Labels);
+        // the decision depends on the labels and, in deny-by-default mode, on the networks
+        var changed = facts is null || !facts.Labels.SequenceEqual(message.Facts.Labels) ||
+                      (gateway is not null && !facts.Networks.Select(n => n.Name).SequenceEqual(message.Facts.Networks.Select(n => n.Name)));
         facts = message.Facts;
         peers.Tell(new Publish(id, facts));
-        if (labelsChanged) Decide();
+        if (changed) Decide();
         Program();
     }
 
     private void Decide()
     {
-        decision = LabelParser.Decide(facts!.Labels);
+        decision = PolicyDecider.Decide(facts!, gateway);
         switch (decision)
         {
             case PolicyDecision.FailClosed f:

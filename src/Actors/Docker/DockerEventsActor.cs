@@ -4,6 +4,8 @@ using Akka.Event;
 using Akka.Hosting;
 using WhaleWall.Actors.Containers;
 using WhaleWall.Actors.Nft;
+using WhaleWall.Firewall.Compile;
+using WhaleWall.Firewall.Policy;
 
 namespace WhaleWall.Actors.Docker;
 
@@ -16,6 +18,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
 
     private readonly IDockerSource docker;
+    private readonly GatewayConfig? gateway;
     private readonly IActorRef writer;
     private readonly IActorRef peers;
     private readonly ILoggingAdapter log = Context.GetLogger();
@@ -25,12 +28,14 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private int failures;
     private bool started;
     private CancellationTokenSource? stream;
+    private long gatewayVersion;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public DockerEventsActor(IDockerSource docker, IActorRef writer, IActorRef peers)
+    public DockerEventsActor(IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null)
     {
         this.docker = docker;
+        this.gateway = gateway;
         this.writer = writer;
         this.peers = peers;
 
@@ -45,6 +50,11 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         {
             failures = 0;
             lastEventNanos = Math.Max(lastEventNanos, e.TimeNano);
+            if (e.Type == "network" && e.Action is "create" or "destroy")
+            {
+                RefreshGatewayNetworks();
+                return;
+            }
             Child(e.ContainerId).Tell(new ContainerCommands.Refresh($"{e.Type} {e.Action}", e));
         });
         Receive<StreamEnded>(e =>
@@ -53,14 +63,25 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
             Context.System.EventStream.Publish(new DockerEventsEvents.StreamStateChanged(false, e.Error?.Message));
             Timers.StartSingleTimer("connect", Connect.Instance, Backoff());
         });
+        Receive<NetworksListed>(n =>
+            writer.Tell(new NftWriterCommands.Program(Compiler.Gateways(n.Networks, gateway!), ++gatewayVersion)));
+        Receive<NetworksFailed>(f =>
+        {
+            log.Warning("cannot list networks ({0}); retrying", f.Error.Message);
+            Timers.StartSingleTimer("networks", new RefreshNetworks(), TimeSpan.FromSeconds(2));
+        });
+        Receive<RefreshNetworks>(_ => RefreshGatewayNetworks());
+        Receive<NftWriterEvents.Applied>(_ => { });
+        Receive<NftWriterEvents.Rejected>(r =>
+            log.Error("kernel rejected the gateway networks ({0})", r.Error));
         Receive<ContainerEvents.Gone>(g =>
         {
             if (children.Remove(g.Id, out var child)) Context.Stop(child);
         });
     }
 
-    public static Props Props(IDockerSource docker, IActorRef writer, IActorRef peers) =>
-        Akka.Actor.Props.Create(() => new DockerEventsActor(docker, writer, peers));
+    public static Props Props(IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null) =>
+        Akka.Actor.Props.Create(() => new DockerEventsActor(docker, writer, peers, gateway));
 
     protected override void PreStart() => Self.Tell(Connect.Instance);
 
@@ -85,9 +106,10 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         if (!started)
         {
             started = true;
-            writer.Tell(new NftWriterCommands.ExpectOwners(ids));
+            writer.Tell(new NftWriterCommands.ExpectOwners(gateway is null ? ids : ids.Add(Compiler.GatewayOwner)));
             log.Info("found {0} containers", ids.Count);
         }
+        RefreshGatewayNetworks();
         foreach (var id in ids.Union(children.Keys))
             Child(id).Tell(new ContainerCommands.Refresh(reason));
         StartStream(listed.Since);
@@ -113,10 +135,18 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         Context.System.EventStream.Publish(new DockerEventsEvents.StreamStateChanged(true, null));
     }
 
+    private void RefreshGatewayNetworks()
+    {
+        if (gateway is null) return;
+        docker.ListNetworksAsync(CancellationToken.None).PipeTo(Self,
+            success: n => new NetworksListed(n),
+            failure: e => new NetworksFailed(e));
+    }
+
     private IActorRef Child(string id)
     {
         if (children.TryGetValue(id, out var child)) return child;
-        child = Context.ActorOf(ContainerActor.Props(id, docker, writer, peers), $"c-{id}-{generation++}");
+        child = Context.ActorOf(ContainerActor.Props(id, docker, writer, peers, gateway), $"c-{id}-{generation++}");
         children[id] = child;
         return child;
     }
@@ -137,17 +167,24 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private sealed record ListFailed(Exception Error);
 
     private sealed record StreamEnded(Exception? Error);
+
+    private sealed record NetworksListed(IReadOnlyList<DockerNetwork> Networks);
+
+    private sealed record NetworksFailed(Exception Error);
+
+    private sealed record RefreshNetworks;
 }
 
 public sealed class DockerEvents { }
 
 public static class DockerEventsActorExtensions
 {
-    public static AkkaConfigurationBuilder AddDockerEventsActor(this AkkaConfigurationBuilder builder, IDockerSource docker) =>
+    public static AkkaConfigurationBuilder AddDockerEventsActor(this AkkaConfigurationBuilder builder, IDockerSource docker,
+        GatewayConfig? gateway = null) =>
         builder.WithActors((system, registry) =>
         {
             var writer = registry.Get<NftWriter>();
             var peers = registry.Get<PeerDirectory>();
-            registry.Register<DockerEvents>(system.ActorOf(DockerEventsActor.Props(docker, writer, peers), "docker-events"));
+            registry.Register<DockerEvents>(system.ActorOf(DockerEventsActor.Props(docker, writer, peers, gateway), "docker-events"));
         });
 }

@@ -34,6 +34,7 @@ public static class Compiler
         var policy = decision.EffectivePolicy;
         foreach (var rule in policy.Output) AddOutput(self, rule, peers, grants, chains, extra);
         AddMappedPorts(self, policy.MappedPorts, grants, chains, extra);
+        AddNeighbours(self, policy.NeighbourNetworksOrEmpty, grants);
 
         if (grants.Count > MaxElements)
             return new(new Fragment(self.Id, [.. managed], []),
@@ -49,6 +50,21 @@ public static class Compiler
 
         return new(new Fragment(self.Id, [.. elements.Distinct().Order()], [.. chains.Distinct().Order()]), null);
     }
+
+    /// <summary>The owner of the gateway networks' subnets (deny-by-default mode).</summary>
+    public const string GatewayOwner = "gateway-networks";
+
+    /// <summary>Deny-by-default mode: the subnets of the gateway networks, from which only
+    /// addresses of containers WhaleWall manages may send.</summary>
+    public static Fragment Gateways(IEnumerable<DockerNetwork> networks, GatewayConfig gateway) =>
+        new(GatewayOwner, [.. networks
+            .Where(n => gateway.IsGateway(n.AsAttachment()))
+            .SelectMany(n => n.Subnets)
+            .Distinct()
+            .GroupBy(r => r.Family)
+            .SelectMany(g => BoxSet.Disjoint(g.Select(r => ImmutableArray.Create(Field.Address(r))))
+                .Select(box => new Element(NftSets.Gateway(g.Key), box)))
+            .Order()], []);
 
     private static Element Managed(IPAddress address)
     {
@@ -78,7 +94,11 @@ public static class Compiler
         }
 
         List<AddressRange> destinations;
-        if (rule.Container is { } reference)
+        if (rule.ToResolvers)
+            destinations = [.. self.DnsServersOrEmpty.Select(AddressRange.Single)];
+        else if (!rule.HostsOrEmpty.IsEmpty)
+            destinations = []; // host names: resolved by the hostname feature, nothing until then
+        else if (rule.Container is { } reference)
             destinations = peers.Where(c => c.Running && c.IsNamed(reference, self.ComposeProject))
                 .SelectMany(c => AddressesOn(c, rule.Network)).Distinct().Select(AddressRange.Single).ToList();
         else if (!rule.Ips.IsEmpty)
@@ -129,6 +149,32 @@ public static class Compiler
                         [Field.Address(client), Field.Address(addr), protoField, portField], externalChain));
             }
         }
+    }
+
+    /// <summary>Deny-by-default mode: containers on the same gateway network talk freely.</summary>
+    private static void AddNeighbours(ContainerFacts self, ImmutableArray<string> networks, List<Grant> grants)
+    {
+        foreach (var network in self.Networks.Where(n => networks.Contains(n.Name)))
+        {
+            foreach (var (address, prefix) in new[] { (network.IPv4, network.IPv4Prefix), (network.IPv6, network.IPv6Prefix) })
+            {
+                if (address is null) continue;
+                var own = AddressRange.Single(address);
+                var subnet = Subnet(own, prefix);
+                grants.Add(new Grant(NftSets.Out(own.Family), NftSets.OutVerdict(own.Family),
+                    [Field.Address(own), Field.Address(subnet), AnyProto, AnyPort, AnyPort], null));
+                grants.Add(new Grant(NftSets.In(own.Family), NftSets.In(own.Family),
+                    [Field.Address(subnet), Field.Address(own), AnyProto, AnyPort], null));
+            }
+        }
+    }
+
+    public static AddressRange Subnet(AddressRange address, int prefix)
+    {
+        var bits = Addresses.Bits(address.Family);
+        prefix = Math.Clamp(prefix, 0, bits);
+        var host = prefix == bits ? UInt128.Zero : (bits - prefix == 128 ? UInt128.MaxValue : (UInt128.One << (bits - prefix)) - 1);
+        return new AddressRange(address.Family, address.Lo & ~host, (address.Lo & ~host) | host);
     }
 
     /// <summary>The per-rule chain for a rule's log prefix and verdict, if it has any; est

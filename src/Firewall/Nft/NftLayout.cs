@@ -36,6 +36,14 @@ public static class NftLayout
             yield return Rule(table, hook, NeighbourDiscovery(), Verdict("accept"));
         }
 
+        // deny-by-default mode: an address on a gateway network that WhaleWall does not know
+        // yet (a container whose rules are not in place) sends nothing
+        foreach (var hook in new[] { "forward", "input" })
+        {
+            yield return Rule(table, hook, Match(Payload("ip", "saddr"), "@gw4"), Match(Payload("ip", "saddr"), "@managed4", "!="), Verdict("drop"));
+            yield return Rule(table, hook, Match(Payload("ip6", "saddr"), "@gw6"), Match(Payload("ip6", "saddr"), "@managed6", "!="), Verdict("drop"));
+        }
+
         yield return Rule(table, "forward", Match(Payload("ip", "saddr"), "@managed4"), Jump("egress"));
         yield return Rule(table, "forward", Match(Payload("ip6", "saddr"), "@managed6"), Jump("egress"));
         yield return Rule(table, "forward", Match(Payload("ip", "daddr"), "@managed4"), Jump("ingress"));
@@ -61,6 +69,7 @@ public static class NftLayout
         {
             var f = ip == "ip" ? "4" : "6";
             yield return Rule(table, "ingress", Match(Flow(ip), "@peer" + f), Verdict("return"));
+            yield return Rule(table, "ingress", Match(Published(ip), "@in" + f), Verdict("return"));
             yield return Rule(table, "ingress", Dnat(), VerdictMap(Published(ip), "@pubv" + f));
             yield return Rule(table, "ingress", Dnat(), Match(Published(ip), "@pub" + f), Verdict("return"));
         }
@@ -158,8 +167,8 @@ public static class NftLayout
     private static JsonObject Dnat() =>
         new() { ["match"] = new JsonObject { ["op"] = "in", ["left"] = new JsonObject { ["ct"] = new JsonObject { ["key"] = "status" } }, ["right"] = "dnat" } };
 
-    private static JsonObject Match(JsonNode left, JsonNode right) =>
-        new() { ["match"] = new JsonObject { ["op"] = "==", ["left"] = left, ["right"] = right } };
+    private static JsonObject Match(JsonNode left, JsonNode right, string op = "==") =>
+        new() { ["match"] = new JsonObject { ["op"] = op, ["left"] = left, ["right"] = right } };
 
     private static JsonObject Payload(string protocol, string field) =>
         new() { ["payload"] = new JsonObject { ["protocol"] = protocol, ["field"] = field } };

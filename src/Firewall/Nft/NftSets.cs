@@ -18,6 +18,8 @@ public static class NftSets
     public static string Pub(IpFamily f) => f == IpFamily.V4 ? "pub4" : "pub6";
     public static string PubVerdict(IpFamily f) => f == IpFamily.V4 ? "pubv4" : "pubv6";
     public static string Local(IpFamily f) => f == IpFamily.V4 ? "local4" : "local6";
+    public static string In(IpFamily f) => f == IpFamily.V4 ? "in4" : "in6";
+    public static string Gateway(IpFamily f) => f == IpFamily.V4 ? "gw4" : "gw6";
     public static string LocalVerdict(IpFamily f) => f == IpFamily.V4 ? "localv4" : "localv6";
 
     public static readonly ImmutableArray<SetShape> All = Build();
@@ -41,6 +43,8 @@ public static class NftSets
             sets.Add(new(PubVerdict(f), published, true, VerdictMap: true));
             sets.Add(new(Local(f), local, true));
             sets.Add(new(LocalVerdict(f), local, true, VerdictMap: true));
+            sets.Add(new(In(f), published, true));
+            sets.Add(new(Gateway(f), [a], true));
         }
         sets.Add(new(EstablishedQueues, [FieldKind.Mark], false, VerdictMap: true));
         return sets.ToImmutable();

@@ -25,8 +25,12 @@ public sealed record OutputRule(
     ImmutableArray<PortRange> SrcPorts,
     ImmutableArray<PortRange> DstPorts,
     ImmutableArray<byte> IcmpTypes = default,
-    RuleAction? Action = null)
+    RuleAction? Action = null,
+    bool ToResolvers = false,
+    ImmutableArray<string> Hosts = default)
 {
+    public ImmutableArray<string> HostsOrEmpty => Hosts.IsDefault ? [] : Hosts;
+
     public ImmutableArray<byte> IcmpTypesOrEmpty => IcmpTypes.IsDefault ? [] : IcmpTypes;
 }
 
@@ -42,9 +46,14 @@ public sealed record MappedPortsPolicy(MappedRule Localhost, MappedRule External
     public static readonly MappedPortsPolicy Closed = new(MappedRule.Closed, MappedRule.Closed);
 }
 
-/// <summary>A container's valid policy. Anything not allowed is dropped.</summary>
-public sealed record ContainerPolicy(ImmutableArray<OutputRule> Output, MappedPortsPolicy MappedPorts)
+/// <summary>A container's valid policy. Anything not allowed is dropped.
+/// <see cref="NeighbourNetworks"/> (deny-by-default mode): networks on which the container
+/// may talk with every other container, both ways.</summary>
+public sealed record ContainerPolicy(ImmutableArray<OutputRule> Output, MappedPortsPolicy MappedPorts,
+    ImmutableArray<string> NeighbourNetworks = default)
 {
+    public ImmutableArray<string> NeighbourNetworksOrEmpty => NeighbourNetworks.IsDefault ? [] : NeighbourNetworks;
+
     public static readonly ContainerPolicy DropAll = new([], MappedPortsPolicy.Closed);
 
     public IEnumerable<string> ContainerReferences =>

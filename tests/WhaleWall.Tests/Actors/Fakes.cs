@@ -33,6 +33,11 @@ public sealed class FakeDockerSource : IDockerSource
     public Task<IReadOnlyList<string>> ListContainerIdsAsync(CancellationToken ct) =>
         Task.FromResult<IReadOnlyList<string>>(Containers.Keys.ToList());
 
+    public ConcurrentBag<DockerNetwork> Networks { get; } = new();
+
+    public Task<IReadOnlyList<DockerNetwork>> ListNetworksAsync(CancellationToken ct) =>
+        Task.FromResult<IReadOnlyList<DockerNetwork>>(Networks.ToList());
+
     public async Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct)
     {
         if (InspectGate is { } gate) await gate.Task;
