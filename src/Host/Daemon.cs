@@ -29,7 +29,7 @@ public static class Daemon
         host.Logging.SetMinimumLevel(LogLevel.Warning);
         host.Services.AddAkka("whalewall", (akka, _) =>
         {
-            akka.AddHocon($"akka.loglevel = {options.AkkaLogLevel}\nakka.stdout-loglevel = {options.AkkaLogLevel}", HoconAddMode.Prepend)
+            akka.AddHocon($"akka.loglevel = {options.AkkaLogLevel}\nakka.stdout-loglevel = {options.AkkaLogLevel}\nakka.log-dead-letters = off", HoconAddMode.Prepend)
                 .AddNftWriterActor(nft, options.Table)
                 .AddPeerDirectoryActor()
                 .AddDockerEventsActor(docker, options.Gateway);
