@@ -269,3 +269,41 @@ public sealed class GatewayKernelTests
         Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80));
     }
 }
+
+/// <summary>Every valid generated policy is accepted by the kernel (a sample per run, applied
+/// as one start-up transaction per policy in a throw-away namespace).</summary>
+public sealed class GeneratedPolicyKernelTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    [Fact]
+    public void Kernel_accepts_every_valid_generated_policy()
+    {
+        using var lab = new KernelLab();
+        var peers = new[]
+        {
+            new ContainerFacts("db-id", "db", true, ImmutableDictionary<string, string>.Empty,
+                [new NetworkAttachment("lab", "lab", IPAddress.Parse("198.18.10.3"), IPAddress.Parse("2001:db8:10::3"))], []),
+        };
+        // the operator's chain that `verdict: { chain: audit }` jumps to
+        Assert.True(lab.Nft.Run("""{"nftables":[{"add":{"table":{"family":"inet","name":"whalewall"}}},{"add":{"chain":{"family":"inet","table":"whalewall","name":"audit"}}}]}""").Ok);
+        var queueSupported = lab.Nft.Run("""{"nftables":[{"add":{"table":{"family":"inet","name":"qprobe"}}},{"add":{"chain":{"family":"inet","table":"qprobe","name":"c"}}},{"add":{"rule":{"family":"inet","table":"qprobe","chain":"c","expr":[{"queue":{"num":1}}]}}}]}""").Ok;
+        int applied = 0, skippedQueue = 0;
+        foreach (var yaml in FsCheck.Fluent.Gen.Sample(LabelGen.Policy, 400))
+        {
+            var labels = new Dictionary<string, string> { [LabelKeys.Enabled] = "true", [LabelKeys.Rules] = yaml }.ToImmutableDictionary();
+            var self = new ContainerFacts("self", "self", true, labels,
+                [new NetworkAttachment("lab", "lab", IPAddress.Parse(KernelLab.ClientIp4), IPAddress.Parse(KernelLab.ClientIp6))],
+                [new PublishedPort(8080, L4Proto.Tcp, "0.0.0.0", 18080)]);
+            var decision = LabelParser.Decide(labels);
+            if (decision is not PolicyDecision.Enforced enforced) continue;
+            var usesQueue = enforced.Policy.Output.Any(r => r.Action?.Verdict?.Queue is not null || r.Action?.Verdict?.InputEstQueue is not null);
+            if (usesQueue && !queueSupported) { skippedQueue++; continue; }
+            var fragment = Compiler.Compile(self, decision, peers).Fragment;
+            var result = lab.Nft.Run(NftJson.FullTable("whalewall", fragment.Elements, fragment.ChainsOrEmpty,
+                NftListing.ChainNames(lab.Nft.Run(NftJson.ListTable("whalewall")).Output).Where(NftListing.IsRuleChain)));
+            Assert.True(result.Ok, $"kernel rejected a valid policy:\n{yaml}\n{result.Error}");
+            applied++;
+        }
+        output.WriteLine($"{applied} valid generated policies applied; {skippedQueue} with queue verdicts not applicable (no NFQUEUE in this kernel)");
+        Assert.True(applied >= 40, $"only {applied} valid policies in the sample");
+    }
+}
