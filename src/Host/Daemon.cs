@@ -30,14 +30,17 @@ public static class Daemon
         host.Logging.SetMinimumLevel(LogLevel.Warning);
         host.Services.AddAkka("whalewall", (akka, _) =>
         {
-            akka.AddHocon($"akka.loglevel = {options.AkkaLogLevel}\nakka.stdout-loglevel = {options.AkkaLogLevel}", HoconAddMode.Prepend)
+            akka.AddHocon($"akka.loglevel = {options.AkkaLogLevel}\nakka.stdout-loglevel = {options.AkkaLogLevel}\nakka.log-dead-letters = off", HoconAddMode.Prepend)
                 .AddContainerStoreActor(options.State)
                 .AddNftWriterActor(nft, options.Table)
                 .AddPeerDirectoryActor()
-                .AddDockerEventsActor(docker);
+                .AddDockerEventsActor(docker, options.Gateway);
         });
 
         Console.WriteLine($"whalewall {VersionInfo.Text}: table inet {options.Table}, docker {options.DockerHost}, state {StateText(options)}, node {options.Node}");
+        if (options.Gateway is { } gw)
+            Console.WriteLine($"deny-by-default mode: gateway networks {(gw.AllBridges ? "(every bridge network)" : string.Join(",", gw.Include))}" +
+                $"{(gw.Exclude.IsEmpty ? "" : " except " + string.Join(",", gw.Exclude))}, default outbound \"{gw.DefaultOutbound}\"");
         await host.Build().RunAsync(ct);
         Console.WriteLine("whalewall stopped; rules stay in place (`whalewall flush` removes them)");
         return 0;

@@ -1,11 +1,13 @@
 using System.Text.RegularExpressions;
 using WhaleWall.Actors.State;
+using WhaleWall.Firewall.Labels;
+using WhaleWall.Firewall.Policy;
 
 namespace WhaleWall.Host;
 
 /// <summary>The daemon's configuration, read from the environment (see README).</summary>
 public sealed record Options(string DockerHost, string? DockerApiVersion, string Table, string DataDir, string LogLevel,
-    string Db = "sqlite", string Node = "localhost")
+    GatewayConfig? Gateway = null, string Db = "sqlite", string Node = "localhost")
 {
     public static Options FromEnvironment(Func<string, string?>? env = null)
     {
@@ -19,12 +21,24 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
         if (level is not ("debug" or "info" or "warning" or "error"))
             throw new ArgumentException($"WHALEWALL_LOG_LEVEL \"{level}\" must be debug, info, warning or error");
 
+        // deny-by-default mode is on when GATEWAY_NETWORKS is set at all (empty: every bridge network)
+        GatewayConfig? gateway = null;
+        if (env("GATEWAY_NETWORKS") is { } networks)
+        {
+            gateway = GatewayConfig.Parse(networks, env("DEFAULT_OUTBOUND"));
+            var errors = PolicyDecider.ValidateDefaultOutbound(gateway.DefaultOutbound);
+            if (!errors.IsEmpty) throw new ArgumentException(string.Join("; ", errors));
+        }
+        else if (env("DEFAULT_OUTBOUND") is { Length: > 0 })
+            throw new ArgumentException("DEFAULT_OUTBOUND needs GATEWAY_NETWORKS (deny-by-default mode)");
+
         return new Options(
             Get("DOCKER_HOST", "unix:///var/run/docker.sock"),
             env("DOCKER_API_VERSION") is { Length: > 0 } api ? api : null,
             table,
             Get("WHALEWALL_DATA_DIR", "/var/lib/whalewall"),
             level,
+            gateway,
             Get("WHALEWALL_DB", "sqlite"),
             Get("WHALEWALL_NODE_NAME", Environment.MachineName));
     }

@@ -17,6 +17,7 @@ flush.SetAction(_ => WithOptions(StateCommands.FlushAsync));
 var root = new RootCommand("WhaleWall: a firewall for Docker containers, driven by container labels")
 {
     run,
+    CheckCommand.Create(),
     status,
     flush,
     version,

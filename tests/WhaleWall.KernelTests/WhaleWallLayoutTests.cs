@@ -5,6 +5,7 @@ using WhaleWall.Actors.Nft;
 using WhaleWall.Firewall.Compile;
 using WhaleWall.Firewall.Labels;
 using WhaleWall.Firewall.Nft;
+using NftResult = WhaleWall.Firewall.Nft.NftResult;
 using WhaleWall.Firewall.Policy;
 using WhaleWall.TestSupport;
 using Xunit;
@@ -130,5 +131,179 @@ public sealed class WhaleWallLayoutTests
         {
             system.Terminate().Wait();
         }
+    }
+}
+
+/// <summary>The parts of the rules language that need more than a plain set element.</summary>
+public sealed class RulesLanguageKernelTests
+{
+    private const string Table = "whalewall";
+
+    private static NftResult Apply(KernelLab lab, string rules)
+    {
+        var labels = new Dictionary<string, string> { [LabelKeys.Enabled] = "true", [LabelKeys.Rules] = rules };
+        var facts = new ContainerFacts("client", "client", true, labels.ToImmutableDictionary(),
+            [new NetworkAttachment("lab", "lab", IPAddress.Parse(KernelLab.ClientIp4), IPAddress.Parse(KernelLab.ClientIp6))], []);
+        var decision = LabelParser.Decide(labels);
+        Assert.IsType<PolicyDecision.Enforced>(decision);
+        var fragment = Compiler.Compile(facts, decision, []).Fragment;
+        return lab.Nft.Run(NftJson.FullTable(Table, fragment.Elements, fragment.ChainsOrEmpty));
+    }
+
+    private static string Ping(KernelLab lab, string target) =>
+        Shell.Try("ip", "netns", "exec", lab.ClientName, "busybox", "ping", "-c", "1", "-W", "1", target).Code == 0 ? "reply" : "no reply";
+
+    [Fact]
+    public void Icmp_rule_allows_only_the_listed_types_on_its_own_family()
+    {
+        using var lab = new KernelLab();
+        var result = Apply(lab, $"""
+            output:
+              - ips: [{KernelLab.ServerIp4}]
+                proto: icmp
+                icmp_types: [echo-request]
+            """);
+        Assert.True(result.Ok, result.Error);
+        Assert.Equal("reply", Ping(lab, KernelLab.ServerIp4));
+        Assert.Equal("no reply", Ping(lab, KernelLab.ServerIp6));
+
+        Assert.True(Apply(lab, $"output:\n  - ips: [{KernelLab.ServerIp4}]\n    proto: icmp\n    icmp_types: [timestamp-request]\n").Ok);
+        Assert.Equal("no reply", Ping(lab, KernelLab.ServerIp4));
+
+        Assert.True(Apply(lab, $"output:\n  - ips: [{KernelLab.ServerIp6}]\n    proto: icmpv6\n").Ok);
+        Assert.Equal("reply", Ping(lab, KernelLab.ServerIp6));
+    }
+
+    [Fact]
+    public void Source_ports_are_matched_inclusively()
+    {
+        using var lab = new KernelLab();
+        using var server = TcpServer.Start(lab.ServerNs, "::", 80);
+        Assert.True(Apply(lab, $"output:\n  - ips: [{KernelLab.ServerIp4}]\n    proto: tcp\n    src_ports: [40000-40010]\n    dst_ports: [80]\n").Ok);
+        Assert.Equal(ProbeOutcome.Connected, ProbeFromPort(lab, 40000));
+        Assert.Equal(ProbeOutcome.Connected, ProbeFromPort(lab, 40010));
+        Assert.Equal(ProbeOutcome.TimedOut, ProbeFromPort(lab, 40011));
+        Assert.Equal(ProbeOutcome.TimedOut, ProbeFromPort(lab, 39999));
+    }
+
+    private static ProbeOutcome ProbeFromPort(KernelLab lab, int port) => Netns.Run(lab.ClientNs, () =>
+    {
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork,
+            System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        socket.SetSocketOption(System.Net.Sockets.SocketOptionLevel.Socket, System.Net.Sockets.SocketOptionName.ReuseAddress, true);
+        socket.Bind(new IPEndPoint(IPAddress.Parse(KernelLab.ClientIp4), port));
+        try
+        {
+            return socket.ConnectAsync(IPAddress.Parse(KernelLab.ServerIp4), 80).Wait(TimeSpan.FromSeconds(1))
+                ? ProbeOutcome.Connected : ProbeOutcome.TimedOut;
+        }
+        catch (AggregateException) { return ProbeOutcome.Refused; }
+    });
+
+    [Fact]
+    public void Log_prefix_rule_goes_through_its_own_chain_and_still_allows()
+    {
+        using var lab = new KernelLab();
+        using var s80 = TcpServer.Start(lab.ServerNs, "::", 80);
+        using var s81 = TcpServer.Start(lab.ServerNs, "::", 81);
+        var result = Apply(lab, $"output:\n  - ips: [{KernelLab.ServerIp4}]\n    proto: tcp\n    dst_ports: [80]\n    log_prefix: \"ww-web \"\n");
+        Assert.True(result.Ok, result.Error);
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80));
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 81, TimeSpan.FromSeconds(1)));
+        var listing = lab.Exec(lab.RouterName, "nft", "list", "table", "inet", Table);
+        Assert.Contains("log prefix \"ww-web \"", listing);
+        Assert.Contains("limit rate 10/second", listing);
+    }
+
+    [Fact]
+    public void Verdict_chain_hands_new_traffic_to_the_operators_chain()
+    {
+        using var lab = new KernelLab();
+        using var s80 = TcpServer.Start(lab.ServerNs, "::", 80);
+        // the operator's chain lives in WhaleWall's table and survives WhaleWall's rebuilds
+        Assert.True(lab.Nft.Run("""{"nftables":[{"add":{"table":{"family":"inet","name":"TABLE"}}},{"add":{"chain":{"family":"inet","table":"TABLE","name":"audit"}}},{"add":{"rule":{"family":"inet","table":"TABLE","chain":"audit","expr":[{"drop":null}]}}}]}""".Replace("TABLE", Table)).Ok);
+        var result = Apply(lab, $"output:\n  - ips: [{KernelLab.ServerIp4}]\n    proto: tcp\n    dst_ports: [80]\n    verdict: {{ chain: audit }}\n");
+        Assert.True(result.Ok, result.Error);
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80, TimeSpan.FromSeconds(1)));
+
+        Assert.True(lab.Nft.Run("""{"nftables":[{"flush":{"chain":{"family":"inet","table":"TABLE","name":"audit"}}}]}""".Replace("TABLE", Table)).Ok);
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80));
+    }
+
+    [Fact]
+    public void Queue_verdicts_are_refused_by_a_kernel_without_nfqueue_and_never_half_applied()
+    {
+        using var lab = new KernelLab();
+        var probe = lab.Nft.Run("""{"nftables":[{"add":{"table":{"family":"inet","name":"probe"}}},{"add":{"chain":{"family":"inet","table":"probe","name":"c"}}},{"add":{"rule":{"family":"inet","table":"probe","chain":"c","expr":[{"queue":{"num":1}}]}}}]}""".Replace("TABLE", Table));
+        var result = Apply(lab, $"output:\n  - ips: [{KernelLab.ServerIp4}]\n    proto: tcp\n    dst_ports: [80]\n    verdict: {{ queue: 1, input_est_queue: 2, output_est_queue: 3 }}\n");
+        if (probe.Ok)
+        {
+            Assert.True(result.Ok, result.Error); // this kernel has NFQUEUE: the rules go in
+            return;
+        }
+        Assert.False(result.Ok);
+        Assert.DoesNotContain("whalewall", lab.Exec(lab.RouterName, "nft", "list", "tables")); // nothing half-built
+    }
+}
+
+/// <summary>Deny-by-default mode in the kernel.</summary>
+public sealed class GatewayKernelTests
+{
+    [Fact]
+    public void Unknown_address_on_a_gateway_network_sends_nothing_until_its_policy_is_in()
+    {
+        using var lab = new KernelLab();
+        using var server = TcpServer.Start(lab.ServerNs, "::", 80);
+        var gateway = GatewayConfig.Parse("lab", "198.18.20.0/24");
+        var networks = new[] { new DockerNetwork("lab", "lab", "bridge", [AddressSyntax.Parse(KernelLab.ClientSubnet4).Range!]) };
+        var gw = Compiler.Gateways(networks, gateway);
+
+        Assert.True(lab.Nft.Run(NftJson.FullTable("whalewall", gw.Elements)).Ok);
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80, TimeSpan.FromSeconds(1)));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp6, 80)); // IPv6 subnet not a gateway one
+
+        var client = new ContainerFacts("client", "client", true, ImmutableDictionary<string, string>.Empty,
+            [new NetworkAttachment("lab", "lab", IPAddress.Parse(KernelLab.ClientIp4), null, 24)], []);
+        var fragment = Compiler.Compile(client, PolicyDecider.Decide(client, gateway), []).Fragment;
+        Assert.True(lab.Nft.Run(NftJson.FullTable("whalewall", gw.Elements.Concat(fragment.Elements))).Ok);
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80));
+    }
+}
+
+/// <summary>Every valid generated policy is accepted by the kernel (a sample per run, applied
+/// as one start-up transaction per policy in a throw-away namespace).</summary>
+public sealed class GeneratedPolicyKernelTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    [Fact]
+    public void Kernel_accepts_every_valid_generated_policy()
+    {
+        using var lab = new KernelLab();
+        var peers = new[]
+        {
+            new ContainerFacts("db-id", "db", true, ImmutableDictionary<string, string>.Empty,
+                [new NetworkAttachment("lab", "lab", IPAddress.Parse("198.18.10.3"), IPAddress.Parse("2001:db8:10::3"))], []),
+        };
+        // the operator's chain that `verdict: { chain: audit }` jumps to
+        Assert.True(lab.Nft.Run("""{"nftables":[{"add":{"table":{"family":"inet","name":"whalewall"}}},{"add":{"chain":{"family":"inet","table":"whalewall","name":"audit"}}}]}""").Ok);
+        var queueSupported = lab.Nft.Run("""{"nftables":[{"add":{"table":{"family":"inet","name":"qprobe"}}},{"add":{"chain":{"family":"inet","table":"qprobe","name":"c"}}},{"add":{"rule":{"family":"inet","table":"qprobe","chain":"c","expr":[{"queue":{"num":1}}]}}}]}""").Ok;
+        int applied = 0, skippedQueue = 0;
+        foreach (var yaml in FsCheck.Fluent.Gen.Sample(LabelGen.Policy, 400))
+        {
+            var labels = new Dictionary<string, string> { [LabelKeys.Enabled] = "true", [LabelKeys.Rules] = yaml }.ToImmutableDictionary();
+            var self = new ContainerFacts("self", "self", true, labels,
+                [new NetworkAttachment("lab", "lab", IPAddress.Parse(KernelLab.ClientIp4), IPAddress.Parse(KernelLab.ClientIp6))],
+                [new PublishedPort(8080, L4Proto.Tcp, "0.0.0.0", 18080)]);
+            var decision = LabelParser.Decide(labels);
+            if (decision is not PolicyDecision.Enforced enforced) continue;
+            var usesQueue = enforced.Policy.Output.Any(r => r.Action?.Verdict?.Queue is not null || r.Action?.Verdict?.InputEstQueue is not null);
+            if (usesQueue && !queueSupported) { skippedQueue++; continue; }
+            var fragment = Compiler.Compile(self, decision, peers).Fragment;
+            var result = lab.Nft.Run(NftJson.FullTable("whalewall", fragment.Elements, fragment.ChainsOrEmpty,
+                NftListing.ChainNames(lab.Nft.Run(NftJson.ListTable("whalewall")).Output).Where(NftListing.IsRuleChain)));
+            Assert.True(result.Ok, $"kernel rejected a valid policy:\n{yaml}\n{result.Error}");
+            applied++;
+        }
+        output.WriteLine($"{applied} valid generated policies applied; {skippedQueue} with queue verdicts not applicable (no NFQUEUE in this kernel)");
+        Assert.True(applied >= 40, $"only {applied} valid policies in the sample");
     }
 }

@@ -174,6 +174,9 @@ public sealed class DockerHarness : IAsyncDisposable
         // containers' addresses (unmasqueraded traffic) go back to the host namespace, below the blackhole metric
         Ip("-n", InternetNs, "route", "add", TestNet.Supernet4, "via", TestNet.HostLink4, "metric", "100");
         Shell.Try("ip", "-n", InternetNs, "-6", "route", "add", "default", "via", TestNet.HostLink6);
+        Shell.Try("ip", "-n", InternetNs, "-6", "route", "add", TestNet.Supernet6, "via", TestNet.HostLink6, "metric", "100");
+        // the host namespace routes containers' IPv6 (dual-stack test networks); only inside our namespace
+        Shell.Run("ip", "netns", "exec", HostNs, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1");
         Log($"namespaces {HostNs} and {InternetNs} ready");
     }
 
@@ -338,6 +341,22 @@ public sealed class DockerHarness : IAsyncDisposable
         return resp.ID;
     }
 
+    /// <summary>Creates a dual-stack bridge network with the given subnets (test ranges only).</summary>
+    public async Task<string> CreateDualStackNetworkAsync(string name, string subnet4, string subnet6)
+    {
+        TestNet.Guard(subnet4.Split('/')[0]);
+        TestNet.Guard(subnet6.Split('/')[0]);
+        var resp = await Docker.Networks.CreateNetworkAsync(new NetworksCreateParameters
+        {
+            Name = name,
+            Driver = "bridge",
+            EnableIPv6 = true,
+            IPAM = new IPAM { Config = [new IPAMConfig { Subnet = subnet4 }, new IPAMConfig { Subnet = subnet6 }] },
+        });
+        lock (_gate) _networks.Add(resp.ID);
+        return resp.ID;
+    }
+
     /// <summary>Creates (and by default starts) a busybox container sleeping for an hour,
     /// with the test DNS server as its resolver.</summary>
     public async Task<TestContainer> RunContainerAsync(string name, ContainerOptions? options = null)
@@ -443,6 +462,15 @@ public sealed class TestContainer
         if (i.NetworkSettings?.Networks is { } nets && nets.TryGetValue(net, out var ep) && !string.IsNullOrEmpty(ep.IPAddress))
             return ep.IPAddress;
         throw new InvalidOperationException($"container {Name} has no IPv4 address on {net}");
+    }
+
+    public async Task<string> Ipv6Async(string? network = null)
+    {
+        var i = await InspectAsync();
+        var net = network ?? Network;
+        if (i.NetworkSettings?.Networks is { } nets && nets.TryGetValue(net, out var ep) && !string.IsNullOrEmpty(ep.GlobalIPv6Address))
+            return ep.GlobalIPv6Address;
+        throw new InvalidOperationException($"container {Name} has no IPv6 address on {net}");
     }
 
     /// <summary>The pid of the container's init process (State.Pid); 0 if not running.</summary>

@@ -29,6 +29,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
     private readonly IDockerSource docker;
     private readonly IActorRef writer;
     private readonly IActorRef peers;
+    private readonly GatewayConfig? gateway;
     private readonly IActorRef? store;
     private readonly ILoggingAdapter log = Context.GetLogger();
 
@@ -51,8 +52,9 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public ContainerActor(string id, IDockerSource docker, IActorRef writer, IActorRef peers, IActorRef? store = null)
+    public ContainerActor(string id, IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null, IActorRef? store = null)
     {
+        this.gateway = gateway;
         this.id = id;
         this.docker = docker;
         this.writer = writer;
@@ -121,8 +123,8 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
         });
     }
 
-    public static Props Props(string id, IDockerSource docker, IActorRef writer, IActorRef peers, IActorRef? store = null) =>
-        Akka.Actor.Props.Create(() => new ContainerActor(id, docker, writer, peers, store));
+    public static Props Props(string id, IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null, IActorRef? store = null) =>
+        Akka.Actor.Props.Create(() => new ContainerActor(id, docker, writer, peers, gateway, store));
 
     private string Short => facts is null ? id[..Math.Min(12, id.Length)] : $"{facts.Name} ({facts.ShortId})";
 
@@ -148,7 +150,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
             facts = new ContainerFacts(id, attributes.GetValueOrDefault("name") ?? "", false, labels, [], []);
             Decide();
         }
-        if (e is { Type: "network", Action: "connect", NetworkId: { } network } && decision.IsManaged)
+        if (e is { Type: "network", Action: "connect", NetworkId: { } network } && (decision.IsManaged || gateway is not null))
         {
             var seen = inspectionsStarted;
             docker.InspectEndpointAsync(network, id, CancellationToken.None).PipeTo(Self,
@@ -167,6 +169,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
             Networks = [.. facts.Networks.Where(n => n.Id != attachment.Id), attachment],
         };
         log.Debug("{0}: attached to {1} ({2})", Short, attachment.Name, attachment.IPv4);
+        if (gateway is not null) Decide();
         Program();
     }
 
@@ -186,16 +189,18 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
             return;
         }
 
-        var labelsChanged = facts is null || !facts.Labels.SequenceEqual(message.Facts.Labels);
+        // the decision depends on the labels and, in deny-by-default mode, on the networks
+        var changed = facts is null || !facts.Labels.SequenceEqual(message.Facts.Labels) ||
+                      (gateway is not null && !facts.Networks.Select(n => n.Name).SequenceEqual(message.Facts.Networks.Select(n => n.Name)));
         facts = message.Facts;
         peers.Tell(new Publish(id, facts));
-        if (labelsChanged) Decide();
+        if (changed) Decide();
         Program();
     }
 
     private void Decide()
     {
-        decision = LabelParser.Decide(facts!.Labels);
+        decision = PolicyDecider.Decide(facts!, gateway);
         switch (decision)
         {
             case PolicyDecision.FailClosed f:

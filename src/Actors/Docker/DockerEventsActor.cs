@@ -5,6 +5,8 @@ using Akka.Hosting;
 using WhaleWall.Actors.Containers;
 using WhaleWall.Actors.Nft;
 using WhaleWall.Actors.State;
+using WhaleWall.Firewall.Compile;
+using WhaleWall.Firewall.Policy;
 
 namespace WhaleWall.Actors.Docker;
 
@@ -21,6 +23,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private static readonly TimeSpan CheckpointEvery = TimeSpan.FromSeconds(1);
 
     private readonly IDockerSource docker;
+    private readonly GatewayConfig? gateway;
     private readonly IActorRef writer;
     private readonly IActorRef peers;
     private readonly IActorRef? store;
@@ -33,12 +36,14 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private int failures;
     private bool started;
     private CancellationTokenSource? stream;
+    private long gatewayVersion;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public DockerEventsActor(IDockerSource docker, IActorRef writer, IActorRef peers, IActorRef? store = null)
+    public DockerEventsActor(IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null, IActorRef? store = null)
     {
         this.docker = docker;
+        this.gateway = gateway;
         this.writer = writer;
         this.peers = peers;
         this.store = store;
@@ -69,6 +74,11 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         {
             failures = 0;
             lastEventNanos = Math.Max(lastEventNanos, e.TimeNano);
+            if (e.Type == "network" && e.Action is "create" or "destroy")
+            {
+                RefreshGatewayNetworks();
+                return;
+            }
             Child(e.ContainerId).Tell(new ContainerCommands.Refresh($"{e.Type} {e.Action}", e));
         });
         Receive<StreamEnded>(e =>
@@ -77,14 +87,25 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
             Context.System.EventStream.Publish(new DockerEventsEvents.StreamStateChanged(false, e.Error?.Message));
             Timers.StartSingleTimer("connect", Connect.Instance, Backoff());
         });
+        Receive<NetworksListed>(n =>
+            writer.Tell(new NftWriterCommands.Program(Compiler.Gateways(n.Networks, gateway!), ++gatewayVersion)));
+        Receive<NetworksFailed>(f =>
+        {
+            log.Warning("cannot list networks ({0}); retrying", f.Error.Message);
+            Timers.StartSingleTimer("networks", new RefreshNetworks(), TimeSpan.FromSeconds(2));
+        });
+        Receive<RefreshNetworks>(_ => RefreshGatewayNetworks());
+        Receive<NftWriterEvents.Applied>(_ => { });
+        Receive<NftWriterEvents.Rejected>(r =>
+            log.Error("kernel rejected the gateway networks ({0})", r.Error));
         Receive<ContainerEvents.Gone>(g =>
         {
             if (children.Remove(g.Id, out var child)) Context.Stop(child);
         });
     }
 
-    public static Props Props(IDockerSource docker, IActorRef writer, IActorRef peers, IActorRef? store = null) =>
-        Akka.Actor.Props.Create(() => new DockerEventsActor(docker, writer, peers, store));
+    public static Props Props(IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null, IActorRef? store = null) =>
+        Akka.Actor.Props.Create(() => new DockerEventsActor(docker, writer, peers, gateway, store));
 
     protected override void PreStart()
     {
@@ -110,7 +131,10 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         {
             // the table is rebuilt from the journal in one transaction, Docker or not
             started = true;
-            writer.Tell(new NftWriterCommands.ExpectOwners([.. state.Containers.Keys]));
+            // deny-by-default: the gateway networks come from Docker (not journalled yet), so the
+            // table waits for them (the old table stays meanwhile) up to the writer's grace
+            var owners = state.Containers.Keys.ToImmutableHashSet();
+            writer.Tell(new NftWriterCommands.ExpectOwners(gateway is null ? owners : owners.Add(Compiler.GatewayOwner)));
             foreach (var (id, stored) in state.Containers)
                 Child(id).Tell(new ContainerCommands.Seed(stored.Facts));
             log.Info("replayed {0} containers from the journal; reconciling with Docker", state.Containers.Count);
@@ -139,9 +163,10 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         if (!started)
         {
             started = true;
-            writer.Tell(new NftWriterCommands.ExpectOwners(ids));
+            writer.Tell(new NftWriterCommands.ExpectOwners(gateway is null ? ids : ids.Add(Compiler.GatewayOwner)));
             log.Info("found {0} containers", ids.Count);
         }
+        RefreshGatewayNetworks();
         foreach (var id in ids.Union(children.Keys))
             Child(id).Tell(new ContainerCommands.Refresh(reason));
         log.Info("reconciling {0} containers with Docker", ids.Union(children.Keys).Count);
@@ -168,10 +193,18 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         Context.System.EventStream.Publish(new DockerEventsEvents.StreamStateChanged(true, null));
     }
 
+    private void RefreshGatewayNetworks()
+    {
+        if (gateway is null) return;
+        docker.ListNetworksAsync(CancellationToken.None).PipeTo(Self,
+            success: n => new NetworksListed(n),
+            failure: e => new NetworksFailed(e));
+    }
+
     private IActorRef Child(string id)
     {
         if (children.TryGetValue(id, out var child)) return child;
-        child = Context.ActorOf(ContainerActor.Props(id, docker, writer, peers, store), $"c-{id}-{generation++}");
+        child = Context.ActorOf(ContainerActor.Props(id, docker, writer, peers, gateway, store), $"c-{id}-{generation++}");
         children[id] = child;
         return child;
     }
@@ -202,18 +235,25 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private sealed record ListFailed(Exception Error);
 
     private sealed record StreamEnded(Exception? Error);
+
+    private sealed record NetworksListed(IReadOnlyList<DockerNetwork> Networks);
+
+    private sealed record NetworksFailed(Exception Error);
+
+    private sealed record RefreshNetworks;
 }
 
 public sealed class DockerEvents { }
 
 public static class DockerEventsActorExtensions
 {
-    public static AkkaConfigurationBuilder AddDockerEventsActor(this AkkaConfigurationBuilder builder, IDockerSource docker) =>
+    public static AkkaConfigurationBuilder AddDockerEventsActor(this AkkaConfigurationBuilder builder, IDockerSource docker,
+        GatewayConfig? gateway = null) =>
         builder.WithActors((system, registry) =>
         {
             var writer = registry.Get<NftWriter>();
             var peers = registry.Get<PeerDirectory>();
             var store = registry.TryGet<ContainerStore>(out var s) ? s : null;
-            registry.Register<DockerEvents>(system.ActorOf(DockerEventsActor.Props(docker, writer, peers, store), "docker-events"));
+            registry.Register<DockerEvents>(system.ActorOf(DockerEventsActor.Props(docker, writer, peers, gateway, store), "docker-events"));
         });
 }

@@ -24,6 +24,29 @@ public sealed class DockerSource(DockerClient client) : IDockerSource, IDisposab
         return list.Select(c => c.ID).ToList();
     }
 
+    public async Task<IReadOnlyList<DockerNetwork>> ListNetworksAsync(CancellationToken ct)
+    {
+        var networks = await client.Networks.ListNetworksAsync(new NetworksListParameters(), ct);
+        var result = networks.Select(n => new DockerNetwork(n.Name, n.ID, n.Driver ?? "",
+            [.. (n.IPAM?.Config ?? []).Select(c => c.Subnet).OfType<string>()
+                .Select(s => WhaleWall.Firewall.Labels.AddressSyntax.Parse(s).Range).OfType<AddressRange>()])).ToList();
+        foreach (var n in result) drivers[n.Id] = n.Driver;
+        return result;
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> drivers = new();
+
+    private async Task<string> DriverOfAsync(string networkId, CancellationToken ct)
+    {
+        if (drivers.TryGetValue(networkId, out var driver)) return driver;
+        try
+        {
+            var network = await client.Networks.InspectNetworkAsync(networkId, ct);
+            return drivers[networkId] = network.Driver ?? "";
+        }
+        catch (DockerApiException) { return ""; }
+    }
+
     public async Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct)
     {
         ContainerInspectResponse c;
@@ -35,7 +58,10 @@ public sealed class DockerSource(DockerClient client) : IDockerSource, IDisposab
         {
             var v4 = ParseAddress(endpoint.IPAddress);
             var v6 = ParseAddress(endpoint.GlobalIPv6Address);
-            attachments.Add(new NetworkAttachment(name, endpoint.NetworkID ?? "", v4, v6));
+            attachments.Add(new NetworkAttachment(name, endpoint.NetworkID ?? "", v4, v6,
+                endpoint.IPPrefixLen > 0 ? (int)endpoint.IPPrefixLen : 32,
+                endpoint.GlobalIPv6PrefixLen > 0 ? (int)endpoint.GlobalIPv6PrefixLen : 128,
+                string.IsNullOrEmpty(endpoint.NetworkID) ? "" : await DriverOfAsync(endpoint.NetworkID, ct)));
         }
 
         var ports = ImmutableArray.CreateBuilder<PublishedPort>();
@@ -55,7 +81,25 @@ public sealed class DockerSource(DockerClient client) : IDockerSource, IDisposab
             live,
             (c.Config?.Labels ?? new Dictionary<string, string>()).ToImmutableDictionary(),
             attachments.ToImmutable(),
-            ports.ToImmutable());
+            ports.ToImmutable(),
+            DnsServersOf(c));
+    }
+
+    /// <summary>Where the container's DNS queries go: its --dns servers, else the resolvers of
+    /// its resolv.conf (for user-defined networks Docker's embedded DNS forwards to the
+    /// "ExtServers" it notes there, from inside the container's namespace).</summary>
+    private static ImmutableArray<IPAddress> DnsServersOf(ContainerInspectResponse c)
+    {
+        var configured = (c.HostConfig?.DNS ?? []).Select(ParseAddress).OfType<IPAddress>().ToList();
+        if (configured.Count > 0) return [.. configured.Distinct()];
+        try
+        {
+            return !string.IsNullOrEmpty(c.ResolvConfPath) && File.Exists(c.ResolvConfPath)
+                ? ResolvConf.Servers(File.ReadAllText(c.ResolvConfPath))
+                : [];
+        }
+        catch (IOException) { return []; }
+        catch (UnauthorizedAccessException) { return []; }
     }
 
     public async Task<NetworkAttachment?> InspectEndpointAsync(string networkId, string containerId, CancellationToken ct)
@@ -64,7 +108,9 @@ public sealed class DockerSource(DockerClient client) : IDockerSource, IDisposab
         {
             var network = await client.Networks.InspectNetworkAsync(networkId, ct);
             if (network.Containers is null || !network.Containers.TryGetValue(containerId, out var ep)) return null;
-            return new NetworkAttachment(network.Name, network.ID, ParseAddress(StripPrefix(ep.IPv4Address)), ParseAddress(StripPrefix(ep.IPv6Address)));
+            drivers[network.ID] = network.Driver ?? "";
+            return new NetworkAttachment(network.Name, network.ID, ParseAddress(StripPrefix(ep.IPv4Address)), ParseAddress(StripPrefix(ep.IPv6Address)),
+                PrefixOf(ep.IPv4Address, 32), PrefixOf(ep.IPv6Address, 128), network.Driver ?? "");
         }
         catch (DockerNetworkNotFoundException) { return null; }
     }
@@ -98,6 +144,8 @@ public sealed class DockerSource(DockerClient client) : IDockerSource, IDisposab
         var time = m.TimeNano ?? 0;
         if (m.Type == "container" && ContainerActions.Contains(m.Action ?? "") && m.Actor?.ID is { } id)
             return new DockerEvent(m.Type, m.Action!, id, time, null, m.Actor.Attributes?.ToDictionary());
+        if (m.Type == "network" && m.Action is "create" or "destroy" && m.Actor?.ID is { } networkId)
+            return new DockerEvent(m.Type, m.Action!, "", time, networkId);
         if (m.Type == "network" && m.Action is "connect" or "disconnect" &&
             m.Actor?.Attributes?.TryGetValue("container", out var cid) == true)
             return new DockerEvent(m.Type, m.Action!, cid!, time, m.Actor.ID);
@@ -122,6 +170,9 @@ public sealed class DockerSource(DockerClient client) : IDockerSource, IDisposab
         !string.IsNullOrEmpty(text) && Addresses.TryParse(text, out var a) ? a : null;
 
     private static string? StripPrefix(string? cidr) => cidr?.Split('/')[0];
+
+    private static int PrefixOf(string? cidr, int fallback) =>
+        cidr?.Split('/') is [_, var len] && int.TryParse(len, out var n) ? n : fallback;
 
     public void Dispose() => client.Dispose();
 

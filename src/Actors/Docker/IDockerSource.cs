@@ -13,6 +13,8 @@ public interface IDockerSource
 {
     Task<IReadOnlyList<string>> ListContainerIdsAsync(CancellationToken ct);
 
+    Task<IReadOnlyList<DockerNetwork>> ListNetworksAsync(CancellationToken ct);
+
     /// <summary>The container's facts, or null when it no longer exists.</summary>
     Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct);
 

@@ -79,7 +79,8 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         pending.Clear();
         var plan = KernelState.Empty.Replace(batch.Select(b => b.Program.Fragment));
         var watch = Stopwatch.StartNew();
-        var result = nft.Run(NftJson.FullTable(table, plan.After.References.Keys));
+        var existing = ExistingRuleChains();
+        var result = nft.Run(NftJson.FullTable(table, plan.After.References.Keys, plan.After.ChainReferences.Keys, existing));
         if (result.Ok)
         {
             state = plan.After;
@@ -90,12 +91,16 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             // Fail closed: a table with every container's addresses under drop-all first,
             // then each owner's allow elements on its own, so one bad policy stays alone.
             log.Error("start-up transaction rejected ({0}); building drop-all table and retrying per container", result.Error.Trim());
-            var dropAll = batch.Select(b => b.Program.Fragment with
-            {
-                Elements = [.. b.Program.Fragment.Elements.Where(e => e.Set.StartsWith("managed", StringComparison.Ordinal))],
-            });
+            var dropAll = batch.Select(b => new Fragment(b.Program.Fragment.Owner,
+                [.. b.Program.Fragment.Elements.Where(e => e.Set.StartsWith("managed", StringComparison.Ordinal))], []));
             var bare = KernelState.Empty.Replace(dropAll);
-            var fallback = nft.Run(NftJson.FullTable(table, bare.After.References.Keys));
+            var fallback = nft.Run(NftJson.FullTable(table, bare.After.References.Keys, [], existing));
+            if (!fallback.Ok)
+            {
+                // An incompatible table (an older layout): replace it whole, still in one transaction.
+                log.Warning("cannot reuse table {0} ({1}); replacing it", table, fallback.Error.Trim());
+                fallback = nft.Run(NftJson.ReplaceTable(table, bare.After.References.Keys));
+            }
             if (!fallback.Ok)
                 log.Error("drop-all table rejected too: {0}", fallback.Error.Trim());
             else
@@ -124,7 +129,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             return;
         }
         var watch = Stopwatch.StartNew();
-        var result = nft.Run(NftJson.Changes(table, plan.Deletes, plan.Adds));
+        var result = nft.Run(NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds));
         if (result.Ok)
         {
             state = plan.After;
@@ -147,7 +152,9 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         foreach (var item in batch)
         {
             var plan = state.Replace([item.Program.Fragment]);
-            var result = plan.IsEmpty ? NftResult.Success() : nft.Run(NftJson.Changes(table, plan.Deletes, plan.Adds));
+            var result = plan.IsEmpty
+                ? NftResult.Success()
+                : nft.Run(NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds));
             if (result.Ok)
             {
                 state = plan.After;
@@ -155,6 +162,13 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             }
             else Reject(item, result.Error);
         }
+    }
+
+    /// <summary>WhaleWall's per-rule chains left in the kernel by an earlier run.</summary>
+    private IReadOnlyList<string> ExistingRuleChains()
+    {
+        var listing = nft.Run(NftJson.ListTable(table));
+        return listing.Ok ? NftListing.ChainNames(listing.Output).Where(NftListing.IsRuleChain).ToList() : [];
     }
 
     private static void Reply(IEnumerable<(Program Program, IActorRef ReplyTo)> batch)

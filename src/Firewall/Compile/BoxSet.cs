@@ -8,20 +8,67 @@ namespace WhaleWall.Firewall.Compile;
 /// elements, so every owner's elements of one set must be disjoint.</summary>
 public static class BoxSet
 {
-    public static ImmutableArray<ImmutableArray<Field>> Disjoint(IEnumerable<ImmutableArray<Field>> boxes)
+    public static ImmutableArray<ImmutableArray<Field>> Disjoint(IEnumerable<ImmutableArray<Field>> boxes) =>
+        [.. Disjoint(boxes.Select(b => (b, 0))).Select(p => p.Box)];
+
+    /// <summary>Like the untagged version; where boxes overlap the earlier one wins, and each
+    /// piece keeps the tag of the box it came from.</summary>
+    public static ImmutableArray<(ImmutableArray<Field> Box, T Tag)> Disjoint<T>(IEnumerable<(ImmutableArray<Field> Box, T Tag)> boxes)
+        where T : notnull
     {
-        var result = new List<ImmutableArray<Field>>();
-        foreach (var box in boxes.Distinct(BoxComparer.Instance))
+        var result = new List<(ImmutableArray<Field> Box, T Tag)>();
+        var seen = new HashSet<string>();
+        foreach (var (box, tag) in boxes)
         {
+            if (!seen.Add(Describe(box))) continue;
             var pieces = new List<ImmutableArray<Field>> { box };
             foreach (var placed in result)
             {
                 if (pieces.Count == 0) break;
-                pieces = pieces.SelectMany(p => Subtract(p, placed)).ToList();
+                pieces = pieces.SelectMany(p => Subtract(p, placed.Box)).ToList();
             }
-            result.AddRange(pieces);
+            result.AddRange(pieces.Select(p => (p, tag)));
         }
-        return Merge(result);
+        return [.. result.GroupBy(r => r.Tag).SelectMany(g => Merge(g.Select(r => r.Box)).Select(b => (b, g.Key)))];
+    }
+
+    /// <summary>The parts of <paramref name="box"/> outside <paramref name="cut"/>.</summary>
+    public static IEnumerable<ImmutableArray<Field>> Subtract(ImmutableArray<Field> box, ImmutableArray<Field> cut)
+    {
+        if (!Intersects(box, cut)) { yield return box; yield break; }
+        var rest = box.ToBuilder();
+        for (var i = 0; i < rest.Count; i++)
+        {
+            var (b, c) = (rest[i], cut[i]);
+            if (b.Lo < c.Lo)
+            {
+                rest[i] = b with { Hi = c.Lo - 1 };
+                yield return rest.ToImmutable();
+                b = b with { Lo = c.Lo };
+            }
+            if (b.Hi > c.Hi)
+            {
+                rest[i] = b with { Lo = c.Hi + 1 };
+                yield return rest.ToImmutable();
+                b = b with { Hi = c.Hi };
+            }
+            rest[i] = b;
+        }
+        // what remains lies inside `cut`: dropped
+    }
+
+    public static bool Intersects(ImmutableArray<Field> a, ImmutableArray<Field> b)
+    {
+        for (var i = 0; i < a.Length; i++)
+            if (a[i].Hi < b[i].Lo || b[i].Hi < a[i].Lo) return false;
+        return true;
+    }
+
+    public static bool Contains(ImmutableArray<Field> box, ReadOnlySpan<UInt128> point)
+    {
+        for (var i = 0; i < box.Length; i++)
+            if (point[i] < box[i].Lo || point[i] > box[i].Hi) return false;
+        return true;
     }
 
     /// <summary>Joins disjoint boxes that differ in one field only and touch there, so that
@@ -63,50 +110,5 @@ public static class BoxSet
     private static string Without(ImmutableArray<Field> box, int dim) =>
         string.Join("|", box.Select((f, i) => i == dim ? "*" : $"{f.Lo}-{f.Hi}"));
 
-    /// <summary>The parts of <paramref name="box"/> outside <paramref name="cut"/>.</summary>
-    public static IEnumerable<ImmutableArray<Field>> Subtract(ImmutableArray<Field> box, ImmutableArray<Field> cut)
-    {
-        if (!Intersects(box, cut)) { yield return box; yield break; }
-        var rest = box.ToBuilder();
-        for (var i = 0; i < rest.Count; i++)
-        {
-            var (b, c) = (rest[i], cut[i]);
-            if (b.Lo < c.Lo)
-            {
-                rest[i] = b with { Hi = c.Lo - 1 };
-                yield return rest.ToImmutable();
-                b = b with { Lo = c.Lo };
-            }
-            if (b.Hi > c.Hi)
-            {
-                rest[i] = b with { Lo = c.Hi + 1 };
-                yield return rest.ToImmutable();
-                b = b with { Hi = c.Hi };
-            }
-            rest[i] = b;
-        }
-        // what remains lies inside `cut`: dropped
-    }
-
-    public static bool Intersects(ImmutableArray<Field> a, ImmutableArray<Field> b)
-    {
-        for (var i = 0; i < a.Length; i++)
-            if (a[i].Hi < b[i].Lo || b[i].Hi < a[i].Lo) return false;
-        return true;
-    }
-
-    public static bool Contains(ImmutableArray<Field> box, ReadOnlySpan<UInt128> point)
-    {
-        for (var i = 0; i < box.Length; i++)
-            if (point[i] < box[i].Lo || point[i] > box[i].Hi) return false;
-        return true;
-    }
-
-    private sealed class BoxComparer : IEqualityComparer<ImmutableArray<Field>>
-    {
-        public static readonly BoxComparer Instance = new();
-        public bool Equals(ImmutableArray<Field> x, ImmutableArray<Field> y) => x.SequenceEqual(y);
-        public int GetHashCode(ImmutableArray<Field> obj) =>
-            obj.Aggregate(17, (h, f) => HashCode.Combine(h, f));
-    }
+    private static string Describe(ImmutableArray<Field> box) => string.Join("|", box.Select(f => $"{f.Lo}-{f.Hi}"));
 }

@@ -5,12 +5,12 @@ using WhaleWall.Firewall.Policy;
 
 namespace WhaleWall.Firewall.Compile;
 
-/// <summary>The result of compiling: the owner's elements, and why it fell back to
+/// <summary>The result of compiling: the owner's kernel objects, and why it fell back to
 /// drop-all when it had to.</summary>
 public sealed record CompileResult(Fragment Fragment, string? Error);
 
-/// <summary>Policy + container facts -> set elements (docs/nftables.md). Pure and total: it
-/// never throws, and anything it cannot express compiles to drop-all.</summary>
+/// <summary>Policy + container facts -> set elements and per-rule chains (docs/nftables.md).
+/// Pure and total: it never throws, and anything it cannot express compiles to drop-all.</summary>
 public static class Compiler
 {
     /// <summary>Most elements one container may own; beyond this the policy is refused.</summary>
@@ -19,29 +19,52 @@ public static class Compiler
     private static readonly Field AnyProto = new(FieldKind.Proto, 0, 255);
     private static readonly Field AnyPort = new(FieldKind.Port, 0, ushort.MaxValue);
 
+    /// <summary>A box of allowed traffic for one set, with the per-rule chain it goes
+    /// through (null: plain accept).</summary>
+    private sealed record Grant(string Set, string VerdictSet, ImmutableArray<Field> Box, RuleChain? Chain);
+
     public static CompileResult Compile(ContainerFacts self, PolicyDecision decision, IReadOnlyCollection<ContainerFacts> peers)
     {
         if (!decision.IsManaged || !self.Running) return new(Fragment.Empty(self.Id), null);
 
         var managed = self.Addresses.Distinct().Select(Managed).ToList();
-        var boxes = new List<(string Set, ImmutableArray<Field> Box)>();
+        var grants = new List<Grant>();
+        var extra = new List<Element>();
+        var chains = new List<RuleChain>();
         var policy = decision.EffectivePolicy;
-        foreach (var rule in policy.Output) AddOutput(self, rule, peers, boxes);
-        AddMappedPorts(self, policy.MappedPorts, boxes);
+        foreach (var rule in policy.Output) AddOutput(self, rule, peers, grants, chains, extra);
+        AddMappedPorts(self, policy.MappedPorts, grants, chains, extra);
+        AddNeighbours(self, policy.NeighbourNetworksOrEmpty, grants);
 
-        if (boxes.Count > MaxElements)
-            return new(new Fragment(self.Id, [.. managed]),
-                $"policy expands to {boxes.Count} set elements, more than the limit of {MaxElements}; dropping all traffic");
+        if (grants.Count > MaxElements)
+            return new(new Fragment(self.Id, [.. managed], []),
+                $"policy expands to {grants.Count} set elements, more than the limit of {MaxElements}; dropping all traffic");
 
-        var elements = boxes
-            .GroupBy(b => b.Set)
-            .SelectMany(g => BoxSet.Disjoint(g.Select(b => b.Box)).Select(box => new Element(g.Key, box)))
-            .Concat(managed)
-            .Distinct()
-            .Order()
-            .ToImmutableArray();
-        return new(new Fragment(self.Id, elements), null);
+        var elements = new List<Element>(managed);
+        elements.AddRange(extra);
+        foreach (var group in grants.Where(g => g.Chain is null).GroupBy(g => g.Set))
+            elements.AddRange(BoxSet.Disjoint(group.Select(g => g.Box)).Select(box => new Element(group.Key, box)));
+        foreach (var group in grants.Where(g => g.Chain is not null).GroupBy(g => g.VerdictSet))
+            elements.AddRange(BoxSet.Disjoint(group.Select(g => (g.Box, g.Chain!.Name)))
+                .Select(piece => new Element(group.Key, piece.Box, piece.Tag)));
+
+        return new(new Fragment(self.Id, [.. elements.Distinct().Order()], [.. chains.Distinct().Order()]), null);
     }
+
+    /// <summary>The owner of the gateway networks' subnets (deny-by-default mode).</summary>
+    public const string GatewayOwner = "gateway-networks";
+
+    /// <summary>Deny-by-default mode: the subnets of the gateway networks, from which only
+    /// addresses of containers WhaleWall manages may send.</summary>
+    public static Fragment Gateways(IEnumerable<DockerNetwork> networks, GatewayConfig gateway) =>
+        new(GatewayOwner, [.. networks
+            .Where(n => gateway.IsGateway(n.AsAttachment()))
+            .SelectMany(n => n.Subnets)
+            .Distinct()
+            .GroupBy(r => r.Family)
+            .SelectMany(g => BoxSet.Disjoint(g.Select(r => ImmutableArray.Create(Field.Address(r))))
+                .Select(box => new Element(NftSets.Gateway(g.Key), box)))
+            .Order()], []);
 
     private static Element Managed(IPAddress address)
     {
@@ -50,16 +73,32 @@ public static class Compiler
     }
 
     private static void AddOutput(ContainerFacts self, OutputRule rule, IReadOnlyCollection<ContainerFacts> peers,
-        List<(string, ImmutableArray<Field>)> boxes)
+        List<Grant> grants, List<RuleChain> chains, List<Element> extra)
     {
         var sources = AddressesOn(self, rule.Network).Select(AddressRange.Single).ToList();
-        var protos = rule.Proto is { } p ? new Field(FieldKind.Proto, (byte)p, (byte)p) : AnyProto;
-        var ports = rule.DstPorts.IsEmpty
-            ? [AnyPort]
-            : rule.DstPorts.Select(r => new Field(FieldKind.Port, r.Lo, r.Hi)).ToList();
+        var chain = ChainFor(rule.Action, outbound: true, chains, extra);
+        var protoField = rule.Proto is { } p ? new Field(FieldKind.Proto, (byte)p, (byte)p) : AnyProto;
+        List<Field> sportFields, dportFields;
+        if (rule.Proto is L4Proto.Icmp or L4Proto.Icmpv6)
+        {
+            // th sport of an ICMP packet is its type and code: type * 256 + code
+            sportFields = rule.IcmpTypesOrEmpty.IsEmpty
+                ? [AnyPort]
+                : [.. rule.IcmpTypesOrEmpty.Select(t => new Field(FieldKind.Port, (UInt128)t * 256, (UInt128)t * 256 + 255))];
+            dportFields = [AnyPort];
+        }
+        else
+        {
+            sportFields = Ports(rule.SrcPorts);
+            dportFields = Ports(rule.DstPorts);
+        }
 
         List<AddressRange> destinations;
-        if (rule.Container is { } reference)
+        if (rule.ToResolvers)
+            destinations = [.. self.DnsServersOrEmpty.Select(AddressRange.Single)];
+        else if (!rule.HostsOrEmpty.IsEmpty)
+            destinations = []; // host names: resolved by the hostname feature, nothing until then
+        else if (rule.Container is { } reference)
             destinations = peers.Where(c => c.Running && c.IsNamed(reference, self.ComposeProject))
                 .SelectMany(c => AddressesOn(c, rule.Network)).Distinct().Select(AddressRange.Single).ToList();
         else if (!rule.Ips.IsEmpty)
@@ -68,23 +107,32 @@ public static class Compiler
             destinations = [AddressRange.Any(IpFamily.V4), AddressRange.Any(IpFamily.V6)];
 
         foreach (var src in sources)
-        foreach (var dst in destinations.Where(d => d.Family == src.Family))
-        foreach (var port in ports)
         {
-            ImmutableArray<Field> box = [Field.Address(src), Field.Address(dst), protos, port];
-            boxes.Add((NftSets.Out(src.Family), box));
-            if (rule.Container is not null) boxes.Add((NftSets.Peer(src.Family), box));
+            if (rule.Proto == L4Proto.Icmp && src.Family != IpFamily.V4) continue;
+            if (rule.Proto == L4Proto.Icmpv6 && src.Family != IpFamily.V6) continue;
+            foreach (var dst in destinations.Where(d => d.Family == src.Family))
+            foreach (var sport in sportFields)
+            foreach (var dport in dportFields)
+            {
+                ImmutableArray<Field> box = [Field.Address(src), Field.Address(dst), protoField, sport, dport];
+                grants.Add(new Grant(NftSets.Out(src.Family), NftSets.OutVerdict(src.Family), box, chain));
+                if (rule.Container is not null)
+                    grants.Add(new Grant(NftSets.Peer(src.Family), NftSets.Peer(src.Family), box, null));
+            }
         }
     }
 
-    private static void AddMappedPorts(ContainerFacts self, MappedPortsPolicy mapped, List<(string, ImmutableArray<Field>)> boxes)
+    private static void AddMappedPorts(ContainerFacts self, MappedPortsPolicy mapped, List<Grant> grants,
+        List<RuleChain> chains, List<Element> extra)
     {
         var published = self.Ports.Select(p => (p.ContainerPort, p.Proto)).Distinct().ToList();
         if (published.Count == 0) return;
         var own = self.Addresses.Distinct().Select(AddressRange.Single).ToList();
-        var clients = mapped.ExternalIps.IsEmpty
+        var clients = mapped.External.Ips.IsEmpty
             ? [AddressRange.Any(IpFamily.V4), AddressRange.Any(IpFamily.V6)]
-            : mapped.ExternalIps;
+            : mapped.External.Ips;
+        var localChain = mapped.Localhost.Allow ? ChainFor(mapped.Localhost.Action, outbound: false, chains, extra) : null;
+        var externalChain = mapped.External.Allow ? ChainFor(mapped.External.Action, outbound: false, chains, extra) : null;
 
         foreach (var (port, proto) in published)
         {
@@ -92,14 +140,64 @@ public static class Compiler
             var portField = new Field(FieldKind.Port, port, port);
             foreach (var addr in own)
             {
-                if (mapped.LocalhostAllow)
-                    boxes.Add((NftSets.Local(addr.Family), [Field.Address(addr), protoField, portField]));
-                if (!mapped.ExternalAllow) continue;
+                if (mapped.Localhost.Allow)
+                    grants.Add(new Grant(NftSets.Local(addr.Family), NftSets.LocalVerdict(addr.Family),
+                        [Field.Address(addr), protoField, portField], localChain));
+                if (!mapped.External.Allow) continue;
                 foreach (var client in clients.Where(c => c.Family == addr.Family))
-                    boxes.Add((NftSets.Pub(addr.Family), [Field.Address(client), Field.Address(addr), protoField, portField]));
+                    grants.Add(new Grant(NftSets.Pub(addr.Family), NftSets.PubVerdict(addr.Family),
+                        [Field.Address(client), Field.Address(addr), protoField, portField], externalChain));
             }
         }
     }
+
+    /// <summary>Deny-by-default mode: containers on the same gateway network talk freely.</summary>
+    private static void AddNeighbours(ContainerFacts self, ImmutableArray<string> networks, List<Grant> grants)
+    {
+        foreach (var network in self.Networks.Where(n => networks.Contains(n.Name)))
+        {
+            foreach (var (address, prefix) in new[] { (network.IPv4, network.IPv4Prefix), (network.IPv6, network.IPv6Prefix) })
+            {
+                if (address is null) continue;
+                var own = AddressRange.Single(address);
+                var subnet = Subnet(own, prefix);
+                grants.Add(new Grant(NftSets.Out(own.Family), NftSets.OutVerdict(own.Family),
+                    [Field.Address(own), Field.Address(subnet), AnyProto, AnyPort, AnyPort], null));
+                grants.Add(new Grant(NftSets.In(own.Family), NftSets.In(own.Family),
+                    [Field.Address(subnet), Field.Address(own), AnyProto, AnyPort], null));
+            }
+        }
+    }
+
+    public static AddressRange Subnet(AddressRange address, int prefix)
+    {
+        var bits = Addresses.Bits(address.Family);
+        prefix = Math.Clamp(prefix, 0, bits);
+        var host = prefix == bits ? UInt128.Zero : (bits - prefix == 128 ? UInt128.MaxValue : (UInt128.One << (bits - prefix)) - 1);
+        return new AddressRange(address.Family, address.Lo & ~host, (address.Lo & ~host) | host);
+    }
+
+    /// <summary>The per-rule chain for a rule's log prefix and verdict, if it has any; est
+    /// queues add a chain of their own reached through the flow's ct mark.</summary>
+    private static RuleChain? ChainFor(RuleAction? action, bool outbound, List<RuleChain> chains, List<Element> extra)
+    {
+        if (action is null) return null;
+        var verdict = action.Verdict;
+        uint? mark = null;
+        if (verdict is { InputEstQueue: { } inbound, OutputEstQueue: { } outgoing })
+        {
+            var est = outbound ? RuleChain.ForEstablished(outgoing, inbound) : RuleChain.ForEstablished(inbound, outgoing);
+            mark = RuleChain.MarkOf(est);
+            chains.Add(est);
+            extra.Add(new Element(NftSets.EstablishedQueues, [new Field(FieldKind.Mark, mark.Value, mark.Value)], est.Name));
+        }
+        var chain = RuleChain.ForRule(action.LogPrefix, mark, verdict?.Chain, verdict?.Queue);
+        chains.Add(chain);
+        return chain;
+    }
+
+    private static List<Field> Ports(ImmutableArray<PortRange> ports) =>
+        ports.IsDefaultOrEmpty ? [AnyPort] : [.. ports.Select(r => new Field(FieldKind.Port, r.Lo, r.Hi))];
 
     private static IEnumerable<IPAddress> AddressesOn(ContainerFacts container, string? network) =>
         container.Networks

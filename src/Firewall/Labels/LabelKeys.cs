@@ -9,4 +9,7 @@ public static class LabelKeys
     public const int MaxRulesLabelBytes = 64 * 1024;
     public const int MaxRules = 256;
     public const int MaxListLength = 256;
+
+    /// <summary>The kernel stores a log prefix in 128 bytes including its terminating NUL.</summary>
+    public const int MaxLogPrefixBytes = 127;
 }

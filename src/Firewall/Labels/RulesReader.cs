@@ -9,14 +9,13 @@ namespace WhaleWall.Firewall.Labels;
 internal sealed class RulesReader(ErrorSink errors)
 {
     private static readonly string[] RootKeys = ["output", "mapped_ports"];
-    private static readonly string[] RuleKeys = ["network", "ips", "container", "proto", "dst_ports"];
+    private static readonly string[] RuleKeys =
+        ["log_prefix", "network", "ips", "ip", "container", "proto", "src_ports", "dst_ports", "port", "icmp_types", "verdict"];
     private static readonly string[] MappedKeys = ["localhost", "external"];
-    private static readonly string[] LocalhostKeys = ["allow"];
-    private static readonly string[] ExternalKeys = ["allow", "ips"];
-
-    /// <summary>Keys of whalewall's schema that this version does not enforce yet: refusing
-    /// them (fail closed) is safer than silently ignoring part of an operator's intent.</summary>
-    private static readonly string[] NotYetSupported = ["src_ports", "log_prefix", "verdict"];
+    private static readonly string[] LocalhostKeys = ["allow", "allowed", "log_prefix", "verdict"];
+    private static readonly string[] ExternalKeys = ["allow", "allowed", "ips", "ip", "log_prefix", "verdict"];
+    private static readonly string[] VerdictKeys = ["chain", "queue", "input_est_queue", "output_est_queue"];
+    private static readonly string[] NotYetSupported = [];
 
     public ContainerPolicy Root(YamlNode root)
     {
@@ -46,18 +45,34 @@ internal sealed class RulesReader(ErrorSink errors)
 
         var network = Get(map, "network") is { } n ? Name(n, path + ".network") : null;
         var container = Get(map, "container") is { } c ? Name(c, path + ".container") : null;
-        var ips = Get(map, "ips") is { } i ? Ips(i, path + ".ips") : [];
+        var ips = AddressList(map, path, "ips", "ip");
         L4Proto? proto = Get(map, "proto") is { } p ? Proto(p, path + ".proto") : null;
-        var ports = Get(map, "dst_ports") is { } d ? Ports(d, path + ".dst_ports") : [];
+        var srcPorts = Get(map, "src_ports") is { } sp ? Ports(sp, path + ".src_ports") : [];
+        var dstPorts = PortList(map, path);
+        var icmpTypes = Get(map, "icmp_types") is { } it ? IcmpTypes(it, path + ".icmp_types", proto) : [];
+        var action = Action(map, path);
 
-        if (container is not null && Get(map, "ips") is not null)
+        if (container is not null && (Get(map, "ips") ?? Get(map, "ip")) is not null)
             errors.Add(path, node, "a rule takes either `ips` or `container`, not both");
-        if (Get(map, "dst_ports") is { } dp && proto is null && Get(map, "proto") is null)
-            errors.Add(path + ".dst_ports", dp, "ports need `proto` (tcp or udp)");
+        var isIcmp = proto is L4Proto.Icmp or L4Proto.Icmpv6;
+        foreach (var key in new[] { "src_ports", "dst_ports", "port" })
+        {
+            if (Get(map, key) is not { } portsNode) continue;
+            if (isIcmp) errors.Add($"{path}.{key}", portsNode, "ICMP has no ports; use `icmp_types`");
+            else if (proto is null && Get(map, "proto") is null) errors.Add($"{path}.{key}", portsNode, "ports need `proto` (tcp or udp)");
+        }
+        if (Get(map, "icmp_types") is { } typesNode && !isIcmp && Get(map, "proto") is not null)
+            errors.Add(path + ".icmp_types", typesNode, "`icmp_types` needs `proto: icmp` or `proto: icmpv6`");
+        if (proto == L4Proto.Icmp && ips.Any(i => i.Family == IpFamily.V6))
+            errors.Add(path + ".ips", node, "`proto: icmp` is IPv4; use `proto: icmpv6` for IPv6 addresses");
+        if (proto == L4Proto.Icmpv6 && ips.Any(i => i.Family == IpFamily.V4))
+            errors.Add(path + ".ips", node, "`proto: icmpv6` is IPv6; use `proto: icmp` for IPv4 addresses");
         if (map.Children.Count == 0)
             errors.Add(path, node, "empty rule; to allow everything say `ips: [0.0.0.0/0, ::/0]`");
 
-        return errors.Count == before ? new OutputRule(network, ips, container, proto, ports) : null;
+        return errors.Count == before
+            ? new OutputRule(network, ips, container, proto, srcPorts, dstPorts, icmpTypes, action)
+            : null;
     }
 
     private MappedPortsPolicy MappedPorts(YamlNode node, string path)
@@ -65,23 +80,119 @@ internal sealed class RulesReader(ErrorSink errors)
         var map = Mapping(node, path);
         if (map is null) return MappedPortsPolicy.Closed;
         CheckKeys(map, path, MappedKeys);
+        return new MappedPortsPolicy(
+            Get(map, "localhost") is { } l ? Mapped(l, path + ".localhost", LocalhostKeys) : MappedRule.Closed,
+            Get(map, "external") is { } e ? Mapped(e, path + ".external", ExternalKeys) : MappedRule.Closed);
+    }
 
-        var localhost = false;
-        if (Get(map, "localhost") is { } l && Mapping(l, path + ".localhost") is { } lm)
-        {
-            CheckKeys(lm, path + ".localhost", LocalhostKeys);
-            localhost = Get(lm, "allow") is { } a && Bool(a, path + ".localhost.allow");
-        }
+    private MappedRule Mapped(YamlNode node, string path, string[] keys)
+    {
+        if (Mapping(node, path) is not { } map) return MappedRule.Closed;
+        CheckKeys(map, path, keys);
+        if (Get(map, "allow") is not null && Get(map, "allowed") is not null)
+            errors.Add(path, node, "`allow` and `allowed` mean the same; give one");
+        var allow = (Get(map, "allow") ?? Get(map, "allowed")) is { } a && Bool(a, path + ".allow");
+        var ips = keys.Contains("ips") ? AddressList(map, path, "ips", "ip") : [];
+        return new MappedRule(allow, ips, Action(map, path));
+    }
 
-        var external = false;
-        var ips = ImmutableArray<AddressRange>.Empty;
-        if (Get(map, "external") is { } e && Mapping(e, path + ".external") is { } em)
+    private RuleAction? Action(YamlMappingNode map, string path)
+    {
+        var prefix = Get(map, "log_prefix") is { } lp ? LogPrefix(lp, path + ".log_prefix") : null;
+        var verdict = Get(map, "verdict") is { } v ? Verdict(v, path + ".verdict") : null;
+        return RuleAction.Of(prefix, verdict);
+    }
+
+    /// <summary>The kernel keeps at most 127 bytes of a log prefix; whalewall passed longer
+    /// ones through and the kernel refused the rule, leaving the container unfiltered.</summary>
+    private string? LogPrefix(YamlNode node, string path)
+    {
+        var text = node is YamlScalarNode { Value: { } v } ? v : Scalar(node, path);
+        if (text is null) return null;
+        var bytes = System.Text.Encoding.UTF8.GetByteCount(text);
+        if (bytes > LabelKeys.MaxLogPrefixBytes)
+            return Fail<string?>(path, node, $"log prefix is {bytes} bytes; the kernel allows at most {LabelKeys.MaxLogPrefixBytes}");
+        if (text.Length == 0 || text.Any(ch => ch < 0x20 || ch > 0x7e))
+            return Fail<string?>(path, node, "log prefix must be 1-127 printable ASCII characters");
+        return text;
+    }
+
+    private RuleVerdict? Verdict(YamlNode node, string path)
+    {
+        if (Mapping(node, path) is not { } map) return null;
+        CheckKeys(map, path, VerdictKeys);
+        var before = errors.Count;
+        var chain = Get(map, "chain") is { } c ? ChainName(c, path + ".chain") : null;
+        ushort? Queue(string key) => Get(map, key) is { } q ? QueueNumber(q, $"{path}.{key}") : null;
+        var queue = Queue("queue");
+        var inEst = Queue("input_est_queue");
+        var outEst = Queue("output_est_queue");
+        if (chain is not null && queue is not null)
+            errors.Add(path, node, "give either `chain` or `queue`, not both");
+        if ((inEst is null) != (outEst is null) && errors.Count == before)
+            errors.Add(path, node, "`input_est_queue` and `output_est_queue` go together");
+        if (map.Children.Count == 0)
+            errors.Add(path, node, "empty verdict");
+        return errors.Count == before ? new RuleVerdict(chain, queue, inEst, outEst) : null;
+    }
+
+    private string? ChainName(YamlNode node, string path)
+    {
+        var name = Scalar(node, path);
+        if (name is null) return null;
+        if (!System.Text.RegularExpressions.Regex.IsMatch(name, "^[A-Za-z][A-Za-z0-9_-]{0,63}$"))
+            return Fail<string?>(path, node, "chain name must be a letter followed by up to 63 letters, digits, _ or -");
+        if (ReservedChains.Contains(name) || name.StartsWith("r_", StringComparison.Ordinal))
+            return Fail<string?>(path, node, $"`{name}` is one of WhaleWall's own chains");
+        return name;
+    }
+
+    private static readonly string[] ReservedChains = ["forward", "input", "output", "egress", "ingress", "from_host"];
+
+    private ushort? QueueNumber(YamlNode node, string path) =>
+        Scalar(node, path) is { } text
+            ? ushort.TryParse(text, System.Globalization.NumberStyles.None, null, out var n)
+                ? n
+                : Fail<ushort?>(path, node, $"\"{LabelParser.Truncate(text)}\" is not a queue number (0-65535)")
+            : null;
+
+    private ImmutableArray<byte> IcmpTypes(YamlNode node, string path, L4Proto? proto) =>
+        Sequence(node, path, LabelKeys.MaxListLength)
+            .Select((item, i) => Scalar(item, $"{path}[{i}]") is { } text
+                ? IcmpSyntax.Parse(text, proto == L4Proto.Icmpv6) is { } type
+                    ? (byte?)type
+                    : Fail<byte?>($"{path}[{i}]", item, $"\"{LabelParser.Truncate(text)}\" is not an ICMP type name or number (0-255)")
+                : null)
+            .OfType<byte>()
+            .Distinct()
+            .ToImmutableArray();
+
+    /// <summary>`ips: [...]`, or whalewall's older `ip: "..."` (a single value or a list).</summary>
+    private ImmutableArray<AddressRange> AddressList(YamlMappingNode map, string path, string key, string alias)
+    {
+        var (a, b) = (Get(map, key), Get(map, alias));
+        if (a is not null && b is not null)
         {
-            CheckKeys(em, path + ".external", ExternalKeys);
-            external = Get(em, "allow") is { } a && Bool(a, path + ".external.allow");
-            if (Get(em, "ips") is { } i) ips = Ips(i, path + ".external.ips");
+            errors.Add($"{path}.{alias}", b, $"`{alias}` and `{key}` mean the same; give one");
+            return [];
         }
-        return new MappedPortsPolicy(localhost, external, ips);
+        if (a is not null) return Ips(a, $"{path}.{key}");
+        if (b is null) return [];
+        return b is YamlSequenceNode ? Ips(b, $"{path}.{alias}") : Ips(new YamlSequenceNode(b), $"{path}.{alias}");
+    }
+
+    /// <summary>`dst_ports: [...]`, or whalewall's older `port: 80`.</summary>
+    private ImmutableArray<PortRange> PortList(YamlMappingNode map, string path)
+    {
+        var (a, b) = (Get(map, "dst_ports"), Get(map, "port"));
+        if (a is not null && b is not null)
+        {
+            errors.Add(path + ".port", b, "`port` and `dst_ports` mean the same; give one");
+            return [];
+        }
+        if (a is not null) return Ports(a, path + ".dst_ports");
+        if (b is null) return [];
+        return b is YamlSequenceNode ? Ports(b, path + ".port") : Ports(new YamlSequenceNode(b), path + ".port");
     }
 
     private ImmutableArray<AddressRange> Ips(YamlNode node, string path) =>
@@ -114,7 +225,9 @@ internal sealed class RulesReader(ErrorSink errors)
             null => null,
             "tcp" => L4Proto.Tcp,
             "udp" => L4Proto.Udp,
-            var other => Fail<L4Proto?>(path, node, $"unknown proto \"{LabelParser.Truncate(other)}\" (tcp or udp)"),
+            "icmp" => L4Proto.Icmp,
+            "icmpv6" or "ipv6-icmp" => L4Proto.Icmpv6,
+            var other => Fail<L4Proto?>(path, node, $"unknown proto \"{LabelParser.Truncate(other)}\" (tcp, udp, icmp or icmpv6)"),
         };
 
     private bool Bool(YamlNode node, string path) =>

@@ -3,7 +3,7 @@ using WhaleWall.Firewall.Policy;
 
 namespace WhaleWall.Firewall.Nft;
 
-public enum FieldKind { Ipv4, Ipv6, Proto, Port }
+public enum FieldKind { Ipv4, Ipv6, Proto, Port, Mark }
 
 /// <summary>One component of a set element: an inclusive interval of numbers.</summary>
 public readonly record struct Field(FieldKind Kind, UInt128 Lo, UInt128 Hi)
@@ -18,18 +18,21 @@ public readonly record struct Field(FieldKind Kind, UInt128 Lo, UInt128 Hi)
     };
 }
 
-/// <summary>An element of one of WhaleWall's sets. Equal elements have equal <see cref="Key"/>.</summary>
+/// <summary>An element of one of WhaleWall's sets, or of a verdict map when
+/// <see cref="Target"/> names the chain it jumps to. Equal elements have equal <see cref="Key"/>.</summary>
 public sealed class Element : IEquatable<Element>, IComparable<Element>
 {
-    public Element(string set, ImmutableArray<Field> fields)
+    public Element(string set, ImmutableArray<Field> fields, string? target = null)
     {
         Set = set;
         Fields = fields;
-        Key = set + " " + string.Join(" . ", fields);
+        Target = target;
+        Key = set + " " + string.Join(" . ", fields) + (target is null ? "" : " : goto " + target);
     }
 
     public string Set { get; }
     public ImmutableArray<Field> Fields { get; }
+    public string? Target { get; }
     public string Key { get; }
 
     public bool Equals(Element? other) => other is not null && Key == other.Key;
@@ -39,8 +42,43 @@ public sealed class Element : IEquatable<Element>, IComparable<Element>
     public override string ToString() => Key;
 }
 
-/// <summary>Everything one owner (a container) contributes to the kernel.</summary>
-public sealed record Fragment(string Owner, ImmutableArray<Element> Elements)
+/// <summary>A small chain of WhaleWall's for what a set cannot say: a rule's log prefix and
+/// verdict (<c>r_*</c>), or the queues of a flow's established packets (<c>q_*</c>). Its name
+/// is derived from its content, so equal chains are shared and a changed one is a new one.</summary>
+public sealed record RuleChain(string Name, string? LogPrefix, uint? SetMark, string? Jump, ushort? Queue,
+    ushort? OriginalQueue, ushort? ReplyQueue) : IComparable<RuleChain>
 {
-    public static Fragment Empty(string owner) => new(owner, []);
+    public const string RulePrefix = "r_";
+    public const string QueuePrefix = "q_";
+
+    /// <summary>Log (rate-limited), remember the flow for its est queues, then the verdict.
+    /// Without a verdict the chain ends and the packet goes on being checked as allowed.</summary>
+    public static RuleChain ForRule(string? logPrefix, uint? setMark, string? jump, ushort? queue) =>
+        new(RulePrefix + Hash($"{logPrefix}|{setMark}|{jump}|{queue}"), logPrefix, setMark, jump, queue, null, null);
+
+    /// <summary>Established packets of a marked flow: original direction to one queue, replies to the other.</summary>
+    public static RuleChain ForEstablished(ushort original, ushort reply) =>
+        new(QueuePrefix + Hash($"{original}|{reply}"), null, null, null, null, original, reply);
+
+    /// <summary>The ct mark that sends a flow's established packets to <paramref name="chain"/>.</summary>
+    public static uint MarkOf(RuleChain chain) => 0x80000000u | (uint)(Fnv(chain.Name) & 0x7fffffff);
+
+    public int CompareTo(RuleChain? other) => string.CompareOrdinal(Name, other?.Name);
+
+    private static string Hash(string text) => Fnv(text).ToString("x16");
+
+    private static ulong Fnv(string text)
+    {
+        var hash = 14695981039346656037UL;
+        foreach (var b in System.Text.Encoding.UTF8.GetBytes(text)) hash = (hash ^ b) * 1099511628211UL;
+        return hash;
+    }
+}
+
+/// <summary>Everything one owner (a container) contributes to the kernel.</summary>
+public sealed record Fragment(string Owner, ImmutableArray<Element> Elements, ImmutableArray<RuleChain> Chains = default)
+{
+    public ImmutableArray<RuleChain> ChainsOrEmpty => Chains.IsDefault ? [] : Chains;
+
+    public static Fragment Empty(string owner) => new(owner, [], []);
 }

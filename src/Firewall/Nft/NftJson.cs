@@ -12,30 +12,71 @@ public static class NftJson
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
     /// <summary>One transaction that replaces the whole table (or creates it): there is never a
-    /// moment without rules, because the kernel commits the batch atomically.</summary>
-    public static string FullTable(string table, IEnumerable<Element> elements, bool indented = false)
+    /// moment without rules, because the kernel commits the batch atomically.
+    /// <paramref name="existingRuleChains"/> are WhaleWall's r_/q_ chains found in the kernel:
+    /// they are emptied, and deleted unless still needed. Chains of the operator's own
+    /// (targets of <c>verdict.chain</c>) are left alone.</summary>
+    public static string FullTable(string table, IEnumerable<Element> elements, IEnumerable<RuleChain>? chains = null,
+        IEnumerable<string>? existingRuleChains = null, bool indented = false)
     {
-        // libnftables 1.0.6 cannot `delete table` and re-add its sets in one JSON batch
-        // (ENOENT), so the table is emptied instead: add (no-op if present), flush rules and
-        // every set, then add everything again. Still one atomic transaction.
+        var wanted = (chains ?? []).Distinct().Order().ToList();
+        var existing = (existingRuleChains ?? []).Distinct().Order(StringComparer.Ordinal).ToList();
         var commands = new JsonArray { Command("add", "table", TableObject(table)) };
         foreach (var command in NftLayout.Declarations(table)) commands.Add(command);
-        commands.Add(Command("flush", "table", TableObject(table)));
+        foreach (var chain in NftLayout.FixedChains) commands.Add(Command("flush", "chain", ChainObject(table, chain)));
         foreach (var set in NftSets.All)
-            commands.Add(Command("flush", "set", new JsonObject { ["family"] = "inet", ["table"] = table, ["name"] = set.Name }));
+            commands.Add(Command("flush", set.VerdictMap ? "map" : "set", new JsonObject { ["family"] = "inet", ["table"] = table, ["name"] = set.Name }));
+        foreach (var name in existing) commands.Add(Command("flush", "chain", ChainObject(table, name)));
+        foreach (var name in existing.Except(wanted.Select(c => c.Name)))
+            commands.Add(Command("delete", "chain", ChainObject(table, name)));
+        foreach (var chain in wanted) AddChain(commands, table, chain);
         foreach (var command in NftLayout.Rules(table)) commands.Add(command);
         foreach (var group in elements.Distinct().Order().GroupBy(e => e.Set))
             commands.Add(Command("add", "element", ElementsObject(table, group.Key, group)));
         return Render(commands, indented);
     }
 
-    /// <summary>One transaction: deletes first, then adds.</summary>
-    public static string Changes(string table, IEnumerable<Element> deletes, IEnumerable<Element> adds)
+    /// <summary>One transaction: new chains, element deletes, element adds, then chains no
+    /// longer referenced.</summary>
+    public static string Changes(string table, IEnumerable<Element> deletes, IEnumerable<Element> adds,
+        IEnumerable<RuleChain>? chainDeletes = null, IEnumerable<RuleChain>? chainAdds = null)
     {
         var commands = new JsonArray();
+        foreach (var chain in (chainAdds ?? []).Order()) AddChain(commands, table, chain);
         foreach (var group in deletes.Order().GroupBy(e => e.Set))
             commands.Add(Command("delete", "element", ElementsObject(table, group.Key, group)));
         foreach (var group in adds.Order().GroupBy(e => e.Set))
+            commands.Add(Command("add", "element", ElementsObject(table, group.Key, group)));
+        foreach (var chain in (chainDeletes ?? []).Order())
+        {
+            commands.Add(Command("flush", "chain", ChainObject(table, chain.Name)));
+            commands.Add(Command("delete", "chain", ChainObject(table, chain.Name)));
+        }
+        return Render(commands, false);
+    }
+
+    private static void AddChain(JsonArray commands, string table, RuleChain chain)
+    {
+        commands.Add(Command("add", "chain", ChainObject(table, chain.Name)));
+        foreach (var rule in NftLayout.ChainRules(table, chain)) commands.Add(rule);
+    }
+
+    private static JsonObject ChainObject(string table, string name) =>
+        new() { ["family"] = "inet", ["table"] = table, ["name"] = name };
+
+    /// <summary>Deletes and rebuilds the table in one transaction, for when the kernel holds an
+    /// incompatible (older) layout; the operator's own chains in it are lost.</summary>
+    public static string ReplaceTable(string table, IEnumerable<Element> elements)
+    {
+        var commands = new JsonArray
+        {
+            Command("add", "table", TableObject(table)),
+            Command("delete", "table", TableObject(table)),
+            Command("add", "table", TableObject(table)),
+        };
+        foreach (var command in NftLayout.Declarations(table)) commands.Add(command);
+        foreach (var command in NftLayout.Rules(table)) commands.Add(command);
+        foreach (var group in elements.Distinct().Order().GroupBy(e => e.Set))
             commands.Add(Command("add", "element", ElementsObject(table, group.Key, group)));
         return Render(commands, false);
     }
@@ -58,10 +99,15 @@ public static class NftJson
         ["elem"] = new JsonArray(elements.Select(ElementValue).ToArray()),
     };
 
-    public static JsonNode ElementValue(Element element) =>
-        element.Fields.Length == 1
+    public static JsonNode ElementValue(Element element)
+    {
+        var key = element.Fields.Length == 1
             ? FieldValue(element.Fields[0])
             : new JsonObject { ["concat"] = new JsonArray(element.Fields.Select(FieldValue).ToArray()) };
+        return element.Target is { } target
+            ? new JsonArray(key, new JsonObject { ["goto"] = new JsonObject { ["target"] = target } })
+            : key;
+    }
 
     private static JsonNode FieldValue(Field field)
     {
@@ -75,6 +121,8 @@ public static class NftJson
                 if (PrefixLength(family, field) is { } len)
                     return new JsonObject { ["prefix"] = new JsonObject { ["addr"] = lo, ["len"] = len } };
                 return new JsonObject { ["range"] = new JsonArray(lo, Addresses.Format(family, field.Hi)) };
+            case FieldKind.Mark:
+                return JsonValue.Create((uint)field.Lo);
             default:
                 return field.Lo == field.Hi
                     ? JsonValue.Create((int)field.Lo)

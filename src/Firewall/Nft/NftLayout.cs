@@ -9,10 +9,14 @@ public static class NftLayout
     /// <summary>Base chains run before Docker's filter rules (filter priority 0).</summary>
     public const int Priority = -10;
 
-    /// <summary>Sets and chains: adding them again is a no-op when they exist.</summary>
+    /// <summary>The chains WhaleWall owns whatever the containers: flushed and refilled at start-up.</summary>
+    public static readonly string[] FixedChains = ["forward", "input", "output", "egress", "ingress", "from_host"];
+
+    /// <summary>Sets, maps and chains: adding them again is a no-op when they exist.</summary>
     public static IEnumerable<JsonObject> Declarations(string table)
     {
-        foreach (var set in NftSets.All) yield return NftJson.Command("add", "set", SetObject(table, set));
+        foreach (var set in NftSets.All)
+            yield return NftJson.Command("add", set.VerdictMap ? "map" : "set", SetObject(table, set));
 
         yield return BaseChain(table, "forward");
         yield return BaseChain(table, "input");
@@ -24,37 +28,88 @@ public static class NftLayout
     /// <summary>The rules: a constant number, whatever the number of containers.</summary>
     public static IEnumerable<JsonObject> Rules(string table)
     {
-        yield return Rule(table, "forward", EstablishedAccept(), Verdict("accept"));
-        yield return Rule(table, "forward", NeighbourDiscovery(), Verdict("accept"));
+        foreach (var hook in new[] { "forward", "input", "output" })
+        {
+            // established packets of flows whose rule asked for est queues
+            yield return Rule(table, hook, Established(), VerdictMap(CtMark(), "@" + NftSets.EstablishedQueues));
+            yield return Rule(table, hook, EstablishedAccept(), Verdict("accept"));
+            yield return Rule(table, hook, NeighbourDiscovery(), Verdict("accept"));
+        }
+
+        // deny-by-default mode: an address on a gateway network that WhaleWall does not know
+        // yet (a container whose rules are not in place) sends nothing
+        foreach (var hook in new[] { "forward", "input" })
+        {
+            yield return Rule(table, hook, Match(Payload("ip", "saddr"), "@gw4"), Match(Payload("ip", "saddr"), "@managed4", "!="), Verdict("drop"));
+            yield return Rule(table, hook, Match(Payload("ip6", "saddr"), "@gw6"), Match(Payload("ip6", "saddr"), "@managed6", "!="), Verdict("drop"));
+        }
+
         yield return Rule(table, "forward", Match(Payload("ip", "saddr"), "@managed4"), Jump("egress"));
         yield return Rule(table, "forward", Match(Payload("ip6", "saddr"), "@managed6"), Jump("egress"));
         yield return Rule(table, "forward", Match(Payload("ip", "daddr"), "@managed4"), Jump("ingress"));
         yield return Rule(table, "forward", Match(Payload("ip6", "daddr"), "@managed6"), Jump("ingress"));
 
-        yield return Rule(table, "input", EstablishedAccept(), Verdict("accept"));
-        yield return Rule(table, "input", NeighbourDiscovery(), Verdict("accept"));
         yield return Rule(table, "input", Match(Payload("ip", "saddr"), "@managed4"), Jump("egress"));
         yield return Rule(table, "input", Match(Payload("ip6", "saddr"), "@managed6"), Jump("egress"));
 
-        yield return Rule(table, "output", EstablishedAccept(), Verdict("accept"));
-        yield return Rule(table, "output", NeighbourDiscovery(), Verdict("accept"));
         yield return Rule(table, "output", Match(Payload("ip", "daddr"), "@managed4"), Jump("from_host"));
         yield return Rule(table, "output", Match(Payload("ip6", "daddr"), "@managed6"), Jump("from_host"));
 
-        yield return Rule(table, "egress", Match(Flow("ip"), "@out4"), Verdict("return"));
-        yield return Rule(table, "egress", Match(Flow("ip6"), "@out6"), Verdict("return"));
+        // A verdict-map hit goes to the rule's own chain (goto): when that chain ends, the
+        // packet continues after the jump into this chain, i.e. as allowed here.
+        foreach (var ip in new[] { "ip", "ip6" })
+        {
+            var f = ip == "ip" ? "4" : "6";
+            yield return Rule(table, "egress", VerdictMap(Flow(ip), "@outv" + f));
+            yield return Rule(table, "egress", Match(Flow(ip), "@out" + f), Verdict("return"));
+        }
         yield return Rule(table, "egress", Verdict("drop"));
 
-        yield return Rule(table, "ingress", Match(Flow("ip"), "@peer4"), Verdict("return"));
-        yield return Rule(table, "ingress", Match(Flow("ip6"), "@peer6"), Verdict("return"));
-        yield return Rule(table, "ingress", Dnat(), Match(Flow("ip"), "@pub4"), Verdict("return"));
-        yield return Rule(table, "ingress", Dnat(), Match(Flow("ip6"), "@pub6"), Verdict("return"));
+        foreach (var ip in new[] { "ip", "ip6" })
+        {
+            var f = ip == "ip" ? "4" : "6";
+            yield return Rule(table, "ingress", Match(Flow(ip), "@peer" + f), Verdict("return"));
+            yield return Rule(table, "ingress", Match(Published(ip), "@in" + f), Verdict("return"));
+            yield return Rule(table, "ingress", Dnat(), VerdictMap(Published(ip), "@pubv" + f));
+            yield return Rule(table, "ingress", Dnat(), Match(Published(ip), "@pub" + f), Verdict("return"));
+        }
         yield return Rule(table, "ingress", Verdict("drop"));
 
-        yield return Rule(table, "from_host", Match(ToService("ip"), "@local4"), Verdict("accept"));
-        yield return Rule(table, "from_host", Match(ToService("ip6"), "@local6"), Verdict("accept"));
+        foreach (var ip in new[] { "ip", "ip6" })
+        {
+            var f = ip == "ip" ? "4" : "6";
+            yield return Rule(table, "from_host", VerdictMap(ToService(ip), "@localv" + f));
+            yield return Rule(table, "from_host", Match(ToService(ip), "@local" + f), Verdict("accept"));
+        }
         yield return Rule(table, "from_host", Verdict("drop"));
     }
+
+    /// <summary>The rules of one of WhaleWall's per-rule chains.</summary>
+    public static IEnumerable<JsonObject> ChainRules(string table, RuleChain chain)
+    {
+        if (chain.LogPrefix is { } prefix)
+            yield return Rule(table, chain.Name,
+                new JsonObject { ["limit"] = new JsonObject { ["rate"] = 10, ["per"] = "second", ["burst"] = 20 } },
+                new JsonObject { ["log"] = new JsonObject { ["prefix"] = prefix } });
+        if (chain.SetMark is { } mark)
+            yield return Rule(table, chain.Name,
+                new JsonObject { ["mangle"] = new JsonObject { ["key"] = CtMark(), ["value"] = mark } });
+        if (chain.Jump is { } target) yield return Rule(table, chain.Name, Jump(target));
+        if (chain.Queue is { } queue) yield return Rule(table, chain.Name, QueueTo(queue));
+        if (chain.OriginalQueue is { } original)
+            yield return Rule(table, chain.Name, Match(new JsonObject { ["ct"] = new JsonObject { ["key"] = "direction" } }, "original"), QueueTo(original));
+        if (chain.ReplyQueue is { } reply) yield return Rule(table, chain.Name, QueueTo(reply));
+    }
+
+    private static JsonObject QueueTo(ushort queue) => new() { ["queue"] = new JsonObject { ["num"] = queue } };
+
+    private static JsonObject CtMark() => new() { ["ct"] = new JsonObject { ["key"] = "mark" } };
+
+    private static JsonObject Established() =>
+        new() { ["match"] = new JsonObject { ["op"] = "in", ["left"] = new JsonObject { ["ct"] = new JsonObject { ["key"] = "state" } }, ["right"] = "established" } };
+
+    private static JsonObject VerdictMap(JsonNode key, string map) =>
+        new() { ["vmap"] = new JsonObject { ["key"] = key, ["data"] = map } };
 
     private static JsonObject SetObject(string table, NftSets.SetShape set)
     {
@@ -63,6 +118,7 @@ public static class NftLayout
             FieldKind.Ipv4 => "ipv4_addr",
             FieldKind.Ipv6 => "ipv6_addr",
             FieldKind.Proto => "inet_proto",
+            FieldKind.Mark => "mark",
             _ => "inet_service",
         })!).ToArray();
         var body = new JsonObject
@@ -72,11 +128,9 @@ public static class NftLayout
             ["name"] = set.Name,
             ["type"] = types.Length == 1 ? types[0] : new JsonArray(types),
         };
-        if (set.Interval)
-        {
-            body["flags"] = new JsonArray("interval");
-            body["stmt"] = new JsonArray(new JsonObject { ["counter"] = null });
-        }
+        if (set.VerdictMap) body["map"] = "verdict";
+        if (set.Interval) body["flags"] = new JsonArray("interval");
+        if (set.Interval && !set.VerdictMap) body["stmt"] = new JsonArray(new JsonObject { ["counter"] = null });
         return body;
     }
 
@@ -113,16 +167,23 @@ public static class NftLayout
     private static JsonObject Dnat() =>
         new() { ["match"] = new JsonObject { ["op"] = "in", ["left"] = new JsonObject { ["ct"] = new JsonObject { ["key"] = "status" } }, ["right"] = "dnat" } };
 
-    private static JsonObject Match(JsonNode left, JsonNode right) =>
-        new() { ["match"] = new JsonObject { ["op"] = "==", ["left"] = left, ["right"] = right } };
+    private static JsonObject Match(JsonNode left, JsonNode right, string op = "==") =>
+        new() { ["match"] = new JsonObject { ["op"] = op, ["left"] = left, ["right"] = right } };
 
     private static JsonObject Payload(string protocol, string field) =>
         new() { ["payload"] = new JsonObject { ["protocol"] = protocol, ["field"] = field } };
 
     private static JsonObject L4Proto() => new() { ["meta"] = new JsonObject { ["key"] = "l4proto" } };
 
-    /// <summary><c>saddr . daddr . l4proto . th dport</c></summary>
+    /// <summary><c>saddr . daddr . l4proto . th sport . th dport</c>. For ICMP the "source port"
+    /// is the type and code (type * 256 + code), so one key serves ports and ICMP types.</summary>
     private static JsonObject Flow(string ip) => new()
+    {
+        ["concat"] = new JsonArray(Payload(ip, "saddr"), Payload(ip, "daddr"), L4Proto(), Payload("th", "sport"), Payload("th", "dport")),
+    };
+
+    /// <summary><c>saddr . daddr . l4proto . th dport</c></summary>
+    private static JsonObject Published(string ip) => new()
     {
         ["concat"] = new JsonArray(Payload(ip, "saddr"), Payload(ip, "daddr"), L4Proto(), Payload("th", "dport")),
     };

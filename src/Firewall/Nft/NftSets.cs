@@ -3,18 +3,28 @@ using WhaleWall.Firewall.Policy;
 
 namespace WhaleWall.Firewall.Nft;
 
-/// <summary>The sets of WhaleWall's table (docs/nftables.md) and the shape of their keys.</summary>
+/// <summary>The sets and verdict maps of WhaleWall's table (docs/nftables.md) and the shape
+/// of their keys.</summary>
 public static class NftSets
 {
-    public sealed record SetShape(string Name, ImmutableArray<FieldKind> Key, bool Interval);
+    public sealed record SetShape(string Name, ImmutableArray<FieldKind> Key, bool Interval, bool VerdictMap = false);
+
+    public const string EstablishedQueues = "estq";
 
     public static string Managed(IpFamily f) => f == IpFamily.V4 ? "managed4" : "managed6";
     public static string Out(IpFamily f) => f == IpFamily.V4 ? "out4" : "out6";
+    public static string OutVerdict(IpFamily f) => f == IpFamily.V4 ? "outv4" : "outv6";
     public static string Peer(IpFamily f) => f == IpFamily.V4 ? "peer4" : "peer6";
     public static string Pub(IpFamily f) => f == IpFamily.V4 ? "pub4" : "pub6";
+    public static string PubVerdict(IpFamily f) => f == IpFamily.V4 ? "pubv4" : "pubv6";
     public static string Local(IpFamily f) => f == IpFamily.V4 ? "local4" : "local6";
+    public static string In(IpFamily f) => f == IpFamily.V4 ? "in4" : "in6";
+    public static string Gateway(IpFamily f) => f == IpFamily.V4 ? "gw4" : "gw6";
+    public static string LocalVerdict(IpFamily f) => f == IpFamily.V4 ? "localv4" : "localv6";
 
     public static readonly ImmutableArray<SetShape> All = Build();
+
+    public static readonly ImmutableDictionary<string, SetShape> ByName = All.ToImmutableDictionary(s => s.Name);
 
     private static ImmutableArray<SetShape> Build()
     {
@@ -22,11 +32,21 @@ public static class NftSets
         foreach (var f in new[] { IpFamily.V4, IpFamily.V6 })
         {
             var a = f == IpFamily.V4 ? FieldKind.Ipv4 : FieldKind.Ipv6;
+            ImmutableArray<FieldKind> flow = [a, a, FieldKind.Proto, FieldKind.Port, FieldKind.Port];
+            ImmutableArray<FieldKind> published = [a, a, FieldKind.Proto, FieldKind.Port];
+            ImmutableArray<FieldKind> local = [a, FieldKind.Proto, FieldKind.Port];
             sets.Add(new(Managed(f), [a], false));
-            foreach (var name in new[] { Out(f), Peer(f), Pub(f) })
-                sets.Add(new(name, [a, a, FieldKind.Proto, FieldKind.Port], true));
-            sets.Add(new(Local(f), [a, FieldKind.Proto, FieldKind.Port], true));
+            sets.Add(new(Out(f), flow, true));
+            sets.Add(new(OutVerdict(f), flow, true, VerdictMap: true));
+            sets.Add(new(Peer(f), flow, true));
+            sets.Add(new(Pub(f), published, true));
+            sets.Add(new(PubVerdict(f), published, true, VerdictMap: true));
+            sets.Add(new(Local(f), local, true));
+            sets.Add(new(LocalVerdict(f), local, true, VerdictMap: true));
+            sets.Add(new(In(f), published, true));
+            sets.Add(new(Gateway(f), [a], true));
         }
+        sets.Add(new(EstablishedQueues, [FieldKind.Mark], false, VerdictMap: true));
         return sets.ToImmutable();
     }
 }

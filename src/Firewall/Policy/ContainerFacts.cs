@@ -3,8 +3,10 @@ using System.Net;
 
 namespace WhaleWall.Firewall.Policy;
 
-/// <summary>One network a container is attached to, with its addresses there.</summary>
-public sealed record NetworkAttachment(string Name, string Id, IPAddress? IPv4, IPAddress? IPv6);
+/// <summary>One network a container is attached to, with its addresses there, their prefix
+/// lengths (the network's subnet) and the network's driver.</summary>
+public sealed record NetworkAttachment(string Name, string Id, IPAddress? IPv4, IPAddress? IPv6,
+    int IPv4Prefix = 32, int IPv6Prefix = 128, string Driver = "bridge");
 
 /// <summary>A published port: container port/proto bound on the host.</summary>
 public sealed record PublishedPort(ushort ContainerPort, L4Proto Proto, string HostIp, ushort HostPort);
@@ -16,8 +18,12 @@ public sealed record ContainerFacts(
     bool Running,
     ImmutableDictionary<string, string> Labels,
     ImmutableArray<NetworkAttachment> Networks,
-    ImmutableArray<PublishedPort> Ports)
+    ImmutableArray<PublishedPort> Ports,
+    ImmutableArray<IPAddress> DnsServers = default)
 {
+    /// <summary>The resolvers the container's DNS queries leave through (what `_dns_` opens).</summary>
+    public ImmutableArray<IPAddress> DnsServersOrEmpty => DnsServers.IsDefault ? [] : DnsServers;
+
     public const string ComposeProjectLabel = "com.docker.compose.project";
     public const string ComposeServiceLabel = "com.docker.compose.service";
 

@@ -2,6 +2,19 @@ using System.Collections.Immutable;
 
 namespace WhaleWall.Firewall.Policy;
 
+/// <summary>What happens to new traffic a rule matches, beyond "accept": whalewall's
+/// <c>verdict</c>. <see cref="Chain"/> jumps to an operator's chain in WhaleWall's table,
+/// <see cref="Queue"/> sends new packets to an NFQUEUE, the est queues send the flow's
+/// established packets (inbound / outbound) to NFQUEUEs.</summary>
+public sealed record RuleVerdict(string? Chain, ushort? Queue, ushort? InputEstQueue, ushort? OutputEstQueue);
+
+/// <summary>Per-rule statements that need a chain of their own in the kernel.</summary>
+public sealed record RuleAction(string? LogPrefix, RuleVerdict? Verdict)
+{
+    public static RuleAction? Of(string? logPrefix, RuleVerdict? verdict) =>
+        logPrefix is null && verdict is null ? null : new RuleAction(logPrefix, verdict);
+}
+
 /// <summary>An allowed outbound flow. Empty lists mean "any"; a rule with neither
 /// <see cref="Ips"/> nor <see cref="Container"/> allows any destination.</summary>
 public sealed record OutputRule(
@@ -9,16 +22,38 @@ public sealed record OutputRule(
     ImmutableArray<AddressRange> Ips,
     string? Container,
     L4Proto? Proto,
-    ImmutableArray<PortRange> DstPorts);
-
-public sealed record MappedPortsPolicy(bool LocalhostAllow, bool ExternalAllow, ImmutableArray<AddressRange> ExternalIps)
+    ImmutableArray<PortRange> SrcPorts,
+    ImmutableArray<PortRange> DstPorts,
+    ImmutableArray<byte> IcmpTypes = default,
+    RuleAction? Action = null,
+    bool ToResolvers = false,
+    ImmutableArray<string> Hosts = default)
 {
-    public static readonly MappedPortsPolicy Closed = new(false, false, []);
+    public ImmutableArray<string> HostsOrEmpty => Hosts.IsDefault ? [] : Hosts;
+
+    public ImmutableArray<byte> IcmpTypesOrEmpty => IcmpTypes.IsDefault ? [] : IcmpTypes;
 }
 
-/// <summary>A container's valid policy. Anything not allowed is dropped.</summary>
-public sealed record ContainerPolicy(ImmutableArray<OutputRule> Output, MappedPortsPolicy MappedPorts)
+/// <summary>Traffic to the container's published ports, from the host itself (localhost) or
+/// from elsewhere (external; only from <see cref="Ips"/> when given).</summary>
+public sealed record MappedRule(bool Allow, ImmutableArray<AddressRange> Ips, RuleAction? Action)
 {
+    public static readonly MappedRule Closed = new(false, [], null);
+}
+
+public sealed record MappedPortsPolicy(MappedRule Localhost, MappedRule External)
+{
+    public static readonly MappedPortsPolicy Closed = new(MappedRule.Closed, MappedRule.Closed);
+}
+
+/// <summary>A container's valid policy. Anything not allowed is dropped.
+/// <see cref="NeighbourNetworks"/> (deny-by-default mode): networks on which the container
+/// may talk with every other container, both ways.</summary>
+public sealed record ContainerPolicy(ImmutableArray<OutputRule> Output, MappedPortsPolicy MappedPorts,
+    ImmutableArray<string> NeighbourNetworks = default)
+{
+    public ImmutableArray<string> NeighbourNetworksOrEmpty => NeighbourNetworks.IsDefault ? [] : NeighbourNetworks;
+
     public static readonly ContainerPolicy DropAll = new([], MappedPortsPolicy.Closed);
 
     public IEnumerable<string> ContainerReferences =>

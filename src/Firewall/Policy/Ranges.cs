@@ -29,7 +29,7 @@ public sealed record PortRange(ushort Lo, ushort Hi)
     public override string ToString() => Lo == Hi ? Lo.ToString() : $"{Lo}-{Hi}";
 }
 
-public enum L4Proto : byte { Tcp = 6, Udp = 17 }
+public enum L4Proto : byte { Icmp = 1, Tcp = 6, Udp = 17, Icmpv6 = 58 }
 
 /// <summary>Conversions between <see cref="IPAddress"/> and the numbers the compiler works with.</summary>
 public static class Addresses

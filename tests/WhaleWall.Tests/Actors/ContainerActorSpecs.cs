@@ -35,7 +35,7 @@ public class ContainerActorSpecs : TestKit
         var (actor, writer) = Start(a.Id);
         actor.Tell(new ContainerCommands.Refresh("test"));
         var program = writer.ExpectMsg<Program>();
-        Assert.Equal(["managed4 198.18.128.2", "out4 198.18.128.2 . 198.19.0.10 . 6 . 80"], Keys(program));
+        Assert.Equal(["managed4 198.18.128.2", "out4 198.18.128.2 . 198.19.0.10 . 6 . 0-65535 . 80"], Keys(program));
     }
 
     [Fact]
@@ -102,7 +102,7 @@ public class ContainerActorSpecs : TestKit
         docker.Containers[b.Id] = b;
         var actorB = Sys.ActorOf(ContainerActor.Props(b.Id, docker, CreateTestProbe(), peers));
         actorB.Tell(new ContainerCommands.Refresh("b created"));
-        Assert.Contains("peer4 198.18.128.2 . 198.18.128.3 . 6 . 756", Keys(writer.ExpectMsg<Program>()));
+        Assert.Contains("peer4 198.18.128.2 . 198.18.128.3 . 6 . 0-65535 . 756", Keys(writer.ExpectMsg<Program>()));
 
         docker.Containers.TryRemove(b.Id, out _);
         actorB.Tell(new ContainerCommands.Refresh("b removed"));

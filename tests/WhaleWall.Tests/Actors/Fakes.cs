@@ -13,6 +13,7 @@ public sealed class FakeNftables : INftables
 
     public NftResult Run(string json)
     {
+        if (json.Contains("{\"list\":")) return NftResult.Failure("Error: No such file or directory");
         if (Poison is not null && json.Contains(Poison)) return NftResult.Failure("Error: Could not process rule: File exists");
         Transactions.Enqueue(json);
         return NftResult.Success();
@@ -36,6 +37,11 @@ public sealed class FakeDockerSource : IDockerSource
         ListFailure is { } e
             ? Task.FromException<IReadOnlyList<string>>(e)
             : Task.FromResult<IReadOnlyList<string>>(Containers.Keys.ToList());
+
+    public ConcurrentBag<DockerNetwork> Networks { get; } = new();
+
+    public Task<IReadOnlyList<DockerNetwork>> ListNetworksAsync(CancellationToken ct) =>
+        Task.FromResult<IReadOnlyList<DockerNetwork>>(Networks.ToList());
 
     public async Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct)
     {

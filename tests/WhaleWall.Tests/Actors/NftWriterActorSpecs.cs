@@ -36,7 +36,7 @@ public class NftWriterActorSpecs() : TestKit($"{NftWriterActor.DispatcherId} {{ 
         writer.Tell(new Program(new Fragment("b", [Managed(3)]), 1));
         ExpectMsgAllOf([new Applied("a", 1), new Applied("b", 1)]);
         var transaction = Assert.Single(nft.Transactions);
-        Assert.Contains("\"flush\":{\"table\"", transaction);
+        Assert.Contains("\"flush\":{\"chain\"", transaction);
         Assert.Contains("198.18.128.2", transaction);
         Assert.Contains("198.18.128.3", transaction);
     }

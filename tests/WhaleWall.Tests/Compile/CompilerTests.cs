@@ -33,9 +33,9 @@ public class CompilerTests
         var a = Facts.Container("a", "198.18.128.2", "output:\n  - ips: [198.19.0.10, 198.19.0.12, 198.19.0.14]\n    proto: tcp\n    dst_ports: [80]\n");
         Assert.Equal([
             "managed4 198.18.128.2",
-            "out4 198.18.128.2 . 198.19.0.10 . 6 . 80",
-            "out4 198.18.128.2 . 198.19.0.12 . 6 . 80",
-            "out4 198.18.128.2 . 198.19.0.14 . 6 . 80",
+            "out4 198.18.128.2 . 198.19.0.10 . 6 . 0-65535 . 80",
+            "out4 198.18.128.2 . 198.19.0.12 . 6 . 0-65535 . 80",
+            "out4 198.18.128.2 . 198.19.0.14 . 6 . 0-65535 . 80",
         ], Compile(a));
     }
 
@@ -44,7 +44,7 @@ public class CompilerTests
     {
         var a = Facts.Container("a", "198.18.128.2", "output:\n  - ips: [198.19.0.10]\n    proto: udp\n    dst_ports: [53, 1000-1002, 2000]\n");
         var elements = Compiler.Compile(a, LabelParser.Decide(a.Labels), []).Fragment.Elements.Where(e => e.Set == "out4").ToList();
-        bool Allowed(int port) => elements.Any(e => e.Fields[3].Lo <= (UInt128)port && (UInt128)port <= e.Fields[3].Hi);
+        bool Allowed(int port) => elements.Any(e => e.Fields[4].Lo <= (UInt128)port && (UInt128)port <= e.Fields[4].Hi);
         Assert.True(Allowed(53) && Allowed(1000) && Allowed(1001) && Allowed(1002) && Allowed(2000));
         Assert.False(Allowed(52) || Allowed(54) || Allowed(999) || Allowed(1003) || Allowed(1999) || Allowed(2001));
     }
@@ -60,15 +60,15 @@ public class CompilerTests
                 proto: tcp
                 dst_ports: [80]
             """);
-        Assert.Equal(["managed4 198.18.128.2", "out4 198.18.128.2 . 198.19.0.0-198.19.0.255 . 6 . 0-65535"], Compile(a));
+        Assert.Equal(["managed4 198.18.128.2", "out4 198.18.128.2 . 198.19.0.0-198.19.0.255 . 6 . 0-65535 . 0-65535"], Compile(a));
     }
 
     [Fact]
     public void Rule_without_destination_allows_any_address_of_both_families()
     {
         var a = Facts.Container("a", "198.18.128.2", "output:\n  - proto: udp\n    dst_ports: [53]\n", ipv6: "2001:db8:1::2");
-        Assert.Contains("out4 198.18.128.2 . 0.0.0.0-255.255.255.255 . 17 . 53", Compile(a));
-        Assert.Contains("out6 2001:db8:1::2 . ::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff . 17 . 53", Compile(a));
+        Assert.Contains("out4 198.18.128.2 . 0.0.0.0-255.255.255.255 . 17 . 0-65535 . 53", Compile(a));
+        Assert.Contains("out6 2001:db8:1::2 . ::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff . 17 . 0-65535 . 53", Compile(a));
     }
 
     [Fact]
@@ -78,8 +78,8 @@ public class CompilerTests
         Assert.Equal([
             "managed4 198.18.128.2",
             "managed6 2001:db8:1::2",
-            "out4 198.18.128.2 . 198.19.0.10 . 0-255 . 0-65535",
-            "out6 2001:db8:1::2 . 2001:db8::10 . 0-255 . 0-65535",
+            "out4 198.18.128.2 . 198.19.0.10 . 0-255 . 0-65535 . 0-65535",
+            "out6 2001:db8:1::2 . 2001:db8::10 . 0-255 . 0-65535 . 0-65535",
         ], Compile(a));
     }
 
@@ -90,8 +90,8 @@ public class CompilerTests
         var b = Facts.Container("b", "198.18.128.3", enabled: false);
         Assert.Equal([
             "managed4 198.18.128.2",
-            "out4 198.18.128.2 . 198.18.128.3 . 6 . 756",
-            "peer4 198.18.128.2 . 198.18.128.3 . 6 . 756",
+            "out4 198.18.128.2 . 198.18.128.3 . 6 . 0-65535 . 756",
+            "peer4 198.18.128.2 . 198.18.128.3 . 6 . 0-65535 . 756",
         ], Compile(a, b));
     }
 
@@ -105,7 +105,7 @@ public class CompilerTests
         var otherDb = Facts.Container("q-db-1", "198.18.128.4", enabled: false,
             labels: new Dictionary<string, string> { [ContainerFacts.ComposeProjectLabel] = "q", [ContainerFacts.ComposeServiceLabel] = "db" });
         var elements = Compile(a, db, otherDb);
-        Assert.Contains("out4 198.18.128.2 . 198.18.128.3 . 6 . 5432", elements);
+        Assert.Contains("out4 198.18.128.2 . 198.18.128.3 . 6 . 0-65535 . 5432", elements);
         Assert.DoesNotContain(elements, e => e.Contains("198.18.128.4"));
     }
 
@@ -118,7 +118,7 @@ public class CompilerTests
     {
         var a = Facts.Container("a", "198.18.128.2", "output:\n  - network: back\n    ips: [198.19.0.10]\n");
         a = a with { Networks = [.. a.Networks, new NetworkAttachment("back", "back-id", IPAddress.Parse("198.18.129.2"), null)] };
-        Assert.Contains("out4 198.18.129.2 . 198.19.0.10 . 0-255 . 0-65535", Compile(a));
+        Assert.Contains("out4 198.18.129.2 . 198.19.0.10 . 0-255 . 0-65535 . 0-65535", Compile(a));
         Assert.DoesNotContain(Compile(a), e => e.StartsWith("out4 198.18.128.2"));
     }
 

@@ -36,8 +36,8 @@ public class LabelParserTests
     {
         var enforced = Assert.IsType<PolicyDecision.Enforced>(Decide(null));
         Assert.Empty(enforced.Policy.Output);
-        Assert.False(enforced.Policy.MappedPorts.ExternalAllow);
-        Assert.False(enforced.Policy.MappedPorts.LocalhostAllow);
+        Assert.False(enforced.Policy.MappedPorts.External.Allow);
+        Assert.False(enforced.Policy.MappedPorts.Localhost.Allow);
     }
 
     [Fact]
@@ -78,9 +78,9 @@ public class LabelParserTests
                 allow: true
                 ips: [198.19.0.20]
             """)).Policy.MappedPorts;
-        Assert.True(mapped.LocalhostAllow);
-        Assert.True(mapped.ExternalAllow);
-        Assert.Equal(AddressRange.Single(IPAddress.Parse("198.19.0.20")), Assert.Single(mapped.ExternalIps));
+        Assert.True(mapped.Localhost.Allow);
+        Assert.True(mapped.External.Allow);
+        Assert.Equal(AddressRange.Single(IPAddress.Parse("198.19.0.20")), Assert.Single(mapped.External.Ips));
     }
 
     [Theory]
@@ -94,7 +94,7 @@ public class LabelParserTests
     [InlineData("output:\n  - ips: [198.19.0.1/24]\n", "output[0].ips[0]", 2, "host bits set")]
     [InlineData("output:\n  - ips: [198.19.0.1]\n    container: db\n", "output[0]", 2, "either `ips` or `container`")]
     [InlineData("output:\n  - {}\n", "output[0]", 2, "empty rule")]
-    [InlineData("output:\n  - ips: [198.19.0.10]\n    log_prefix: x\n", "output[0].log_prefix", 3, "not supported")]
+    [InlineData("output:\n  - ips: [198.19.0.10]\n    log_prefix: \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n", "output[0].log_prefix", 3, "at most 127")]
     [InlineData("mapped_ports:\n  external: { allow: maybe }\n", "mapped_ports.external.allow", 2, "true or false")]
     [InlineData("output: 5\n", "output", 1, "must be a list")]
     [InlineData("output:\n  - ips: 198.19.0.10\n", "output[0].ips", 2, "must be a list")]

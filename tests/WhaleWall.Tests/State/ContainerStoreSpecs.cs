@@ -156,7 +156,7 @@ public abstract class ContainerStoreSpecs : TestKit
         store = Store();
         var writer = Sys.ActorOf(NftWriterActor.Props(nft, "t"));
         var peers = Sys.ActorOf(Props.Create<PeerDirectoryActor>());
-        var events = Sys.ActorOf(DockerEventsActor.Props(docker, writer, peers, store));
+        var events = Sys.ActorOf(DockerEventsActor.Props(docker, writer, peers, store: store));
 
         // one transaction with both recovered containers, Docker or not
         AwaitCondition(() => nft.Transactions.Count >= 1, TimeSpan.FromSeconds(30));
@@ -206,7 +206,7 @@ public abstract class ContainerStoreSpecs : TestKit
         store = Store();
         var writer = Sys.ActorOf(NftWriterActor.Props(nft, "t"));
         var peers = Sys.ActorOf(Props.Create<PeerDirectoryActor>());
-        Sys.ActorOf(DockerEventsActor.Props(docker, writer, peers, store));
+        Sys.ActorOf(DockerEventsActor.Props(docker, writer, peers, store: store));
         AwaitCondition(() => !nft.Transactions.IsEmpty, TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(5));
         var toTable = sw.Elapsed;
         Assert.Contains($"198.18.133.250", nft.Transactions.First());

@@ -1,0 +1,52 @@
+using System.Collections.Immutable;
+using System.Text.RegularExpressions;
+using WhaleWall.Firewall.Policy;
+
+namespace WhaleWall.Firewall.Labels;
+
+/// <summary>dockerwall's outbound list (<c>dockerwall.outbound</c>, <c>DEFAULT_OUTBOUND</c>):
+/// comma-separated addresses/CIDRs/ranges, DNS names (<c>*.example.com</c> one label deep) and
+/// <c>_dns_</c> (the container's own resolvers, port 53 only). Every entry allows all
+/// protocols and ports to it, as in dockerwall.</summary>
+public static partial class OutboundList
+{
+    public const string Dns = "_dns_";
+
+    public static (ImmutableArray<OutputRule> Rules, ImmutableArray<LabelError> Errors) Parse(string text, string label)
+    {
+        var rules = ImmutableArray.CreateBuilder<OutputRule>();
+        var errors = ImmutableArray.CreateBuilder<LabelError>();
+        var entries = text.Split(',', StringSplitOptions.TrimEntries);
+        if (text.Length > LabelKeys.MaxRulesLabelBytes || entries.Length > LabelKeys.MaxListLength)
+            return ([], [new LabelError(label, "", null, $"at most {LabelKeys.MaxListLength} entries and {LabelKeys.MaxRulesLabelBytes} bytes")]);
+
+        var ips = ImmutableArray.CreateBuilder<AddressRange>();
+        var hosts = ImmutableArray.CreateBuilder<string>();
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var entry = entries[i];
+            if (entry.Length == 0) continue;
+            if (entry == Dns)
+            {
+                rules.Add(Resolvers(L4Proto.Udp));
+                rules.Add(Resolvers(L4Proto.Tcp));
+            }
+            else if (AddressSyntax.Parse(entry) is { Range: { } range }) ips.Add(range);
+            else if (IsHostName(entry)) hosts.Add(entry.ToLowerInvariant().TrimEnd('.'));
+            else errors.Add(new LabelError(label, $"[{i}]", null, $"\"{LabelParser.Truncate(entry)}\" is not an address, CIDR, range, DNS name or _dns_"));
+        }
+        if (ips.Count > 0) rules.Add(new OutputRule(null, ips.ToImmutable(), null, null, [], []));
+        if (hosts.Count > 0) rules.Add(new OutputRule(null, [], null, null, [], [], Hosts: hosts.ToImmutable()));
+        return (rules.ToImmutable(), errors.ToImmutable());
+    }
+
+    private static OutputRule Resolvers(L4Proto proto) =>
+        new(null, [], null, proto, [], [new PortRange(53, 53)], ToResolvers: true);
+
+    /// <summary>A DNS name, or <c>*.</c> followed by one: the wildcard stands for exactly one
+    /// label, so <c>*.example.com</c> matches <c>a.example.com</c>, not <c>example.com</c>.</summary>
+    public static bool IsHostName(string text) => text.Length <= 253 && HostName().IsMatch(text);
+
+    [GeneratedRegex(@"^(\*\.)?([a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.?$")]
+    private static partial Regex HostName();
+}
