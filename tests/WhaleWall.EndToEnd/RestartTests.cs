@@ -146,7 +146,8 @@ public sealed class RestartTests(E2eFixture fx, ITestOutputHelper output)
 
         output.WriteLine($"[kill-9] rounds {rounds}, probes {probe.Probes}, leaked {probe.Leaked}, " +
                          $"restart to table median {restarts.Order().ElementAt(restarts.Count / 2):F0} ms, total {sw.Elapsed.TotalSeconds:F0} s");
-        Console.WriteLine($"[kill-9] rounds {rounds}, probes {probe.Probes}, leaked {probe.Leaked}");
+        Console.WriteLine($"[kill-9] rounds {rounds}, probes {probe.Probes}, leaked {probe.Leaked}, " +
+                          $"restart to table median {restarts.Order().ElementAt(restarts.Count / 2):F0} ms, total {sw.Elapsed.TotalSeconds:F0} s");
         Assert.True(probe.Probes >= rounds, $"the prober made only {probe.Probes} probes");
         Assert.True(probe.Leaked == 0, $"{probe.Leaked} denied probes got through:\n{string.Join('\n', probe.Leaks)}");
         await fx.AssertTcpAllowed(prober.Ns, Server1, TcpPort, what: "(prober's own rule, after the rounds)");
