@@ -210,7 +210,9 @@ public abstract class ContainerStoreSpecs : TestKit
         AwaitCondition(() => !nft.Transactions.IsEmpty, TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(5));
         var toTable = sw.Elapsed;
         Assert.Contains($"198.18.133.250", nft.Transactions.First());
-        output.WriteLine($"[replay] {n} containers: store recovery {recovery.TotalMilliseconds:F0} ms; journal -> start-up transaction (fake kernel) {toTable.TotalMilliseconds:F0} ms");
+        var line = $"[replay] {GetType().Name}: {n} containers: store recovery {recovery.TotalMilliseconds:F0} ms; journal -> start-up transaction (fake kernel) {toTable.TotalMilliseconds:F0} ms";
+        output.WriteLine(line);
+        Console.WriteLine(line);
     }
 }
 
