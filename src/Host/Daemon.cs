@@ -5,6 +5,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using WhaleWall.Actors.Containers;
 using WhaleWall.Actors.Docker;
+using WhaleWall.Actors.Hostnames;
 using WhaleWall.Actors.Nft;
 using WhaleWall.Firewall.Kernel;
 
@@ -32,6 +33,7 @@ public static class Daemon
             akka.AddHocon($"akka.loglevel = {options.AkkaLogLevel}\nakka.stdout-loglevel = {options.AkkaLogLevel}\nakka.log-dead-letters = off", HoconAddMode.Prepend)
                 .AddNftWriterActor(nft, options.Table)
                 .AddPeerDirectoryActor()
+                .AddHostnamesActor(DnsClientResolver.Create(options.DnsServers), options.Dns ?? DnsSettings.Default)
                 .AddDockerEventsActor(docker, options.Gateway);
         });
 

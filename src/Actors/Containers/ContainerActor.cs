@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Event;
 using WhaleWall.Actors.Docker;
+using WhaleWall.Actors.Hostnames;
 using WhaleWall.Actors.Nft;
 using WhaleWall.Firewall.Compile;
 using WhaleWall.Firewall.Labels;
@@ -26,6 +27,9 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
     private readonly IActorRef writer;
     private readonly IActorRef peers;
     private readonly GatewayConfig? gateway;
+    private readonly IActorRef? hostnames;
+    private readonly Dictionary<string, HostAddresses> hostAddresses = new();
+    private ImmutableHashSet<string> watchedHosts = ImmutableHashSet<string>.Empty;
     private readonly ILoggingAdapter log = Context.GetLogger();
 
     private ContainerFacts? facts;
@@ -43,9 +47,11 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public ContainerActor(string id, IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null)
+    public ContainerActor(string id, IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null,
+        IActorRef? hostnames = null)
     {
         this.gateway = gateway;
+        this.hostnames = hostnames;
         this.id = id;
         this.docker = docker;
         this.writer = writer;
@@ -64,6 +70,12 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
             inspecting = false;
             log.Warning("{0}: inspect failed ({1}); retrying", Short, f.Error.Message);
             Timers.StartSingleTimer("inspect", new Refresh("retry after inspect failure"), Backoff());
+        });
+        Receive<HostnamesEvents.AddressesChanged>(a =>
+        {
+            if (!watchedHosts.Contains(a.Host.Name)) return;
+            hostAddresses[a.Host.Name] = a.Host;
+            Program();
         });
         Receive<PeersChanged>(p =>
         {
@@ -87,8 +99,9 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
         });
     }
 
-    public static Props Props(string id, IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null) =>
-        Akka.Actor.Props.Create(() => new ContainerActor(id, docker, writer, peers, gateway));
+    public static Props Props(string id, IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null,
+        IActorRef? hostnames = null) =>
+        Akka.Actor.Props.Create(() => new ContainerActor(id, docker, writer, peers, gateway, hostnames));
 
     private string Short => facts is null ? id[..Math.Min(12, id.Length)] : $"{facts.Name} ({facts.ShortId})";
 
@@ -148,6 +161,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
             log.Info("{0}: container removed; removing its rules", Short);
             SendToWriter(Fragment.Empty(id));
             peers.Tell(new Publish(id, null));
+            WatchHosts(ImmutableHashSet<string>.Empty);
             Context.Parent.Tell(new ContainerEvents.Gone(id));
             return;
         }
@@ -174,6 +188,8 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
                 break;
         }
 
+        WatchHosts(decision.EffectivePolicy.Output.SelectMany(r => r.HostsOrEmpty).ToImmutableHashSet());
+
         var references = decision.EffectivePolicy.ContainerReferences.ToImmutableHashSet();
         if (!references.SetEquals(watched))
         {
@@ -186,12 +202,20 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
     private void Program()
     {
         if (facts is null) return;
-        var result = Compiler.Compile(facts, decision, knownPeers);
+        var result = Compiler.Compile(facts, decision, knownPeers, hostAddresses);
         if (result.Error != compileError && result.Error is not null)
             log.Error("{0}: {1}", Short, result.Error);
         compileError = result.Error;
         if (lastSent is not null && lastSent.Elements.SequenceEqual(result.Fragment.Elements)) return;
         SendToWriter(result.Fragment);
+    }
+
+    private void WatchHosts(ImmutableHashSet<string> names)
+    {
+        if (hostnames is null || names.SetEquals(watchedHosts)) return;
+        watchedHosts = names;
+        foreach (var gone in hostAddresses.Keys.Where(n => !names.Contains(n)).ToList()) hostAddresses.Remove(gone);
+        hostnames.Tell(new HostnamesCommands.Subscribe(names));
     }
 
     private void SendToWriter(Fragment fragment)

@@ -19,6 +19,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
 
     private readonly IDockerSource docker;
     private readonly GatewayConfig? gateway;
+    private readonly IActorRef? hostnames;
     private readonly IActorRef writer;
     private readonly IActorRef peers;
     private readonly ILoggingAdapter log = Context.GetLogger();
@@ -32,10 +33,12 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public DockerEventsActor(IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null)
+    public DockerEventsActor(IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null,
+        IActorRef? hostnames = null)
     {
         this.docker = docker;
         this.gateway = gateway;
+        this.hostnames = hostnames;
         this.writer = writer;
         this.peers = peers;
 
@@ -80,8 +83,9 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         });
     }
 
-    public static Props Props(IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null) =>
-        Akka.Actor.Props.Create(() => new DockerEventsActor(docker, writer, peers, gateway));
+    public static Props Props(IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null,
+        IActorRef? hostnames = null) =>
+        Akka.Actor.Props.Create(() => new DockerEventsActor(docker, writer, peers, gateway, hostnames));
 
     protected override void PreStart() => Self.Tell(Connect.Instance);
 
@@ -146,7 +150,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private IActorRef Child(string id)
     {
         if (children.TryGetValue(id, out var child)) return child;
-        child = Context.ActorOf(ContainerActor.Props(id, docker, writer, peers, gateway), $"c-{id}-{generation++}");
+        child = Context.ActorOf(ContainerActor.Props(id, docker, writer, peers, gateway, hostnames), $"c-{id}-{generation++}");
         children[id] = child;
         return child;
     }
@@ -185,6 +189,7 @@ public static class DockerEventsActorExtensions
         {
             var writer = registry.Get<NftWriter>();
             var peers = registry.Get<PeerDirectory>();
-            registry.Register<DockerEvents>(system.ActorOf(DockerEventsActor.Props(docker, writer, peers, gateway), "docker-events"));
+            registry.TryGet<Hostnames.Hostnames>(out var hostnames);
+            registry.Register<DockerEvents>(system.ActorOf(DockerEventsActor.Props(docker, writer, peers, gateway, hostnames), "docker-events"));
         });
 }

@@ -27,6 +27,9 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
+    /// <summary>The clock DNS expiries are measured with (the scheduler's, so tests can drive it).</summary>
+    private DateTimeOffset Now => Context.System.Scheduler.Now;
+
     public NftWriterActor(INftables nft, string table)
     {
         this.nft = nft;
@@ -77,10 +80,11 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
 
         var batch = pending.Values.ToList();
         pending.Clear();
-        var plan = KernelState.Empty.Replace(batch.Select(b => b.Program.Fragment));
+        var now = Now;
+        var plan = KernelState.Empty.Replace(batch.Select(b => b.Program.Fragment), now);
         var watch = Stopwatch.StartNew();
         var existing = ExistingRuleChains();
-        var result = nft.Run(NftJson.FullTable(table, plan.After.References.Keys, plan.After.ChainReferences.Keys, existing));
+        var result = nft.Run(NftJson.FullTable(table, plan.After.References.Keys, plan.After.ChainReferences.Keys, existing, now: now));
         if (result.Ok)
         {
             state = plan.After;
@@ -121,7 +125,8 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         var batch = pending.Values.ToList();
         pending.Clear();
 
-        var plan = state.Replace(batch.Select(b => b.Program.Fragment));
+        var now = Now;
+        var plan = state.Replace(batch.Select(b => b.Program.Fragment), now);
         if (plan.IsEmpty)
         {
             state = plan.After;
@@ -129,7 +134,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             return;
         }
         var watch = Stopwatch.StartNew();
-        var result = nft.Run(NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds));
+        var result = nft.Run(NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds, now));
         if (result.Ok)
         {
             state = plan.After;
@@ -151,10 +156,11 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     {
         foreach (var item in batch)
         {
-            var plan = state.Replace([item.Program.Fragment]);
+            var now = Now;
+            var plan = state.Replace([item.Program.Fragment], now);
             var result = plan.IsEmpty
                 ? NftResult.Success()
-                : nft.Run(NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds));
+                : nft.Run(NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds, now));
             if (result.Ok)
             {
                 state = plan.After;
