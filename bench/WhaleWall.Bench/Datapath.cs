@@ -50,8 +50,8 @@ public static class Datapath
         foreach (var size in sizes)
             configs.Add(($"{size:N0} containers", client.Elements.Concat(Synthetic.Fragments(size - 1).SelectMany(f => f.Elements)).ToList()));
 
-        var seconds = ctx.Short ? 1 : 5;
-        var rounds = ctx.Short ? 1 : 3;
+        var seconds = ctx.Short ? 1 : 4;
+        var rounds = ctx.Short ? 1 : 5;
         var throughput = configs.ToDictionary(x => x.Name, _ => new List<double>());
         var rate = configs.ToDictionary(x => x.Name, _ => new List<double>());
         var deniedBlocked = new Dictionary<string, bool>();
@@ -62,7 +62,7 @@ public static class Datapath
             if (elements is not null) nft.Must(NftJson.FullTable(ctx.Table, elements));
             deniedBlocked[name] = !CanConnect(c, DeniedPort);
             var gbps = Iperf(c, seconds);
-            var perSecond = ConnectRate(c, Math.Max(1, seconds - 2));
+            var perSecond = ConnectRate(c, Math.Max(1, seconds / 2));
             throughput[name].Add(gbps);
             rate[name].Add(perSecond);
             ctx.Log($"datapath {name}: {gbps:0.00} Gbit/s, {perSecond:0} connections/s, denied port blocked: {deniedBlocked[name]}");

@@ -16,6 +16,9 @@ public static class Machine
         return $"{Environment.ProcessorCount} x {cpu}, {long.Parse(memKb) / 1024 / 1024.0:0} GiB, {os}, kernel {Environment.OSVersion.Version} ({RuntimeInformation.OSDescription.Split(' ').ElementAtOrDefault(2) ?? ""}), libnftables {nft}, .NET {Environment.Version}";
     }
 
+    /// <summary>1-minute load average: other work on the machine shows up in every figure.</summary>
+    public static string LoadAverage() => File.ReadAllText("/proc/loadavg").Split(' ')[0];
+
     private static string Shell(string file, params string[] args)
     {
         try { return WhaleWall.TestSupport.Shell.Try(file, args).Out.Trim(); }

@@ -23,15 +23,12 @@ var ctx = new Ctx(isShort, new TimedNftables(lib))
 Cleanup.Register("table " + ctx.Table, () => Ctx.DropTableWithFreshContext(ctx.Table));
 
 var machine = Machine.Describe();
+var loadAtStart = Machine.LoadAverage();
 ctx.Log($"wwbench {(isShort ? "--short" : "full")}: table inet {ctx.Table} in this (host) network namespace; {machine}");
 var exit = 0;
 try
 {
     NamespaceCost.Run(ctx);
-
-    var system = Ctx.NewActorSystem("wwbench-bulk");
-    try { await Bulk.RunAsync(ctx, system); }
-    finally { await system.Terminate(); }
 
     await using (var present = await Present.StartAsync(ctx))
     {
@@ -43,6 +40,10 @@ try
         await RealContainers.StopHarnessAsync(harness);
     }
     ctx.DropTable();
+
+    var system = Ctx.NewActorSystem("wwbench-bulk");
+    try { await Bulk.RunAsync(ctx, system); }
+    finally { await system.Terminate(); }
 
     ctx.Report.Add("DNS: answer change -> kernel set element updated", "not measured: hostname rules are not built yet (hostname issue)", "p50/p99 < 5 ms");
     await Datapath.RunAsync(ctx);
@@ -57,7 +58,7 @@ finally
     Cleanup.RunAll();
 }
 
-var table = ctx.Report.Render($"WhaleWall bench ({(isShort ? "--short, figures not meaningful" : "full")}), {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {machine}");
+var table = ctx.Report.Render($"WhaleWall bench ({(isShort ? "--short, figures not meaningful" : "full")}), {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {machine}; load average {loadAtStart} at start, {Machine.LoadAverage()} at end");
 Console.WriteLine();
 Console.WriteLine(table);
 if (outFile is not null) File.WriteAllText(outFile, table);

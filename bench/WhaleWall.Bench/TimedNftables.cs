@@ -8,13 +8,18 @@ namespace WhaleWall.Bench;
 public sealed class TimedNftables(INftables inner) : INftables
 {
     private readonly List<double> durations = new();
+    private readonly List<bool> withDeletes = new();
 
     public NftResult Run(string json)
     {
         var sw = Stopwatch.StartNew();
         var result = inner.Run(json);
         var ms = sw.Elapsed.TotalMilliseconds;
-        lock (durations) durations.Add(ms);
+        lock (durations)
+        {
+            durations.Add(ms);
+            withDeletes.Add(json.Contains("{\"delete\":{\"element\"", StringComparison.Ordinal));
+        }
         if (!result.Ok) Console.Error.WriteLine($"wwbench: libnftables error: {result.Error}");
         return result;
     }
@@ -23,6 +28,18 @@ public sealed class TimedNftables(INftables inner) : INftables
 
     /// <summary>Durations recorded since <paramref name="from"/> (a <see cref="Count"/> taken earlier).</summary>
     public List<double> Since(int from) { lock (durations) return durations.Skip(from).ToList(); }
+
+    /// <summary>Like <see cref="Since"/>, split into transactions that delete elements and those that only add.</summary>
+    public (List<double> WithDeletes, List<double> AddsOnly) SinceSplit(int from)
+    {
+        lock (durations)
+        {
+            var d = new List<double>();
+            var a = new List<double>();
+            for (var i = from; i < durations.Count; i++) (withDeletes[i] ? d : a).Add(durations[i]);
+            return (d, a);
+        }
+    }
 
     public NftResult Must(string json)
     {
