@@ -86,7 +86,7 @@ public static class Bulk
         var plannedMs = Stats.Median(planMs);
         var renderedMs = Stats.Median(fullRenderMs);
         var kernelMs = Stats.Median(writerKernel);
-        ctx.Report.Add("  writer profile: KernelState.Replace (plan) / NftJson.FullTable (render) / libnftables / rest (10,000 messages, actor)",
+        ctx.Report.Add($"  writer profile: KernelState.Replace (plan) / NftJson.FullTable (render) / libnftables / rest ({n:N0} messages, actor)",
             $"{Stats.Ms(plannedMs)} / {Stats.Ms(renderedMs)} / {Stats.Ms(kernelMs)} / {Stats.Ms(writerMs - plannedMs - renderedMs - kernelMs)}", "");
 
         await OneMoreAsync(ctx, lastWriter!, n);

@@ -20,6 +20,7 @@ var ctx = new Ctx(isShort, new TimedNftables(lib))
 {
     ArtifactsDir = outFile is not null ? Path.GetDirectoryName(Path.GetFullPath(outFile))! : Directory.GetCurrentDirectory(),
 };
+ctx.Report.Verdicts = !isShort;
 Cleanup.Register("table " + ctx.Table, () => Ctx.DropTableWithFreshContext(ctx.Table));
 
 var machine = Machine.Describe();

@@ -6,10 +6,13 @@ public sealed class Report
     public sealed record Row(string Figure, string Value, string Target, string Verdict);
 
     private readonly List<Row> rows = new();
+
+    /// <summary>Off in --short mode: its figures are too small to judge a target by.</summary>
+    public bool Verdicts { get; set; } = true;
     private readonly List<string> notes = new();
 
     public void Add(string figure, string value, string target = "", bool? met = null) =>
-        rows.Add(new Row(figure, value, target, met switch { true => "met", false => "MISSED", null => "" }));
+        rows.Add(new Row(figure, value, target, (Verdicts ? met : null) switch { true => "met", false => "MISSED", null => "" }));
 
     public void Note(string note) => notes.Add(note);
 
