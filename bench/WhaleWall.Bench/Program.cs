@@ -18,8 +18,10 @@ Cleanup.InstallHandlers();
 using var lib = new LibNftables(); // early: libnftables 1.0.x aborts if its socket fd is >= 1024
 var ctx = new Ctx(isShort, new TimedNftables(lib))
 {
-    ArtifactsDir = outFile is not null ? Path.GetDirectoryName(Path.GetFullPath(outFile))! : Directory.GetCurrentDirectory(),
+    // the daemon's and iperf3's logs go beside the table (default: ./.artifacts)
+    ArtifactsDir = outFile is not null ? Path.GetDirectoryName(Path.GetFullPath(outFile))! : Path.GetFullPath(".artifacts"),
 };
+Directory.CreateDirectory(ctx.ArtifactsDir);
 ctx.Report.Verdicts = !isShort;
 Cleanup.Register("table " + ctx.Table, () => Ctx.DropTableWithFreshContext(ctx.Table));
 
