@@ -12,7 +12,7 @@ if ! command -v dotnet >/dev/null 2>&1; then
     exit 1
 fi
 
-wanted=(nftables libnftables1 busybox-static iproute2 iptables ca-certificates util-linux tar)
+wanted=(nftables libnftables1 busybox-static iproute2 iptables ca-certificates util-linux tar iperf3)
 missing=()
 for pkg in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
