@@ -18,6 +18,9 @@ public sealed class SyntheticDocker(int count, string prefix = "syn") : IDockerS
     public Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct) =>
         Task.FromResult(containers.GetValueOrDefault(id));
 
+    public Task<IReadOnlyList<DockerNetwork>> ListNetworksAsync(CancellationToken ct) =>
+        Task.FromResult<IReadOnlyList<DockerNetwork>>([]);
+
     public Task<NetworkAttachment?> InspectEndpointAsync(string networkId, string containerId, CancellationToken ct) =>
         Task.FromResult<NetworkAttachment?>(null);
 
@@ -36,6 +39,7 @@ public sealed class RecordingDockerSource(IDockerSource inner) : IDockerSource
 
     public Task<IReadOnlyList<string>> ListContainerIdsAsync(CancellationToken ct) => inner.ListContainerIdsAsync(ct);
     public Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct) => inner.InspectAsync(id, ct);
+    public Task<IReadOnlyList<DockerNetwork>> ListNetworksAsync(CancellationToken ct) => inner.ListNetworksAsync(ct);
     public Task<NetworkAttachment?> InspectEndpointAsync(string networkId, string containerId, CancellationToken ct) =>
         inner.InspectEndpointAsync(networkId, containerId, ct);
 
