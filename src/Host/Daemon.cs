@@ -7,6 +7,7 @@ using WhaleWall.Actors.Containers;
 using WhaleWall.Actors.Docker;
 using WhaleWall.Actors.Nft;
 using WhaleWall.Firewall.Kernel;
+using WhaleWall.Host.Sandbox;
 
 namespace WhaleWall.Host;
 
@@ -36,7 +37,11 @@ public static class Daemon
         });
 
         Console.WriteLine($"whalewall {VersionInfo.Text}: table inet {options.Table}, docker {options.DockerHost}");
-        await host.Build().RunAsync(ct);
+        using var app = host.Build();
+        await app.StartAsync(ct);
+        if (Environment.GetEnvironmentVariable(SandboxSelfTest.Variable) is { Length: > 0 } probePath)
+            await SandboxSelfTest.RunAsync(probePath, Console.WriteLine);
+        await app.WaitForShutdownAsync(ct);
         Console.WriteLine("whalewall stopped; rules stay in place (`whalewall flush` removes them)");
         return 0;
     }
