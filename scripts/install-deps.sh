@@ -12,7 +12,9 @@ if ! command -v dotnet >/dev/null 2>&1; then
     exit 1
 fi
 
-wanted=(nftables libnftables1 busybox-static iproute2 iptables ca-certificates util-linux tar)
+# libseccomp2: the daemon's sandbox; debootstrap + docker-compose: the image tests (base images are made
+# locally, there is no image registry)
+wanted=(nftables libnftables1 libseccomp2 busybox-static iproute2 iptables ca-certificates util-linux tar debootstrap docker-compose)
 missing=()
 for pkg in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
