@@ -47,9 +47,9 @@ public static class SandboxEntry
         var abi = Landlock.AbiVersion();
         if (abi > 0)
         {
-            var skipped = Landlock.RestrictSelf(abi, SandboxPaths.For(options.DataDir, options.DockerHost));
+            // paths that do not exist on this host (e.g. /lib32) get no rule, which only narrows
+            Landlock.RestrictSelf(abi, SandboxPaths.For(options.DataDir, options.DockerHost));
             applied.Add($"landlock{abi}");
-            _ = skipped;
         }
         else
             warn("!!! sandbox: landlock is not available (kernel without landlock, or blocked by the container runtime's seccomp profile): " +

@@ -18,7 +18,7 @@ public static class SandboxPaths
             ("/usr", ro), ("/lib", ro), ("/lib64", ro), ("/lib32", ro), ("/bin", ro), ("/sbin", ro), ("/etc", ro),
             // the application and the runtime it runs on (the app dir holds both when self-contained)
             (AppContext.BaseDirectory, ro),
-            (RuntimeEnvironment.GetRuntimeDirectory(), ro),
+            (RuntimeDirectory(), ro),
             // the runtime reads cgroup limits, its own maps and status; nftables and the bridge
             // check read /proc/sys and /proc/net
             ("/proc", procRead), ("/sys", procRead),
@@ -33,14 +33,15 @@ public static class SandboxPaths
         if (Environment.GetEnvironmentVariable("DOTNET_ROOT") is { Length: > 0 } dotnetRoot) rules.Add((dotnetRoot, ro));
         // landlock (ABI <= 7) does not mediate connect() on a unix socket; the rule documents the
         // intent and keeps the socket reachable should a later ABI start to
+        // TLS client certificates for a tcp:// Docker endpoint
+        if (Environment.GetEnvironmentVariable("DOCKER_CERT_PATH") is { Length: > 0 } certs) rules.Add((certs, ro));
         if (dockerHost.StartsWith("unix://", StringComparison.Ordinal))
             rules.Add((dockerHost["unix://".Length..], Landlock.ReadFile | Landlock.WriteFile));
         return rules;
     }
 
-    private static class RuntimeEnvironment
-    {
-        public static string GetRuntimeDirectory() => RuntimeEnvironmentDir ??= Path.GetDirectoryName(typeof(object).Assembly.Location) ?? "/usr";
-        private static string? RuntimeEnvironmentDir;
-    }
+    /// <summary>Where System.Private.CoreLib lives (the shared framework, or the app dir when
+    /// self-contained; empty in a single-file bundle, where the app dir covers it).</summary>
+    private static string RuntimeDirectory() =>
+        Path.GetDirectoryName(typeof(object).Assembly.Location) is { Length: > 0 } d ? d : AppContext.BaseDirectory;
 }
