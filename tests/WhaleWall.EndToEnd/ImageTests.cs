@@ -112,7 +112,6 @@ public sealed class ImageTests(ImageFixture fx, ITestOutputHelper output)
         {
             // keep Swarm's own networks inside the test range
             fx.Docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--default-addr-pool", "198.19.64.0/18");
-            fx.Docker("network", "create", "--scope", "swarm", "--driver", "bridge", "apps");   // as the stack file's header says
             Cli.RunOk(fx.Log, fx.Env(), TimeSpan.FromMinutes(3), "/usr/bin/docker", "stack", "deploy", "-c", Stack, stack);
 
             var mode = fx.Docker("service", "inspect", "-f", "{{if .Spec.Mode.Global}}global{{end}}", stack + "_whalewall").Trim();
@@ -138,7 +137,10 @@ public sealed class ImageTests(ImageFixture fx, ITestOutputHelper output)
             foreach (var t in tasks)
             {
                 Assert.Equal("true", t.Labels["whalewall.enabled"]);   // service labels: -> task container labels
+                // on the stack's overlay network; its way out is a second interface on docker_gwbridge
                 var (ns, ip) = await fx.NsAndIpAsync(t.ID);
+                var gateway = (await H.Docker.Networks.InspectNetworkAsync("docker_gwbridge")).Containers[t.ID].IPv4Address.Split('/')[0];
+                await fx.KernelTable.WaitManaged(gateway);
                 await AssertExampleEnforced(ns, ip, "swarm task " + t.Names.First());
             }
             await AssertUnlabeledUntouched();
@@ -147,7 +149,6 @@ public sealed class ImageTests(ImageFixture fx, ITestOutputHelper output)
         {
             Cli.Run(fx.Log, fx.Env(), TimeSpan.FromMinutes(2), "/usr/bin/docker", "stack", "rm", stack);
             await E2eProcess.Eventually(async () => (await fx.ContainersAsync(("com.docker.stack.namespace", stack))).Count == 0, TimeSpan.FromSeconds(30));
-            Cli.Run(fx.Log, fx.Env(), TimeSpan.FromMinutes(2), "/usr/bin/docker", "network", "rm", "apps");
             Cli.Run(fx.Log, fx.Env(), TimeSpan.FromMinutes(2), "/usr/bin/docker", "swarm", "leave", "--force");
         }
     });
