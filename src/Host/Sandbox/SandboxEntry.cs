@@ -10,8 +10,9 @@ namespace WhaleWall.Host.Sandbox;
 /// Landlock restricts only the calling thread and what it later creates or executes. By the
 /// time managed code runs, the .NET runtime has already started threads of its own (finalizer,
 /// tiered compilation, signal handling, ...), and this kernel (landlock ABI 7) has no way to
-/// restrict threads that already exist (a TSYNC flag for landlock_restrict_self is not in ABI
-/// 7). So the first stage restricts its main thread, loads the seccomp filter, and re-executes
+/// restrict threads that already exist (checked on the 6.18 kernel here: landlock_restrict_self
+/// accepts the ABI 7 log flags 1, 2 and 4 and rejects 1 &lt;&lt; 3, where a TSYNC flag would go, with
+/// EINVAL). So the first stage restricts its main thread, loads the seccomp filter, and re-executes
 /// the same command line: execve replaces the whole process by a single thread that inherits the
 /// landlock domain and the seccomp filter, and every thread the new runtime starts inherits
 /// them in turn. The second stage checks that both are in force before going on.
