@@ -8,6 +8,7 @@ using WhaleWall.Actors.Docker;
 using WhaleWall.Actors.Hostnames;
 using WhaleWall.Actors.Nft;
 using WhaleWall.Firewall.Kernel;
+using WhaleWall.Host.Sandbox;
 
 namespace WhaleWall.Host;
 
@@ -41,7 +42,11 @@ public static class Daemon
         if (options.Gateway is { } gw)
             Console.WriteLine($"deny-by-default mode: gateway networks {(gw.AllBridges ? "(every bridge network)" : string.Join(",", gw.Include))}" +
                 $"{(gw.Exclude.IsEmpty ? "" : " except " + string.Join(",", gw.Exclude))}, default outbound \"{gw.DefaultOutbound}\"");
-        await host.Build().RunAsync(ct);
+        using var app = host.Build();
+        await app.StartAsync(ct);
+        if (Environment.GetEnvironmentVariable(SandboxSelfTest.Variable) is { Length: > 0 } probePath)
+            await SandboxSelfTest.RunAsync(probePath, Console.WriteLine);
+        await app.WaitForShutdownAsync(ct);
         Console.WriteLine("whalewall stopped; rules stay in place (`whalewall flush` removes them)");
         return 0;
     }
