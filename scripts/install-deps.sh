@@ -12,8 +12,10 @@ if ! command -v dotnet >/dev/null 2>&1; then
     exit 1
 fi
 
-# postgresql: server binaries for the persistence tests, which run a server of their own
-wanted=(nftables libnftables1 busybox-static iproute2 iptables ca-certificates util-linux tar postgresql)
+# libseccomp2: the daemon's sandbox; debootstrap + docker-compose: the image tests (base images are made
+# locally, there is no image registry), systemd: systemd-analyze verifies deploy/whalewall.service
+# iperf3: the datapath benchmark; postgresql: server binaries for the persistence tests (they run their own)
+wanted=(nftables libnftables1 libseccomp2 busybox-static iproute2 iptables ca-certificates util-linux tar debootstrap docker-compose systemd iperf3 postgresql)
 missing=()
 for pkg in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then

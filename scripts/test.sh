@@ -2,7 +2,9 @@
 # Builds WhaleWall and runs every test project: unit (in parallel with the others), kernel, end to
 # end (needs root: real network namespaces, a private dockerd, the daemon as a real process).
 # Each project's output goes to .artifacts/<project>.log and a .trx file; the last line printed
-# is "N passed, N failed" (", N skipped" if any). Exit status is non-zero if a test failed or a
+# is "N passed, N failed" (", N skipped" if any). After the tests the benchmark runs in its short
+# mode (bench/WhaleWall.Bench --short; log .artifacts/bench.log, table echoed). Exit status is
+# non-zero if the bench crashed, a test failed or a
 # project could not be built or run.
 set -uo pipefail
 
@@ -31,7 +33,7 @@ sweep_e2e() {
         dir="/tmp/$id"
         if [ -d "$dir" ]; then
             echo "sweeping leftovers of e2e run $id"
-            for pidf in "$dir"/*.pid "$dir/exec/containerd/containerd.pid"; do
+            for pidf in "$dir"/whalewall*.pid "$dir/docker.pid" "$dir/exec/containerd/containerd.pid"; do
                 pid=$(cat "$pidf" 2>/dev/null) || continue
                 [[ "$pid" =~ ^[0-9]+$ ]] || continue
                 if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "$dir"; then
@@ -48,6 +50,21 @@ sweep_e2e() {
             [ -e "/run/netns/$ns" ] && ip netns del "$ns" 2>/dev/null || true
         done
     done <"$RUNS_FILE"
+}
+
+# Leftovers of a bench killed before its own cleanup: exactly its table (inet wwbench_<pid>, named
+# in the first line of its log) and its namespaces wwb<pid>c/r/s/-fresh.
+sweep_bench() {
+    local table pid ns
+    table=$(grep -o -m1 'table inet wwbench_[0-9]*' "$ART/bench.log" 2>/dev/null | awk '{print $3}')
+    [[ "$table" =~ ^wwbench_([0-9]+)$ ]] || return 0
+    pid=${BASH_REMATCH[1]}
+    kill -0 "$pid" 2>/dev/null && return 0
+    nft list table inet "$table" >/dev/null 2>&1 && nft delete table inet "$table" && echo "swept table inet $table"
+    for ns in "wwb${pid}c" "wwb${pid}r" "wwb${pid}s" "wwb${pid}-fresh"; do
+        [ -e "/run/netns/$ns" ] && ip netns del "$ns" && echo "swept namespace $ns"
+    done
+    return 0
 }
 
 cleanup() {
@@ -103,6 +120,17 @@ run_project e2e tests/WhaleWall.EndToEnd/WhaleWall.EndToEnd.csproj
 E2E_SECS=$(( $(date +%s) - E2E_START ))
 wait "$UNIT_PID"
 
+# The benchmark in its short mode: seconds, no assertion on time, so it never rots. Missed
+# targets do not fail CI; a crash (non-zero exit) does. Its table is echoed here.
+echo "== bench --short (log: .artifacts/bench.log)"
+timeout --signal=TERM --kill-after=30 600 \
+    dotnet run --project bench/WhaleWall.Bench -c "$CONFIG" --no-build -- --short --out "$ART/bench-table.md" \
+    >"$ART/bench.log" 2>&1
+BENCH_RC=$?
+sweep_bench
+if [ -s "$ART/bench-table.md" ]; then cat "$ART/bench-table.md"; else tail -n 30 "$ART/bench.log"; fi
+echo "bench --short: exit $BENCH_RC"
+
 passed=0 failed=0 skipped=0 broken=()
 for name in unit kernel e2e; do
     rc=$(cat "$ART/$name.rc" 2>/dev/null || echo 99)
@@ -134,6 +162,10 @@ if [ "${#broken[@]}" -gt 0 ]; then
     status=1
 fi
 [ "$failed" -gt 0 ] && status=1
+if [ "$BENCH_RC" != 0 ]; then
+    echo "bench --short crashed (exit $BENCH_RC): see .artifacts/bench.log"
+    status=1
+fi
 
 summary="$passed passed, $failed failed"
 [ "$skipped" -gt 0 ] && summary="$summary, $skipped skipped"

@@ -5,9 +5,11 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using WhaleWall.Actors.Containers;
 using WhaleWall.Actors.Docker;
+using WhaleWall.Actors.Hostnames;
 using WhaleWall.Actors.Nft;
 using WhaleWall.Actors.State;
 using WhaleWall.Firewall.Kernel;
+using WhaleWall.Host.Sandbox;
 
 namespace WhaleWall.Host;
 
@@ -34,6 +36,7 @@ public static class Daemon
                 .AddContainerStoreActor(options.State)
                 .AddNftWriterActor(nft, options.Table)
                 .AddPeerDirectoryActor()
+                .AddHostnamesActor(DnsClientResolver.Create(options.DnsServers), options.Dns ?? DnsSettings.Default)
                 .AddDockerEventsActor(docker, options.Gateway);
         });
 
@@ -41,7 +44,11 @@ public static class Daemon
         if (options.Gateway is { } gw)
             Console.WriteLine($"deny-by-default mode: gateway networks {(gw.AllBridges ? "(every bridge network)" : string.Join(",", gw.Include))}" +
                 $"{(gw.Exclude.IsEmpty ? "" : " except " + string.Join(",", gw.Exclude))}, default outbound \"{gw.DefaultOutbound}\"");
-        await host.Build().RunAsync(ct);
+        using var app = host.Build();
+        await app.StartAsync(ct);
+        if (Environment.GetEnvironmentVariable(SandboxSelfTest.Variable) is { Length: > 0 } probePath)
+            await SandboxSelfTest.RunAsync(probePath, Console.WriteLine);
+        await app.WaitForShutdownAsync(ct);
         Console.WriteLine("whalewall stopped; rules stay in place (`whalewall flush` removes them)");
         return 0;
     }

@@ -1,5 +1,7 @@
+using System.Net;
 using System.Text.RegularExpressions;
 using WhaleWall.Actors.State;
+using WhaleWall.Actors.Hostnames;
 using WhaleWall.Firewall.Labels;
 using WhaleWall.Firewall.Policy;
 
@@ -7,7 +9,8 @@ namespace WhaleWall.Host;
 
 /// <summary>The daemon's configuration, read from the environment (see README).</summary>
 public sealed record Options(string DockerHost, string? DockerApiVersion, string Table, string DataDir, string LogLevel,
-    GatewayConfig? Gateway = null, string Db = "sqlite", string Node = "localhost")
+    GatewayConfig? Gateway = null, IReadOnlyList<IPEndPoint>? DnsServers = null, DnsSettings? Dns = null,
+    string Db = "sqlite", string Node = "localhost")
 {
     public static Options FromEnvironment(Func<string, string?>? env = null)
     {
@@ -32,6 +35,25 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
         else if (env("DEFAULT_OUTBOUND") is { Length: > 0 })
             throw new ArgumentException("DEFAULT_OUTBOUND needs GATEWAY_NETWORKS (deny-by-default mode)");
 
+        var dnsServers = new List<IPEndPoint>();
+        foreach (var entry in (env("WHALEWALL_DNS_SERVERS") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (IPEndPoint.TryParse(entry, out var ep) && Addresses.TryParse(ep.Address.ToString(), out _))
+                dnsServers.Add(ep.Port == 0 ? new IPEndPoint(ep.Address, 53) : ep);
+            else throw new ArgumentException($"WHALEWALL_DNS_SERVERS: \"{entry}\" is not an address or address:port");
+        }
+        TimeSpan Seconds(string key, TimeSpan fallback) =>
+            env(key) is { Length: > 0 } v
+                ? double.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out var n) && n >= 0
+                    ? TimeSpan.FromSeconds(n)
+                    : throw new ArgumentException($"{key} \"{v}\" must be a number of seconds")
+                : fallback;
+        var dns = new DnsSettings(
+            Seconds("WHALEWALL_DNS_MIN_TTL", DnsSettings.Default.MinTtl),
+            Seconds("WHALEWALL_DNS_MAX_TTL", DnsSettings.Default.MaxTtl),
+            Seconds("WHALEWALL_DNS_GRACE", DnsSettings.Default.Grace));
+        if (dns.MinTtl > dns.MaxTtl) throw new ArgumentException("WHALEWALL_DNS_MIN_TTL is larger than WHALEWALL_DNS_MAX_TTL");
+
         return new Options(
             Get("DOCKER_HOST", "unix:///var/run/docker.sock"),
             env("DOCKER_API_VERSION") is { Length: > 0 } api ? api : null,
@@ -39,6 +61,8 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
             Get("WHALEWALL_DATA_DIR", "/var/lib/whalewall"),
             level,
             gateway,
+            dnsServers,
+            dns,
             Get("WHALEWALL_DB", "sqlite"),
             Get("WHALEWALL_NODE_NAME", Environment.MachineName));
     }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using WhaleWall.Host;
+using WhaleWall.Host.Sandbox;
 
 var run = new Command("run", "Run the daemon (default)");
 run.SetAction((_, ct) => RunDaemon(ct));
@@ -50,6 +51,16 @@ static async Task<int> RunDaemon(CancellationToken ct)
     {
         Console.Error.WriteLine($"whalewall: {e.Message}");
         return 2;
+    }
+    try
+    {
+        // before anything else: in its first stage this re-executes the process (see SandboxEntry)
+        SandboxEntry.Enter(options, m => Console.WriteLine(m), m => Console.Error.WriteLine("[WARNING] " + m));
+    }
+    catch (Exception e) when (e is IOException or InvalidOperationException or PlatformNotSupportedException)
+    {
+        Console.Error.WriteLine($"whalewall: {e.Message} (WHALEWALL_SANDBOX=off disables the sandbox)");
+        return 3;
     }
     return await Daemon.RunAsync(options, ct);
 }

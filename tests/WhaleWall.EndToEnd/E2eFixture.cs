@@ -35,6 +35,14 @@ public sealed class E2eFixture : IAsyncLifetime
     private int _names;
 
     private int _disposed;
+    private readonly bool _withDns;
+
+    /// <summary>The test DNS server (198.19.0.53) the daemon resolves hostname rules with.</summary>
+    public TestDnsServer Dns { get; private set; } = null!;
+
+    public E2eFixture() : this(withDns: true) { }
+
+    internal E2eFixture(bool withDns) => _withDns = withDns;
 
     public async Task InitializeAsync()
     {
@@ -51,12 +59,20 @@ public sealed class E2eFixture : IAsyncLifetime
         Server1Udp = Harness.InternetUdpServer(TestNet.Server1, TestNet.UdpPort);
         Server1UdpOther = Harness.InternetUdpServer(TestNet.Server1, TestNet.UdpPortOther);
         Daemon = WhaleWallDaemon.For(Harness);
+        if (_withDns)
+        {
+            Dns = TestDnsServer.Start(Harness.InternetNsPath, TestNet.Dns);
+            Daemon.ExtraEnvironment["WHALEWALL_DNS_SERVERS"] = TestNet.Dns;
+            Daemon.ExtraEnvironment["WHALEWALL_DNS_MIN_TTL"] = "1";
+            Daemon.ExtraEnvironment["WHALEWALL_DNS_GRACE"] = "2";
+        }
     }
 
     public async Task DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         if (Daemon is not null) await Daemon.StopAsync();
+        Dns?.Dispose();
         await Harness.DisposeAsync();
         Console.WriteLine($"[e2e] harness start {Harness.StartupTime.TotalSeconds:F1} s, stop {Harness.ShutdownTime.TotalSeconds:F1} s");
     }

@@ -18,7 +18,7 @@ public sealed class GatewayFixture : IAsyncLifetime
     public const string GatewayNetwork = "gw";
     public const string DefaultOutbound = "_dns_,198.19.0.11";
 
-    public E2eFixture Inner { get; } = new();
+    public E2eFixture Inner { get; } = new(withDns: false);
 
     public async Task InitializeAsync()
     {

@@ -32,7 +32,7 @@ public sealed class RestartTests(E2eFixture fx, ITestOutputHelper output)
     /// table equals the daemon under test's, and stops it (its table goes with the namespace).</summary>
     private async Task AssertSameAsFreshStart(SideNamespace ns, string what, TimeSpan? within = null)
     {
-        var fresh = new WhaleWallDaemon(ns.Path, H.DockerHost, "ww_fresh", Path.Combine(H.Dir, "fresh-" + Guid.NewGuid().ToString("N")[..6]), Path.Combine(H.Dir, "fresh.log"));
+        var fresh = new WhaleWallDaemon(ns.Path, H.DockerHost, "ww_fresh", Path.Combine(H.Dir, "fresh-" + Guid.NewGuid().ToString("N")[..6]), Path.Combine(H.Dir, "whalewall-fresh.log"));
         await fresh.StartAsync();
         try
         {
@@ -251,7 +251,7 @@ public sealed class RestartTests(E2eFixture fx, ITestOutputHelper output)
         await pg.StartAsync();
         using var side = new SideNamespace(H, "p");
         WhaleWallDaemon Node(string node) =>
-            new(side.Path, H.DockerHost, "ww_" + node, Path.Combine(H.Dir, node), Path.Combine(H.Dir, node + ".log"))
+            new(side.Path, H.DockerHost, "ww_" + node, Path.Combine(H.Dir, node), Path.Combine(H.Dir, "whalewall-" + node + ".log"))
             {
                 ExtraEnvironment = { ["WHALEWALL_DB"] = pg.SocketConnectionString, ["WHALEWALL_NODE_NAME"] = node },
             };

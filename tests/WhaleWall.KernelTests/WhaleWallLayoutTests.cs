@@ -307,3 +307,58 @@ public sealed class GeneratedPolicyKernelTests(Xunit.Abstractions.ITestOutputHel
         Assert.True(applied >= 40, $"only {applied} valid policies in the sample");
     }
 }
+
+/// <summary>Addresses from DNS expire in the kernel by themselves.</summary>
+public sealed class HostnameKernelTests
+{
+    [Fact]
+    public void Resolved_address_is_allowed_until_its_expiry_then_the_kernel_drops_it_by_itself()
+    {
+        using var lab = new KernelLab();
+        using var server = TcpServer.Start(lab.ServerNs, "::", 80);
+        var labels = new Dictionary<string, string> { [LabelKeys.Enabled] = "true", [LabelKeys.Rules] = "output:\n  - hosts: [api.test.example]\n    proto: tcp\n    dst_ports: [80]\n" }.ToImmutableDictionary();
+        var self = new ContainerFacts("client", "client", true, labels,
+            [new NetworkAttachment("lab", "lab", IPAddress.Parse(KernelLab.ClientIp4), IPAddress.Parse(KernelLab.ClientIp6))], []);
+        var now = DateTimeOffset.UtcNow;
+        var hosts = new Dictionary<string, HostAddresses>
+        {
+            ["api.test.example"] = new("api.test.example", [(IPAddress.Parse(KernelLab.ServerIp4), now + TimeSpan.FromSeconds(3)), (IPAddress.Parse(KernelLab.ServerIp6), now + TimeSpan.FromSeconds(60))]),
+        };
+        var fragment = Compiler.Compile(self, LabelParser.Decide(labels), [], hosts).Fragment;
+        var result = lab.Nft.Run(NftJson.FullTable("whalewall", fragment.Elements, fragment.ChainsOrEmpty, now: now));
+        Assert.True(result.Ok, result.Error);
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp6, 80));
+
+        Thread.Sleep(TimeSpan.FromSeconds(4));
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80, TimeSpan.FromSeconds(1)));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp6, 80));
+    }
+
+    [Fact]
+    public void Writer_renews_the_timeout_of_an_address_dns_still_gives()
+    {
+        using var lab = new KernelLab();
+        using var server = TcpServer.Start(lab.ServerNs, "::", 80);
+        var system = ActorSystem.Create("dns", $"{NftWriterActor.DispatcherId} {{ type = PinnedDispatcher }}");
+        try
+        {
+            var writer = system.ActorOf(NftWriterActor.Props(lab.Nft, "whalewall"));
+            writer.Tell(new NftWriterCommands.ExpectOwners([]));
+            Fragment At(DateTimeOffset expires) => new("client",
+            [
+                new Element("managed4", [Field.Address(AddressRange.Single(IPAddress.Parse(KernelLab.ClientIp4)))]),
+                new Element("outh4", [Field.Address(AddressRange.Single(IPAddress.Parse(KernelLab.ClientIp4))),
+                    Field.Address(AddressRange.Single(IPAddress.Parse(KernelLab.ServerIp4))),
+                    new Field(FieldKind.Proto, 6, 6), new Field(FieldKind.Port, 0, 65535), new Field(FieldKind.Port, 80, 80)], expires: expires),
+            ], []);
+            var start = DateTimeOffset.UtcNow;
+            writer.Ask<NftWriterEvents.Applied>(new NftWriterCommands.Program(At(start + TimeSpan.FromSeconds(4)), 1), TimeSpan.FromSeconds(10)).Wait();
+            Thread.Sleep(TimeSpan.FromSeconds(1));
+            writer.Ask<NftWriterEvents.Applied>(new NftWriterCommands.Program(At(start + TimeSpan.FromSeconds(30)), 2), TimeSpan.FromSeconds(10)).Wait();
+            Thread.Sleep(TimeSpan.FromSeconds(4));
+            Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80)); // past the first expiry
+        }
+        finally { system.Terminate().Wait(); }
+    }
+}

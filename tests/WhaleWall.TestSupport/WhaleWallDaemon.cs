@@ -46,8 +46,12 @@ public sealed class WhaleWallDaemon : IAsyncDisposable
             : Path.Combine(AppContext.BaseDirectory, "whalewall.dll");
 
     /// <summary>For a harness: a unique table and a data dir under the harness directory.</summary>
-    public static WhaleWallDaemon For(DockerHarness h) =>
-        new(h.HostNsPath, h.DockerHost, "ww_" + h.RunId.Replace("-", "_"), Path.Combine(h.Dir, "whalewall"), Path.Combine(h.Dir, "whalewall.log"));
+    public static WhaleWallDaemon For(DockerHarness h)
+    {
+        var daemon = new WhaleWallDaemon(h.HostNsPath, h.DockerHost, "ww_" + h.RunId.Replace("-", "_"), Path.Combine(h.Dir, "whalewall"), Path.Combine(h.Dir, "whalewall.log"));
+        daemon.ExtraEnvironment["WHALEWALL_DOCKER_ROOT"] = h.DataRoot; // resolv.conf files for _dns_, readable in the sandbox
+        return daemon;
+    }
 
     public KernelTable KernelTable() => new(HostNsPath, Table);
 

@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Event;
 using WhaleWall.Actors.Docker;
+using WhaleWall.Actors.Hostnames;
 using WhaleWall.Actors.Nft;
 using WhaleWall.Actors.State;
 using WhaleWall.Firewall.Compile;
@@ -31,6 +32,9 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
     private readonly IActorRef peers;
     private readonly GatewayConfig? gateway;
     private readonly IActorRef? store;
+    private readonly IActorRef? hostnames;
+    private readonly Dictionary<string, HostAddresses> hostAddresses = new();
+    private ImmutableHashSet<string> watchedHosts = ImmutableHashSet<string>.Empty;
     private readonly ILoggingAdapter log = Context.GetLogger();
 
     private ContainerFacts? facts;
@@ -52,9 +56,11 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public ContainerActor(string id, IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null, IActorRef? store = null)
+    public ContainerActor(string id, IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null,
+        IActorRef? hostnames = null, IActorRef? store = null)
     {
         this.gateway = gateway;
+        this.hostnames = hostnames;
         this.id = id;
         this.docker = docker;
         this.writer = writer;
@@ -101,6 +107,12 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
             log.Warning("{0}: inspect failed ({1}); retrying", Short, f.Error.Message);
             Timers.StartSingleTimer("inspect", new Refresh("retry after inspect failure"), Backoff());
         });
+        Receive<HostnamesEvents.AddressesChanged>(a =>
+        {
+            if (!watchedHosts.Contains(a.Host.Name)) return;
+            hostAddresses[a.Host.Name] = a.Host;
+            Program();
+        });
         Receive<PeersChanged>(p =>
         {
             knownPeers = p.Peers;
@@ -123,8 +135,9 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
         });
     }
 
-    public static Props Props(string id, IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null, IActorRef? store = null) =>
-        Akka.Actor.Props.Create(() => new ContainerActor(id, docker, writer, peers, gateway, store));
+    public static Props Props(string id, IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null,
+        IActorRef? hostnames = null, IActorRef? store = null) =>
+        Akka.Actor.Props.Create(() => new ContainerActor(id, docker, writer, peers, gateway, hostnames, store));
 
     private string Short => facts is null ? id[..Math.Min(12, id.Length)] : $"{facts.Name} ({facts.ShortId})";
 
@@ -185,6 +198,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
             SendToWriter(Fragment.Empty(id));
             store?.Tell(new ContainerStoreCommands.Forget(id));
             peers.Tell(new Publish(id, null));
+            WatchHosts(ImmutableHashSet<string>.Empty);
             Context.Parent.Tell(new ContainerEvents.Gone(id));
             return;
         }
@@ -211,6 +225,8 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
                 break;
         }
 
+        WatchHosts(decision.EffectivePolicy.Output.SelectMany(r => r.HostsOrEmpty).ToImmutableHashSet());
+
         var references = decision.EffectivePolicy.ContainerReferences.ToImmutableHashSet();
         if (!references.SetEquals(watched))
         {
@@ -223,7 +239,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
     private void Program()
     {
         if (facts is null) return;
-        var result = Compiler.Compile(facts, decision, knownPeers);
+        var result = Compiler.Compile(facts, decision, knownPeers, hostAddresses);
         if (result.Error != compileError && result.Error is not null)
             log.Error("{0}: {1}", Short, result.Error);
         compileError = result.Error;
@@ -248,6 +264,14 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
         var errors = decision is PolicyDecision.FailClosed f ? f.Errors.Select(e => e.ToString()).ToList() : [];
         if (compile is not null) errors.Add(compile);
         return [.. errors];
+    }
+
+    private void WatchHosts(ImmutableHashSet<string> names)
+    {
+        if (hostnames is null || names.SetEquals(watchedHosts)) return;
+        watchedHosts = names;
+        foreach (var gone in hostAddresses.Keys.Where(n => !names.Contains(n)).ToList()) hostAddresses.Remove(gone);
+        hostnames.Tell(new HostnamesCommands.Subscribe(names));
     }
 
     private void SendToWriter(Fragment fragment)

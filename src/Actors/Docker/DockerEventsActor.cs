@@ -24,6 +24,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
 
     private readonly IDockerSource docker;
     private readonly GatewayConfig? gateway;
+    private readonly IActorRef? hostnames;
     private readonly IActorRef writer;
     private readonly IActorRef peers;
     private readonly IActorRef? store;
@@ -40,10 +41,12 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public DockerEventsActor(IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null, IActorRef? store = null)
+    public DockerEventsActor(IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null,
+        IActorRef? hostnames = null, IActorRef? store = null)
     {
         this.docker = docker;
         this.gateway = gateway;
+        this.hostnames = hostnames;
         this.writer = writer;
         this.peers = peers;
         this.store = store;
@@ -104,8 +107,9 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         });
     }
 
-    public static Props Props(IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null, IActorRef? store = null) =>
-        Akka.Actor.Props.Create(() => new DockerEventsActor(docker, writer, peers, gateway, store));
+    public static Props Props(IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null,
+        IActorRef? hostnames = null, IActorRef? store = null) =>
+        Akka.Actor.Props.Create(() => new DockerEventsActor(docker, writer, peers, gateway, hostnames, store));
 
     protected override void PreStart()
     {
@@ -204,7 +208,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private IActorRef Child(string id)
     {
         if (children.TryGetValue(id, out var child)) return child;
-        child = Context.ActorOf(ContainerActor.Props(id, docker, writer, peers, gateway, store), $"c-{id}-{generation++}");
+        child = Context.ActorOf(ContainerActor.Props(id, docker, writer, peers, gateway, hostnames, store), $"c-{id}-{generation++}");
         children[id] = child;
         return child;
     }
@@ -253,7 +257,8 @@ public static class DockerEventsActorExtensions
         {
             var writer = registry.Get<NftWriter>();
             var peers = registry.Get<PeerDirectory>();
+            registry.TryGet<Hostnames.Hostnames>(out var hostnames);
             var store = registry.TryGet<ContainerStore>(out var s) ? s : null;
-            registry.Register<DockerEvents>(system.ActorOf(DockerEventsActor.Props(docker, writer, peers, gateway, store), "docker-events"));
+            registry.Register<DockerEvents>(system.ActorOf(DockerEventsActor.Props(docker, writer, peers, gateway, hostnames, store), "docker-events"));
         });
 }

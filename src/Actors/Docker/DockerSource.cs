@@ -15,6 +15,9 @@ public sealed class DockerSource(DockerClient client) : IDockerSource, IDisposab
     private static readonly HashSet<string> ContainerActions =
         ["create", "start", "restart", "die", "stop", "destroy", "rename", "update", "unpause"];
 
+    private const string SwarmTaskLabel = "com.docker.swarm.task.id";
+    private const string GatewayBridge = "docker_gwbridge";
+
     public static DockerSource Connect(string endpoint) =>
         new(new DockerClientBuilder().WithEndpoint(new Uri(endpoint)).Build());
 
@@ -63,6 +66,13 @@ public sealed class DockerSource(DockerClient client) : IDockerSource, IDisposab
                 endpoint.GlobalIPv6PrefixLen > 0 ? (int)endpoint.GlobalIPv6PrefixLen : 128,
                 string.IsNullOrEmpty(endpoint.NetworkID) ? "" : await DriverOfAsync(endpoint.NetworkID, ct)));
         }
+
+        // A Swarm task on an overlay network reaches anything outside the overlay through a second
+        // interface on docker_gwbridge, whose address container inspect does not list: without it
+        // the task's outbound traffic would pass unfiltered (seen in the Swarm end-to-end test)
+        if (c.Config?.Labels?.ContainsKey(SwarmTaskLabel) == true && attachments.All(a => a.Name != GatewayBridge) &&
+            await InspectEndpointAsync(GatewayBridge, c.ID, ct) is { } gateway)
+            attachments.Add(gateway);
 
         var ports = ImmutableArray.CreateBuilder<PublishedPort>();
         foreach (var (key, bindings) in c.NetworkSettings?.Ports ?? new Dictionary<string, IList<PortBinding>>())

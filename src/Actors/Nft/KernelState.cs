@@ -17,6 +17,10 @@ public sealed record KernelState(
         ImmutableDictionary<Element, int>.Empty,
         ImmutableDictionary<RuleChain, int>.Empty);
 
+    /// <summary>An element that expires within this margin may be gone from the kernel
+    /// already: it is not deleted (that could fail the batch) but left to expire.</summary>
+    public static readonly TimeSpan ExpiryMargin = TimeSpan.FromSeconds(2);
+
     public sealed record Plan(
         ImmutableArray<Element> Deletes,
         ImmutableArray<Element> Adds,
@@ -30,21 +34,38 @@ public sealed record KernelState(
     public int ElementCount => References.Count;
 
     /// <summary>Replaces the fragments of several owners at once.</summary>
-    public Plan Replace(IEnumerable<Fragment> fragments)
+    public Plan Replace(IEnumerable<Fragment> fragments, DateTimeOffset? now = null)
     {
         var owners = Owners.ToBuilder();
         var elements = new Counter<Element>(References);
         var chains = new Counter<RuleChain>(ChainReferences);
+        var refreshes = new Dictionary<string, (Element Old, Element New)>();
         foreach (var fragment in fragments)
         {
             var old = owners.TryGetValue(fragment.Owner, out var o) ? o : Fragment.Empty(fragment.Owner);
             elements.Replace(old.Elements, fragment.Elements);
             chains.Replace(old.ChainsOrEmpty, fragment.ChainsOrEmpty);
+            // DNS addresses still wanted with a later expiry: the kernel's timeout is renewed
+            var before = old.Elements.Where(e => e.Expires is not null).ToDictionary(e => e.Key);
+            foreach (var e in fragment.Elements)
+                if (e.Expires is { } until && before.TryGetValue(e.Key, out var was) && until > was.Expires)
+                    refreshes[e.Key] = (was, e);
             if (fragment.Elements.IsEmpty && fragment.ChainsOrEmpty.IsEmpty) owners.Remove(fragment.Owner);
             else owners[fragment.Owner] = fragment;
         }
-        return new Plan([.. elements.Deletes], [.. elements.Adds], [.. chains.Deletes], [.. chains.Adds],
-            new KernelState(owners.ToImmutable(), elements.ToImmutable(), chains.ToImmutable()));
+        var at = now ?? DateTimeOffset.MinValue;
+        bool Present(Element e) => e.Expires is not { } until || until - at > ExpiryMargin;
+        var deletes = elements.Deletes.Where(Present).ToList();
+        var adds = elements.Adds.ToList();
+        var refs = elements.ToImmutable();
+        foreach (var (was, next) in refreshes.Values)
+        {
+            if (Present(was)) deletes.Add(was); // delete + add in one batch renews the timeout
+            adds.Add(next);
+            refs = refs.Remove(was).Add(next, refs.TryGetValue(was, out var n) ? n : 1);
+        }
+        return new Plan([.. deletes], [.. adds], [.. chains.Deletes], [.. chains.Adds],
+            new KernelState(owners.ToImmutable(), refs, chains.ToImmutable()));
     }
 
     /// <summary>Reference counts with the kernel operations they imply.</summary>

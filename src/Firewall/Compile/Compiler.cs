@@ -21,9 +21,10 @@ public static class Compiler
 
     /// <summary>A box of allowed traffic for one set, with the per-rule chain it goes
     /// through (null: plain accept).</summary>
-    private sealed record Grant(string Set, string VerdictSet, ImmutableArray<Field> Box, RuleChain? Chain);
+    private sealed record Grant(string Set, string VerdictSet, ImmutableArray<Field> Box, RuleChain? Chain, DateTimeOffset? Expires = null);
 
-    public static CompileResult Compile(ContainerFacts self, PolicyDecision decision, IReadOnlyCollection<ContainerFacts> peers)
+    public static CompileResult Compile(ContainerFacts self, PolicyDecision decision, IReadOnlyCollection<ContainerFacts> peers,
+        IReadOnlyDictionary<string, HostAddresses>? hosts = null)
     {
         if (!decision.IsManaged || !self.Running) return new(Fragment.Empty(self.Id), null);
 
@@ -32,7 +33,11 @@ public static class Compiler
         var extra = new List<Element>();
         var chains = new List<RuleChain>();
         var policy = decision.EffectivePolicy;
-        foreach (var rule in policy.Output) AddOutput(self, rule, peers, grants, chains, extra);
+        foreach (var rule in policy.Output)
+        {
+            if (rule.HostsOrEmpty.IsEmpty) AddOutput(self, rule, peers, grants, chains, extra);
+            else AddHosts(self, rule, hosts, grants);
+        }
         AddMappedPorts(self, policy.MappedPorts, grants, chains, extra);
         AddNeighbours(self, policy.NeighbourNetworksOrEmpty, grants);
 
@@ -42,8 +47,12 @@ public static class Compiler
 
         var elements = new List<Element>(managed);
         elements.AddRange(extra);
-        foreach (var group in grants.Where(g => g.Chain is null).GroupBy(g => g.Set))
+        foreach (var group in grants.Where(g => g.Chain is null && g.Expires is null).GroupBy(g => g.Set))
             elements.AddRange(BoxSet.Disjoint(group.Select(g => g.Box)).Select(box => new Element(group.Key, box)));
+        // addresses from DNS: where two overlap, the one that lives longer wins the overlap
+        foreach (var group in grants.Where(g => g.Expires is not null).GroupBy(g => g.Set))
+            elements.AddRange(BoxSet.Disjoint(group.OrderByDescending(g => g.Expires).Select(g => (g.Box, g.Expires!.Value)))
+                .Select(piece => new Element(group.Key, piece.Box, expires: piece.Tag)));
         foreach (var group in grants.Where(g => g.Chain is not null).GroupBy(g => g.VerdictSet))
             elements.AddRange(BoxSet.Disjoint(group.Select(g => (g.Box, g.Chain!.Name)))
                 .Select(piece => new Element(group.Key, piece.Box, piece.Tag)));
@@ -147,6 +156,30 @@ public static class Compiler
                 foreach (var client in clients.Where(c => c.Family == addr.Family))
                     grants.Add(new Grant(NftSets.Pub(addr.Family), NftSets.PubVerdict(addr.Family),
                         [Field.Address(client), Field.Address(addr), protoField, portField], externalChain));
+            }
+        }
+    }
+
+    /// <summary>`hosts:` rules: the names' current addresses, each element expiring with its
+    /// DNS answer (TTL + grace) unless refreshed.</summary>
+    private static void AddHosts(ContainerFacts self, OutputRule rule, IReadOnlyDictionary<string, HostAddresses>? hosts, List<Grant> grants)
+    {
+        if (hosts is null) return;
+        var protoField = rule.Proto is { } p ? new Field(FieldKind.Proto, (byte)p, (byte)p) : AnyProto;
+        var sports = rule.Proto is L4Proto.Icmp or L4Proto.Icmpv6 ? [AnyPort] : Ports(rule.SrcPorts);
+        var dports = rule.Proto is L4Proto.Icmp or L4Proto.Icmpv6 ? [AnyPort] : Ports(rule.DstPorts);
+        foreach (var name in rule.HostsOrEmpty)
+        {
+            if (!hosts.TryGetValue(name, out var resolved)) continue;
+            foreach (var src in AddressesOn(self, rule.Network).Select(AddressRange.Single))
+            foreach (var (address, expires) in resolved.Addresses)
+            {
+                var dst = AddressRange.Single(address);
+                if (dst.Family != src.Family) continue;
+                foreach (var sport in sports)
+                foreach (var dport in dports)
+                    grants.Add(new Grant(NftSets.OutHosts(src.Family), NftSets.OutHosts(src.Family),
+                        [Field.Address(src), Field.Address(dst), protoField, sport, dport], null, expires));
             }
         }
     }

@@ -32,7 +32,11 @@ public static partial class OutboundList
                 rules.Add(Resolvers(L4Proto.Tcp));
             }
             else if (AddressSyntax.Parse(entry) is { Range: { } range }) ips.Add(range);
-            else if (IsHostName(entry)) hosts.Add(entry.ToLowerInvariant().TrimEnd('.'));
+            else if (IsHostName(entry))
+            {
+                if (HostSyntax.Check(entry) is { } problem) errors.Add(new LabelError(label, $"[{i}]", null, problem));
+                else hosts.Add(entry.ToLowerInvariant().TrimEnd('.'));
+            }
             else errors.Add(new LabelError(label, $"[{i}]", null, $"\"{LabelParser.Truncate(entry)}\" is not an address, CIDR, range, DNS name or _dns_"));
         }
         if (ips.Count > 0) rules.Add(new OutputRule(null, ips.ToImmutable(), null, null, [], []));

@@ -10,7 +10,7 @@ internal sealed class RulesReader(ErrorSink errors)
 {
     private static readonly string[] RootKeys = ["output", "mapped_ports"];
     private static readonly string[] RuleKeys =
-        ["log_prefix", "network", "ips", "ip", "container", "proto", "src_ports", "dst_ports", "port", "icmp_types", "verdict"];
+        ["log_prefix", "network", "ips", "ip", "container", "hosts", "proto", "src_ports", "dst_ports", "port", "icmp_types", "verdict"];
     private static readonly string[] MappedKeys = ["localhost", "external"];
     private static readonly string[] LocalhostKeys = ["allow", "allowed", "log_prefix", "verdict"];
     private static readonly string[] ExternalKeys = ["allow", "allowed", "ips", "ip", "log_prefix", "verdict"];
@@ -46,14 +46,18 @@ internal sealed class RulesReader(ErrorSink errors)
         var network = Get(map, "network") is { } n ? Name(n, path + ".network") : null;
         var container = Get(map, "container") is { } c ? Name(c, path + ".container") : null;
         var ips = AddressList(map, path, "ips", "ip");
+        var hosts = Get(map, "hosts") is { } h ? Hosts(h, path + ".hosts") : [];
         L4Proto? proto = Get(map, "proto") is { } p ? Proto(p, path + ".proto") : null;
         var srcPorts = Get(map, "src_ports") is { } sp ? Ports(sp, path + ".src_ports") : [];
         var dstPorts = PortList(map, path);
         var icmpTypes = Get(map, "icmp_types") is { } it ? IcmpTypes(it, path + ".icmp_types", proto) : [];
         var action = Action(map, path);
 
-        if (container is not null && (Get(map, "ips") ?? Get(map, "ip")) is not null)
-            errors.Add(path, node, "a rule takes either `ips` or `container`, not both");
+        var destinations = new[] { Get(map, "ips") ?? Get(map, "ip"), Get(map, "container"), Get(map, "hosts") }.Count(d => d is not null);
+        if (destinations > 1)
+            errors.Add(path, node, "a rule takes one of `ips`, `container` or `hosts`");
+        if (Get(map, "hosts") is not null && action is not null)
+            errors.Add(path, node, "`log_prefix` and `verdict` are not supported with `hosts` in this version");
         var isIcmp = proto is L4Proto.Icmp or L4Proto.Icmpv6;
         foreach (var key in new[] { "src_ports", "dst_ports", "port" })
         {
@@ -71,7 +75,7 @@ internal sealed class RulesReader(ErrorSink errors)
             errors.Add(path, node, "empty rule; to allow everything say `ips: [0.0.0.0/0, ::/0]`");
 
         return errors.Count == before
-            ? new OutputRule(network, ips, container, proto, srcPorts, dstPorts, icmpTypes, action)
+            ? new OutputRule(network, ips, container, proto, srcPorts, dstPorts, icmpTypes, action, Hosts: hosts)
             : null;
     }
 
@@ -164,6 +168,17 @@ internal sealed class RulesReader(ErrorSink errors)
                     : Fail<byte?>($"{path}[{i}]", item, $"\"{LabelParser.Truncate(text)}\" is not an ICMP type name or number (0-255)")
                 : null)
             .OfType<byte>()
+            .Distinct()
+            .ToImmutableArray();
+
+    private ImmutableArray<string> Hosts(YamlNode node, string path) =>
+        Sequence(node, path, LabelKeys.MaxListLength)
+            .Select((item, i) => Scalar(item, $"{path}[{i}]") is { } text
+                ? HostSyntax.Check(text) is { } problem
+                    ? Fail<string?>($"{path}[{i}]", item, problem)
+                    : text.ToLowerInvariant().TrimEnd('.')
+                : null)
+            .OfType<string>()
             .Distinct()
             .ToImmutableArray();
 

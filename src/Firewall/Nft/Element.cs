@@ -22,17 +22,22 @@ public readonly record struct Field(FieldKind Kind, UInt128 Lo, UInt128 Hi)
 /// <see cref="Target"/> names the chain it jumps to. Equal elements have equal <see cref="Key"/>.</summary>
 public sealed class Element : IEquatable<Element>, IComparable<Element>
 {
-    public Element(string set, ImmutableArray<Field> fields, string? target = null)
+    public Element(string set, ImmutableArray<Field> fields, string? target = null, DateTimeOffset? expires = null)
     {
         Set = set;
         Fields = fields;
         Target = target;
+        Expires = expires;
         Key = set + " " + string.Join(" . ", fields) + (target is null ? "" : " : goto " + target);
     }
 
     public string Set { get; }
     public ImmutableArray<Field> Fields { get; }
     public string? Target { get; }
+
+    /// <summary>For addresses from DNS: when the kernel drops the element by itself (TTL +
+    /// grace). Not part of the element's identity.</summary>
+    public DateTimeOffset? Expires { get; }
     public string Key { get; }
 
     public bool Equals(Element? other) => other is not null && Key == other.Key;

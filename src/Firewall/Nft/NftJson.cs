@@ -17,7 +17,7 @@ public static class NftJson
     /// they are emptied, and deleted unless still needed. Chains of the operator's own
     /// (targets of <c>verdict.chain</c>) are left alone.</summary>
     public static string FullTable(string table, IEnumerable<Element> elements, IEnumerable<RuleChain>? chains = null,
-        IEnumerable<string>? existingRuleChains = null, bool indented = false)
+        IEnumerable<string>? existingRuleChains = null, bool indented = false, DateTimeOffset? now = null)
     {
         var wanted = (chains ?? []).Distinct().Order().ToList();
         var existing = (existingRuleChains ?? []).Distinct().Order(StringComparer.Ordinal).ToList();
@@ -32,21 +32,21 @@ public static class NftJson
         foreach (var chain in wanted) AddChain(commands, table, chain);
         foreach (var command in NftLayout.Rules(table)) commands.Add(command);
         foreach (var group in elements.Distinct().Order().GroupBy(e => e.Set))
-            commands.Add(Command("add", "element", ElementsObject(table, group.Key, group)));
+            commands.Add(Command("add", "element", ElementsObject(table, group.Key, group, now)));
         return Render(commands, indented);
     }
 
     /// <summary>One transaction: new chains, element deletes, element adds, then chains no
     /// longer referenced.</summary>
     public static string Changes(string table, IEnumerable<Element> deletes, IEnumerable<Element> adds,
-        IEnumerable<RuleChain>? chainDeletes = null, IEnumerable<RuleChain>? chainAdds = null)
+        IEnumerable<RuleChain>? chainDeletes = null, IEnumerable<RuleChain>? chainAdds = null, DateTimeOffset? now = null)
     {
         var commands = new JsonArray();
         foreach (var chain in (chainAdds ?? []).Order()) AddChain(commands, table, chain);
         foreach (var group in deletes.Order().GroupBy(e => e.Set))
             commands.Add(Command("delete", "element", ElementsObject(table, group.Key, group)));
         foreach (var group in adds.Order().GroupBy(e => e.Set))
-            commands.Add(Command("add", "element", ElementsObject(table, group.Key, group)));
+            commands.Add(Command("add", "element", ElementsObject(table, group.Key, group, now)));
         foreach (var chain in (chainDeletes ?? []).Order())
         {
             commands.Add(Command("flush", "chain", ChainObject(table, chain.Name)));
@@ -91,13 +91,22 @@ public static class NftJson
 
     internal static JsonObject TableObject(string table) => new() { ["family"] = "inet", ["name"] = table };
 
-    private static JsonObject ElementsObject(string table, string set, IEnumerable<Element> elements) => new()
+    private static JsonObject ElementsObject(string table, string set, IEnumerable<Element> elements, DateTimeOffset? now = null) => new()
     {
         ["family"] = "inet",
         ["table"] = table,
         ["name"] = set,
-        ["elem"] = new JsonArray(elements.Select(ElementValue).ToArray()),
+        ["elem"] = new JsonArray(elements.Select(e => WithTimeout(e, now)).ToArray()),
     };
+
+    /// <summary>An element with an expiry is added with the seconds it has left (at least 1).</summary>
+    private static JsonNode WithTimeout(Element element, DateTimeOffset? now)
+    {
+        var value = ElementValue(element);
+        if (element.Expires is not { } expires || now is not { } at) return value;
+        var seconds = Math.Max(1, (int)Math.Ceiling((expires - at).TotalSeconds));
+        return new JsonObject { ["elem"] = new JsonObject { ["val"] = value, ["timeout"] = seconds } };
+    }
 
     public static JsonNode ElementValue(Element element)
     {

@@ -62,6 +62,7 @@ public static class NftLayout
             var f = ip == "ip" ? "4" : "6";
             yield return Rule(table, "egress", VerdictMap(Flow(ip), "@outv" + f));
             yield return Rule(table, "egress", Match(Flow(ip), "@out" + f), Verdict("return"));
+            yield return Rule(table, "egress", Match(Flow(ip), "@outh" + f), Verdict("return"));
         }
         yield return Rule(table, "egress", Verdict("drop"));
 
@@ -129,7 +130,7 @@ public static class NftLayout
             ["type"] = types.Length == 1 ? types[0] : new JsonArray(types),
         };
         if (set.VerdictMap) body["map"] = "verdict";
-        if (set.Interval) body["flags"] = new JsonArray("interval");
+        if (set.Interval) body["flags"] = set.Timeout ? new JsonArray("interval", "timeout") : new JsonArray("interval");
         if (set.Interval && !set.VerdictMap) body["stmt"] = new JsonArray(new JsonObject { ["counter"] = null });
         return body;
     }

@@ -7,7 +7,7 @@ namespace WhaleWall.Firewall.Nft;
 /// of their keys.</summary>
 public static class NftSets
 {
-    public sealed record SetShape(string Name, ImmutableArray<FieldKind> Key, bool Interval, bool VerdictMap = false);
+    public sealed record SetShape(string Name, ImmutableArray<FieldKind> Key, bool Interval, bool VerdictMap = false, bool Timeout = false);
 
     public const string EstablishedQueues = "estq";
 
@@ -15,6 +15,7 @@ public static class NftSets
     public static string Out(IpFamily f) => f == IpFamily.V4 ? "out4" : "out6";
     public static string OutVerdict(IpFamily f) => f == IpFamily.V4 ? "outv4" : "outv6";
     public static string Peer(IpFamily f) => f == IpFamily.V4 ? "peer4" : "peer6";
+    public static string OutHosts(IpFamily f) => f == IpFamily.V4 ? "outh4" : "outh6";
     public static string Pub(IpFamily f) => f == IpFamily.V4 ? "pub4" : "pub6";
     public static string PubVerdict(IpFamily f) => f == IpFamily.V4 ? "pubv4" : "pubv6";
     public static string Local(IpFamily f) => f == IpFamily.V4 ? "local4" : "local6";
@@ -39,6 +40,7 @@ public static class NftSets
             sets.Add(new(Out(f), flow, true));
             sets.Add(new(OutVerdict(f), flow, true, VerdictMap: true));
             sets.Add(new(Peer(f), flow, true));
+            sets.Add(new(OutHosts(f), flow, true, Timeout: true));
             sets.Add(new(Pub(f), published, true));
             sets.Add(new(PubVerdict(f), published, true, VerdictMap: true));
             sets.Add(new(Local(f), local, true));

@@ -88,4 +88,21 @@ public class NftWriterActorSpecs() : TestKit($"{NftWriterActor.DispatcherId} {{ 
         ExpectMsg(new Applied("old", 2));
         Assert.Equal(before, nft.Transactions.Count); // nothing to delete: "new" still holds it
     }
+
+    [Fact]
+    public void A_new_container_is_committed_before_other_containers_removals()
+    {
+        var writer = StartedWriter();
+        writer.Tell(new Program(new Fragment("old", [Managed(20)]), 1));
+        ExpectMsg<Applied>();
+        var before = nft.Transactions.Count;
+        writer.Tell(new Program(Fragment.Empty("old"), 2));
+        writer.Tell(new Program(new Fragment("new", [Managed(21)]), 1));
+        ExpectMsgAllOf([new Applied("old", 2), new Applied("new", 1)]);
+        var transactions = nft.Transactions.Skip(before).ToList();
+        Assert.Equal(2, transactions.Count);
+        Assert.Contains("198.18.128.21", transactions[0]);
+        Assert.DoesNotContain("delete", transactions[0]);
+        Assert.Contains("198.18.128.20", transactions[1]);
+    }
 }

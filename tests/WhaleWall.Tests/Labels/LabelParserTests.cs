@@ -92,7 +92,7 @@ public class LabelParserTests
     [InlineData("output:\n  - proto: icmpish\n", "output[0].proto", 2, "unknown proto")]
     [InlineData("output:\n  - dst_ports: [80]\n", "output[0].dst_ports", 2, "need `proto`")]
     [InlineData("output:\n  - ips: [198.19.0.1/24]\n", "output[0].ips[0]", 2, "host bits set")]
-    [InlineData("output:\n  - ips: [198.19.0.1]\n    container: db\n", "output[0]", 2, "either `ips` or `container`")]
+    [InlineData("output:\n  - ips: [198.19.0.1]\n    container: db\n", "output[0]", 2, "one of `ips`, `container` or `hosts`")]
     [InlineData("output:\n  - {}\n", "output[0]", 2, "empty rule")]
     [InlineData("output:\n  - ips: [198.19.0.10]\n    log_prefix: \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n", "output[0].log_prefix", 3, "at most 127")]
     [InlineData("mapped_ports:\n  external: { allow: maybe }\n", "mapped_ports.external.allow", 2, "true or false")]

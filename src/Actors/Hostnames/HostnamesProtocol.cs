@@ -1,0 +1,22 @@
+using System.Collections.Immutable;
+
+namespace WhaleWall.Actors.Hostnames;
+
+/// <summary>How names are resolved: TTLs are clamped to [MinTtl, MaxTtl]; an address stays
+/// trusted for its TTL plus Grace (also across DNS failures); at most MaxAddresses per name.</summary>
+public sealed record DnsSettings(TimeSpan MinTtl, TimeSpan MaxTtl, TimeSpan Grace, int MaxAddresses = 32)
+{
+    public static readonly DnsSettings Default = new(TimeSpan.FromSeconds(5), TimeSpan.FromHours(1), TimeSpan.FromSeconds(30));
+}
+
+public static class HostnamesCommands
+{
+    /// <summary>The sender wants these names resolved, and no others (empty: none).</summary>
+    public sealed record Subscribe(ImmutableHashSet<string> Names);
+}
+
+public static class HostnamesEvents
+{
+    /// <summary>Pushed to subscribers whenever a name's addresses or their expiry change.</summary>
+    public sealed record AddressesChanged(WhaleWall.Firewall.Policy.HostAddresses Host);
+}

@@ -1,0 +1,155 @@
+using WhaleWall.TestSupport;
+using Xunit;
+using Xunit.Abstractions;
+using static WhaleWall.TestSupport.TestNet;
+
+namespace WhaleWall.EndToEnd;
+
+/// <summary>
+/// WhaleWall's container image, run as the repo's deploy files say: docker-compose.yml with
+/// docker-compose, and deploy/swarm-stack.yml with `docker stack deploy` on a single-node
+/// Swarm, both against the image harness' private dockerd (its "host" network is the harness
+/// namespace). Each proves enforcement with real connections from the example service's
+/// containers, and that an unlabeled container is left alone.
+/// </summary>
+[Collection(ImageCollection.Name)]
+public sealed class ImageTests(ImageFixture fx, ITestOutputHelper output)
+{
+    private DockerHarness H => fx.Harness;
+    private string Compose => Path.Combine(fx.RepoRoot, "docker-compose.yml");
+    private string Stack => Path.Combine(fx.RepoRoot, "deploy", "swarm-stack.yml");
+
+    private async Task Run(Func<Task> body)
+    {
+        try { await body(); }
+        catch
+        {
+            lock (fx.Diagnostics) foreach (var d in fx.Diagnostics) output.WriteLine(d);
+            output.WriteLine("---- nft table ----\n" + fx.KernelTable.ListText());
+            output.WriteLine("---- deploy log (tail) ----\n" + E2eProcess.Tail(fx.Log, 60));
+            output.WriteLine("---- dockerd log (tail) ----\n" + H.DockerdLogTail(20));
+            throw;
+        }
+    }
+
+    private async Task AssertTcp(string ns, string ip, int port, bool allowed, string what)
+    {
+        if (allowed)
+        {
+            var last = ProbeOutcome.TimedOut;
+            var ok = await E2eProcess.Eventually(() => (last = Probe.Tcp(ns, Guard(ip), port, TimeSpan.FromSeconds(1))) == ProbeOutcome.Connected,
+                TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(200));
+            Assert.True(ok, $"{what}: tcp to {ip}:{port} should connect, got {last}\n{fx.KernelTable.ListText()}");
+        }
+        else
+        {
+            var outcome = Probe.Tcp(ns, Guard(ip), port, TimeSpan.FromSeconds(1));
+            Assert.True(outcome == ProbeOutcome.TimedOut, $"{what}: tcp to {ip}:{port} should be dropped, got {outcome}\n{fx.KernelTable.ListText()}");
+        }
+    }
+
+    /// <summary>The example service's rule: TCP 80 to Server1, nothing else.</summary>
+    private async Task AssertExampleEnforced(string ns, string ip, string what)
+    {
+        await fx.KernelTable.WaitManaged(ip);
+        await AssertTcp(ns, Server1, TcpPort, true, what);
+        await Task.WhenAll(
+            Task.Run(() => AssertTcp(ns, Server2, TcpPort, false, what + " (other address)")),
+            Task.Run(() => AssertTcp(ns, Server1, TcpPortOther, false, what + " (other port)")),
+            Task.Run(() => Assert.False(Probe.UdpEcho(ns, Guard(Server1), UdpPort, TimeSpan.FromSeconds(1)), $"{what}: udp should be dropped")));
+    }
+
+    private async Task AssertUnlabeledUntouched()
+    {
+        var plain = await H.RunContainerAsync("plain-" + Guid.NewGuid().ToString("N")[..4]);
+        var ns = await plain.NsPathAsync();
+        var ip = await plain.IpAsync();
+        await AssertTcp(ns, Server1, TcpPort, true, "unlabeled");
+        await AssertTcp(ns, Server2, TcpPort, true, "unlabeled");
+        Assert.True(Probe.UdpEcho(ns, Guard(Server1), UdpPort, TimeSpan.FromSeconds(2)), "unlabeled: udp should pass");
+        Assert.False(fx.KernelTable.IsManaged(ip), "an unlabeled container must not be managed");
+        await plain.RemoveAsync();
+    }
+
+    [Fact]
+    public Task Compose_file_runs_whalewall_from_the_image_and_it_filters_the_labelled_example() => Run(async () =>
+    {
+        const string project = "wwc";
+        var compose = new[] { "-f", Compose, "-p", project };
+        try
+        {
+            Cli.RunOk(fx.Log, fx.Env(), TimeSpan.FromMinutes(3), "docker-compose", [.. compose, "up", "-d", "--no-build"]);
+            var ww = Assert.Single(await fx.ContainersAsync(("com.docker.compose.project", project), ("com.docker.compose.service", "whalewall")));
+            var logs = await fx.WaitReadyAsync(ww.ID, TimeSpan.FromSeconds(60));
+            output.WriteLine(Cli.Tail(logs, 15));
+
+            // run as the compose file says: host network, NET_ADMIN only, socket read-only, state in a volume
+            var i = await H.Docker.Containers.InspectContainerAsync(ww.ID);
+            Assert.Equal("host", i.HostConfig.NetworkMode);
+            Assert.Equal(["ALL"], i.HostConfig.CapDrop);
+            Assert.Equal(["NET_ADMIN"], i.HostConfig.CapAdd);
+            Assert.Contains(i.Mounts, m => m.Destination == "/var/run/docker.sock" && !m.RW);
+            Assert.Contains(i.Mounts, m => m.Destination == "/var/lib/whalewall" && m.Type == "volume" && m.RW);
+            // the sandbox holds inside the container too (Docker's default seccomp profile lets landlock through)
+            Assert.Contains("sandbox: landlock ABI", logs);
+
+            var web = Assert.Single(await fx.ContainersAsync(("com.docker.compose.project", project), ("com.docker.compose.service", "web")));
+            var (ns, ip) = await fx.NsAndIpAsync(web.ID);
+            await AssertExampleEnforced(ns, ip, "compose example");
+            await AssertUnlabeledUntouched();
+        }
+        finally
+        {
+            Cli.Run(fx.Log, fx.Env(), TimeSpan.FromMinutes(2), "docker-compose", [.. compose, "down", "-v", "-t", "5"]);
+        }
+    });
+
+    [Fact]
+    public Task Swarm_stack_runs_whalewall_as_a_global_service_and_it_filters_the_labelled_task_containers() => Run(async () =>
+    {
+        const string stack = "wws";
+        try
+        {
+            // keep Swarm's own networks inside the test range
+            fx.Docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--default-addr-pool", "198.19.64.0/18");
+            Cli.RunOk(fx.Log, fx.Env(), TimeSpan.FromMinutes(3), "/usr/bin/docker", "stack", "deploy", "-c", Stack, stack);
+
+            var mode = fx.Docker("service", "inspect", "-f", "{{if .Spec.Mode.Global}}global{{end}}", stack + "_whalewall").Trim();
+            Assert.Equal("global", mode);
+            Docker.DotNet.Models.ContainerListResponse? ww = null;
+            Assert.True(await E2eProcess.Eventually(async () =>
+                (ww = (await fx.ContainersAsync(("com.docker.swarm.service.name", stack + "_whalewall"))).SingleOrDefault()) is not null,
+                TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(500)), "no whalewall task running:\n" + fx.Docker("service", "ps", "--no-trunc", stack + "_whalewall"));
+            var logs = await fx.WaitReadyAsync(ww!.ID, TimeSpan.FromSeconds(60));
+            output.WriteLine(Cli.Tail(logs, 10));
+            var i = await H.Docker.Containers.InspectContainerAsync(ww.ID);
+            Assert.Equal("host", i.HostConfig.NetworkMode);
+            // swarm spells capabilities with the CAP_ prefix
+            Assert.Equal(["CAP_NET_ADMIN"], (i.HostConfig.CapAdd ?? []).Select(c => c.StartsWith("CAP_") ? c : "CAP_" + c));
+            Assert.Contains(i.HostConfig.CapDrop ?? [], c => c is "ALL" or "CAP_ALL");
+            Assert.Contains(i.Mounts, m => m.Destination == "/var/run/docker.sock" && !m.RW);
+            Assert.Contains("sandbox: landlock ABI", logs);
+
+            IList<Docker.DotNet.Models.ContainerListResponse> tasks = [];
+            Assert.True(await E2eProcess.Eventually(async () =>
+                (tasks = await fx.ContainersAsync(("com.docker.swarm.service.name", stack + "_web"))).Count == 2,
+                TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(500)), "web tasks not running:\n" + fx.Docker("service", "ps", "--no-trunc", stack + "_web"));
+            foreach (var t in tasks)
+            {
+                Assert.Equal("true", t.Labels["whalewall.enabled"]);   // service labels: -> task container labels
+                // on the stack's overlay network; its way out is a second interface on docker_gwbridge
+                var (ns, ip) = await fx.NsAndIpAsync(t.ID);
+                var gateway = (await H.Docker.Networks.InspectNetworkAsync("docker_gwbridge")).Containers[t.ID].IPv4Address.Split('/')[0];
+                await fx.KernelTable.WaitManaged(gateway);
+                await AssertExampleEnforced(ns, ip, "swarm task " + t.Names.First());
+            }
+            await AssertUnlabeledUntouched();
+        }
+        finally
+        {
+            Cli.Run(fx.Log, fx.Env(), TimeSpan.FromMinutes(2), "/usr/bin/docker", "stack", "rm", stack);
+            await E2eProcess.Eventually(async () => (await fx.ContainersAsync(("com.docker.stack.namespace", stack))).Count == 0, TimeSpan.FromSeconds(30));
+            Cli.Run(fx.Log, fx.Env(), TimeSpan.FromMinutes(2), "/usr/bin/docker", "swarm", "leave", "--force");
+        }
+    });
+}
