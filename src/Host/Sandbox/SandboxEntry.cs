@@ -98,12 +98,13 @@ public static class SandboxEntry
     {
         // argv exactly as this process got it (dotnet host + dll, or the apphost)
         var argv = File.ReadAllBytes("/proc/self/cmdline");
-        var args = Encoding.UTF8.GetString(argv).TrimEnd('\0').Split('\0').Cast<string?>().Append(null).ToArray();
+        // (string?) because Akka.Persistence.Sql brings LanguageExt, whose global Append(IEnumerable) would take a bare null
+        var args = Encoding.UTF8.GetString(argv).TrimEnd('\0').Split('\0').Cast<string?>().Append((string?)null).ToArray();
         var env = Environment.GetEnvironmentVariables().Cast<DictionaryEntry>()
             .Where(e => (string)e.Key != StageVariable)
             .Select(e => $"{e.Key}={e.Value}")
             .Append($"{StageVariable}={stage}")
-            .Cast<string?>().Append(null).ToArray();
+            .Cast<string?>().Append((string?)null).ToArray();
         execve("/proc/self/exe", args, env);
         throw new InvalidOperationException($"sandbox: re-exec failed: errno {Marshal.GetLastPInvokeError()}");
     }
