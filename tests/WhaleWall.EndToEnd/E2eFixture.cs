@@ -77,6 +77,16 @@ public sealed class E2eFixture : IAsyncLifetime
         Console.WriteLine($"[e2e] harness start {Harness.StartupTime.TotalSeconds:F1} s, stop {Harness.ShutdownTime.TotalSeconds:F1} s");
     }
 
+    /// <summary>Runs a container and, unless told otherwise, waits until the daemon has
+    /// programmed its address, so a denied probe cannot pass vacuously.</summary>
+    public async Task<(TestContainer C, string Ns, string Ip)> StartedAsync(string hint, ContainerOptions? options = null, bool waitManaged = true)
+    {
+        var c = await Harness.RunContainerAsync(Name(hint), options);
+        var ip = await c.IpAsync();
+        if (waitManaged) await Table.WaitManaged(ip);
+        return (c, await c.NsPathAsync(), ip);
+    }
+
     /// <summary>A container name unique within this harness.</summary>
     public string Name(string hint) => $"{hint}-{Interlocked.Increment(ref _names)}";
 
