@@ -80,7 +80,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
         {
             if (r.Version != version) return;
             // Fail closed: keep only the container's addresses under drop-all, try again later.
-            var dropAll = (lastSent?.Elements ?? []).Where(e => e.Set.StartsWith("managed", StringComparison.Ordinal)).ToImmutableArray();
+            var dropAll = (lastSent?.Elements ?? []).Where(e => NftSets.KeptWhenFailClosed(e.Set)).ToImmutableArray();
             log.Error("{0}: kernel rejected its rules ({1}); container is drop-all until retry", Short, r.Error);
             if (lastSent is not null && dropAll.Length != lastSent.Elements.Length) SendToWriter(new Fragment(id, dropAll));
             Timers.StartSingleTimer("reprogram", new Refresh("retry after kernel rejection"), Backoff());

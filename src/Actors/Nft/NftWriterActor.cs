@@ -92,7 +92,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             // then each owner's allow elements on its own, so one bad policy stays alone.
             log.Error("start-up transaction rejected ({0}); building drop-all table and retrying per container", result.Error.Trim());
             var dropAll = batch.Select(b => new Fragment(b.Program.Fragment.Owner,
-                [.. b.Program.Fragment.Elements.Where(e => e.Set.StartsWith("managed", StringComparison.Ordinal))], []));
+                [.. b.Program.Fragment.Elements.Where(e => NftSets.KeptWhenFailClosed(e.Set))], []));
             var bare = KernelState.Empty.Replace(dropAll);
             var fallback = nft.Run(NftJson.FullTable(table, bare.After.References.Keys, [], existing));
             if (!fallback.Ok)

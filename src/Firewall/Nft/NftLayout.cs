@@ -63,6 +63,9 @@ public static class NftLayout
             yield return Rule(table, "egress", VerdictMap(Flow(ip), "@outv" + f));
             yield return Rule(table, "egress", Match(Flow(ip), "@out" + f), Verdict("return"));
         }
+        // counted drops: the lookup bumps the container's element in dropout*, then drop
+        yield return Rule(table, "egress", Match(Payload("ip", "saddr"), "@dropout4"), Verdict("drop"));
+        yield return Rule(table, "egress", Match(Payload("ip6", "saddr"), "@dropout6"), Verdict("drop"));
         yield return Rule(table, "egress", Verdict("drop"));
 
         foreach (var ip in new[] { "ip", "ip6" })
@@ -73,6 +76,8 @@ public static class NftLayout
             yield return Rule(table, "ingress", Dnat(), VerdictMap(Published(ip), "@pubv" + f));
             yield return Rule(table, "ingress", Dnat(), Match(Published(ip), "@pub" + f), Verdict("return"));
         }
+        yield return Rule(table, "ingress", Match(Payload("ip", "daddr"), "@dropin4"), Verdict("drop"));
+        yield return Rule(table, "ingress", Match(Payload("ip6", "daddr"), "@dropin6"), Verdict("drop"));
         yield return Rule(table, "ingress", Verdict("drop"));
 
         foreach (var ip in new[] { "ip", "ip6" })
@@ -81,6 +86,8 @@ public static class NftLayout
             yield return Rule(table, "from_host", VerdictMap(ToService(ip), "@localv" + f));
             yield return Rule(table, "from_host", Match(ToService(ip), "@local" + f), Verdict("accept"));
         }
+        yield return Rule(table, "from_host", Match(Payload("ip", "daddr"), "@dropin4"), Verdict("drop"));
+        yield return Rule(table, "from_host", Match(Payload("ip6", "daddr"), "@dropin6"), Verdict("drop"));
         yield return Rule(table, "from_host", Verdict("drop"));
     }
 
@@ -130,7 +137,7 @@ public static class NftLayout
         };
         if (set.VerdictMap) body["map"] = "verdict";
         if (set.Interval) body["flags"] = new JsonArray("interval");
-        if (set.Interval && !set.VerdictMap) body["stmt"] = new JsonArray(new JsonObject { ["counter"] = null });
+        if (set.HasCounters) body["stmt"] = new JsonArray(new JsonObject { ["counter"] = null });
         return body;
     }
 
