@@ -6,7 +6,7 @@ namespace WhaleWall.Host;
 
 /// <summary>The daemon's configuration, read from the environment (see README).</summary>
 public sealed record Options(string DockerHost, string? DockerApiVersion, string Table, string DataDir, string LogLevel,
-    GatewayConfig? Gateway = null)
+    GatewayConfig? Gateway = null, string MetricsAddr = ":50000")
 {
     public static Options FromEnvironment(Func<string, string?>? env = null)
     {
@@ -37,7 +37,8 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
             table,
             Get("WHALEWALL_DATA_DIR", "/var/lib/whalewall"),
             level,
-            gateway);
+            gateway,
+            Get("WHALEWALL_METRICS_ADDR", ":50000"));
     }
 
     public string AkkaLogLevel => LogLevel switch

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Hosting;
+using WhaleWall.Actors.Metrics;
 using WhaleWall.Firewall.Nft;
 using static WhaleWall.Actors.Nft.NftWriterCommands;
 using static WhaleWall.Actors.Nft.NftWriterEvents;
@@ -24,6 +25,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     private KernelState state = KernelState.Empty;
     private ImmutableHashSet<string>? expected;
     private bool flushScheduled;
+    private readonly Dictionary<string, int> setSizes = new();
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -80,7 +82,8 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         var plan = KernelState.Empty.Replace(batch.Select(b => b.Program.Fragment));
         var watch = Stopwatch.StartNew();
         var existing = ExistingRuleChains();
-        var result = nft.Run(NftJson.FullTable(table, plan.After.References.Keys, plan.After.ChainReferences.Keys, existing));
+        var result = Transaction("startup", NftJson.FullTable(table, plan.After.References.Keys, plan.After.ChainReferences.Keys, existing),
+            plan.After.References.Count + plan.After.ChainReferences.Count);
         if (result.Ok)
         {
             state = plan.After;
@@ -94,12 +97,12 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             var dropAll = batch.Select(b => new Fragment(b.Program.Fragment.Owner,
                 [.. b.Program.Fragment.Elements.Where(e => NftSets.KeptWhenFailClosed(e.Set))], []));
             var bare = KernelState.Empty.Replace(dropAll);
-            var fallback = nft.Run(NftJson.FullTable(table, bare.After.References.Keys, [], existing));
+            var fallback = Transaction("startup", NftJson.FullTable(table, bare.After.References.Keys, [], existing), bare.After.References.Count);
             if (!fallback.Ok)
             {
                 // An incompatible table (an older layout): replace it whole, still in one transaction.
                 log.Warning("cannot reuse table {0} ({1}); replacing it", table, fallback.Error.Trim());
-                fallback = nft.Run(NftJson.ReplaceTable(table, bare.After.References.Keys));
+                fallback = Transaction("startup", NftJson.ReplaceTable(table, bare.After.References.Keys), bare.After.References.Count);
             }
             if (!fallback.Ok)
                 log.Error("drop-all table rejected too: {0}", fallback.Error.Trim());
@@ -109,6 +112,8 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         }
         log.Info("initial sync complete: table {0} with {1} containers, {2} elements in {3} ms",
             table, state.Owners.Count, state.ElementCount, watch.ElapsedMilliseconds);
+        CountElements();
+        Context.System.EventStream.Publish(new TableReady(table, state.Owners.Count, state.ElementCount));
         expected = null;
         Timers.Cancel(StartupTimeout.Instance);
         Become(Running);
@@ -129,10 +134,11 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             return;
         }
         var watch = Stopwatch.StartNew();
-        var result = nft.Run(NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds));
+        var result = Transaction("changes", NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds), Size(plan));
         if (result.Ok)
         {
             state = plan.After;
+            CountElements(plan);
             log.Debug("applied {0} owners: -{1} +{2} elements in {3:0.0} ms",
                 batch.Count, plan.Deletes.Length, plan.Adds.Length, watch.Elapsed.TotalMilliseconds);
             Reply(batch);
@@ -154,14 +160,46 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             var plan = state.Replace([item.Program.Fragment]);
             var result = plan.IsEmpty
                 ? NftResult.Success()
-                : nft.Run(NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds));
+                : Transaction("single", NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds), Size(plan));
             if (result.Ok)
             {
                 state = plan.After;
+                CountElements(plan);
                 Reply([item]);
             }
             else Reject(item, result.Error);
         }
+    }
+
+    /// <summary>Runs one transaction, timed and sized for the metrics.</summary>
+    private NftResult Transaction(string kind, string json, int size)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var result = nft.Run(json);
+        WhaleWallMetrics.NftTransactionSeconds.WithLabels(kind).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+        WhaleWallMetrics.NftTransactionSize.WithLabels(kind).Observe(size);
+        if (!result.Ok) WhaleWallMetrics.NftTransactionFailures.WithLabels(kind).Inc();
+        return result;
+    }
+
+    private static int Size(KernelState.Plan plan) =>
+        plan.Deletes.Length + plan.Adds.Length + plan.ChainDeletes.Length + plan.ChainAdds.Length;
+
+    /// <summary>The set-elements gauge: recounted after a whole table, adjusted after changes.</summary>
+    private void CountElements(KernelState.Plan? plan = null)
+    {
+        if (plan is null)
+        {
+            setSizes.Clear();
+            foreach (var s in NftSets.All) setSizes[s.Name] = 0;
+            foreach (var e in state.References.Keys) setSizes[e.Set] = setSizes.GetValueOrDefault(e.Set) + 1;
+        }
+        else
+        {
+            foreach (var e in plan.Deletes) setSizes[e.Set] = setSizes.GetValueOrDefault(e.Set) - 1;
+            foreach (var e in plan.Adds) setSizes[e.Set] = setSizes.GetValueOrDefault(e.Set) + 1;
+        }
+        foreach (var (set, n) in setSizes) WhaleWallMetrics.SetElements.WithLabels(set).Set(n);
     }
 
     /// <summary>WhaleWall's per-rule chains left in the kernel by an earlier run.</summary>
