@@ -34,7 +34,20 @@ public sealed class DaemonView
 
     public Snapshot Current => current;
 
-    internal void Update(Func<Snapshot, Snapshot> change) => current = change(current);
+    /// <summary>Replaces the snapshot; one writer at a time (the <see cref="MetricsActor"/>).</summary>
+    public void Update(Func<Snapshot, Snapshot> change) => current = change(current);
+
+    /// <summary>A container's new state (or its removal). Only its own addresses are touched.</summary>
+    public void Apply(ContainerNotices.StateChanged m) => Update(s =>
+    {
+        var owners = s.Owners;
+        if (s.Containers.TryGetValue(m.Id, out var old))
+            foreach (var address in OwnersOf([old]).Keys)
+                if (owners.TryGetValue(address, out var id) && id == m.Id) owners = owners.Remove(address);
+        if (m.State == ContainerState.Gone) return s with { Containers = s.Containers.Remove(m.Id), Owners = owners };
+        var entry = new ContainerEntry(m.Id, m.Facts, m.State);
+        return s with { Containers = s.Containers.SetItem(m.Id, entry), Owners = owners.SetItems(OwnersOf([entry])) };
+    });
 
     /// <summary>Address -> container id, from the containers' own addresses.</summary>
     internal static ImmutableDictionary<IPAddress, string> OwnersOf(IEnumerable<ContainerEntry> containers)

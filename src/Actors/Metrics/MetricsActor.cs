@@ -56,13 +56,7 @@ public sealed class MetricsActor : ReceiveActor
 
     private void OnStateChanged(ContainerNotices.StateChanged m)
     {
-        view.Update(s =>
-        {
-            var containers = m.State == ContainerState.Gone
-                ? s.Containers.Remove(m.Id)
-                : s.Containers.SetItem(m.Id, new ContainerEntry(m.Id, m.Facts, m.State));
-            return s with { Containers = containers, Owners = DaemonView.OwnersOf(containers.Values) };
-        });
+        view.Apply(m);
         var all = view.Current.Containers.Values;
         foreach (var state in Gauged)
             WhaleWallMetrics.Containers.WithLabels(WhaleWallMetrics.StateLabel(state)).Set(all.Count(c => c.State == state));
