@@ -45,7 +45,7 @@ public static class Daemon
         {
             akka.AddHocon($"akka.loglevel = {options.AkkaLogLevel}\nakka.stdout-loglevel = {options.AkkaLogLevel}\nakka.log-dead-letters = off", HoconAddMode.Prepend)
                 .AddMetricsActor(view)
-                .AddNftWriterActor(nft, options.Table)
+                .AddNftWriterActor(nft, options.Table, options.LogDrops)
                 .AddPeerDirectoryActor()
                 .AddDockerEventsActor(docker, options.Gateway);
         });

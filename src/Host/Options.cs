@@ -6,7 +6,7 @@ namespace WhaleWall.Host;
 
 /// <summary>The daemon's configuration, read from the environment (see README).</summary>
 public sealed record Options(string DockerHost, string? DockerApiVersion, string Table, string DataDir, string LogLevel,
-    GatewayConfig? Gateway = null, string MetricsAddr = ":50000")
+    GatewayConfig? Gateway = null, string MetricsAddr = ":50000", bool LogDrops = false)
 {
     public static Options FromEnvironment(Func<string, string?>? env = null)
     {
@@ -38,7 +38,8 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
             Get("WHALEWALL_DATA_DIR", "/var/lib/whalewall"),
             level,
             gateway,
-            Get("WHALEWALL_METRICS_ADDR", ":50000"));
+            Get("WHALEWALL_METRICS_ADDR", ":50000"),
+            Get("WHALEWALL_LOG_DROPS", "false").ToLowerInvariant() is "1" or "true" or "yes");
     }
 
     public string AkkaLogLevel => LogLevel switch

@@ -70,6 +70,28 @@ public sealed class CounterTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Drop_log_rules_sit_before_the_counted_drops_and_change_no_verdict()
+    {
+        using var lab = new KernelLab();
+        using var s80 = TcpServer.Start(lab.ServerNs, "::", 80);
+        var client = Container("logged", IPAddress.Parse(KernelLab.ClientIp4), IPAddress.Parse(KernelLab.ClientIp6),
+            $"output:\n  - ips: [{KernelLab.ServerIp4}]\n    proto: tcp\n    dst_ports: [80]\n");
+        var fragment = Compiler.Compile(client, LabelParser.Decide(client.Labels), []).Fragment;
+        var built = lab.Nft.Run(NftJson.FullTable("whalewall", fragment.Elements, logDrops: true));
+        Assert.True(built.Ok, built.Error);
+
+        var text = lab.Exec(lab.RouterName, "nft", "list", "chain", "inet", "whalewall", "egress");
+        var log = text.IndexOf($"log prefix \"{NftLayout.DropOutLogPrefix}\"", StringComparison.Ordinal);
+        var counted = text.IndexOf("ip saddr @dropout4 drop", StringComparison.Ordinal);
+        Assert.True(log >= 0 && counted > log, text);
+
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80));
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 81, TimeSpan.FromSeconds(1)));
+        var counters = NftCounters.Read(lab.Nft.Run(NftJson.ListTable("whalewall")).Output);
+        Assert.True(counters.Single(c => c.Element.StartsWith("dropout4 ")).Packets >= 1);
+    }
+
+    [Fact]
     public void Scrape_cost_with_1000_containers()
     {
         using var lab = new KernelLab();

@@ -29,15 +29,18 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public NftWriterActor(INftables nft, string table)
+    private readonly bool logDrops;
+
+    public NftWriterActor(INftables nft, string table, bool logDrops = false)
     {
         this.nft = nft;
         this.table = table;
+        this.logDrops = logDrops;
         Become(Starting);
     }
 
-    public static Props Props(INftables nft, string table) =>
-        Akka.Actor.Props.Create(() => new NftWriterActor(nft, table)).WithDispatcher(DispatcherId);
+    public static Props Props(INftables nft, string table, bool logDrops = false) =>
+        Akka.Actor.Props.Create(() => new NftWriterActor(nft, table, logDrops)).WithDispatcher(DispatcherId);
 
     private void Starting()
     {
@@ -82,7 +85,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         var plan = KernelState.Empty.Replace(batch.Select(b => b.Program.Fragment));
         var watch = Stopwatch.StartNew();
         var existing = ExistingRuleChains();
-        var result = Transaction("startup", NftJson.FullTable(table, plan.After.References.Keys, plan.After.ChainReferences.Keys, existing),
+        var result = Transaction("startup", NftJson.FullTable(table, plan.After.References.Keys, plan.After.ChainReferences.Keys, existing, logDrops: logDrops),
             plan.After.References.Count + plan.After.ChainReferences.Count);
         if (result.Ok)
         {
@@ -97,12 +100,12 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             var dropAll = batch.Select(b => new Fragment(b.Program.Fragment.Owner,
                 [.. b.Program.Fragment.Elements.Where(e => NftSets.KeptWhenFailClosed(e.Set))], []));
             var bare = KernelState.Empty.Replace(dropAll);
-            var fallback = Transaction("startup", NftJson.FullTable(table, bare.After.References.Keys, [], existing), bare.After.References.Count);
+            var fallback = Transaction("startup", NftJson.FullTable(table, bare.After.References.Keys, [], existing, logDrops: logDrops), bare.After.References.Count);
             if (!fallback.Ok)
             {
                 // An incompatible table (an older layout): replace it whole, still in one transaction.
                 log.Warning("cannot reuse table {0} ({1}); replacing it", table, fallback.Error.Trim());
-                fallback = Transaction("startup", NftJson.ReplaceTable(table, bare.After.References.Keys), bare.After.References.Count);
+                fallback = Transaction("startup", NftJson.ReplaceTable(table, bare.After.References.Keys, logDrops), bare.After.References.Count);
             }
             if (!fallback.Ok)
                 log.Error("drop-all table rejected too: {0}", fallback.Error.Trim());
@@ -235,9 +238,9 @@ public sealed class NftWriter { }
 
 public static class NftWriterActorExtensions
 {
-    public static AkkaConfigurationBuilder AddNftWriterActor(this AkkaConfigurationBuilder builder, INftables nft, string table) =>
+    public static AkkaConfigurationBuilder AddNftWriterActor(this AkkaConfigurationBuilder builder, INftables nft, string table, bool logDrops = false) =>
         builder
             .AddHocon($"{NftWriterActor.DispatcherId} {{ type = PinnedDispatcher }}", HoconAddMode.Prepend)
             .WithActors((system, registry) =>
-                registry.Register<NftWriter>(system.ActorOf(NftWriterActor.Props(nft, table), "nft-writer")));
+                registry.Register<NftWriter>(system.ActorOf(NftWriterActor.Props(nft, table, logDrops), "nft-writer")));
 }
