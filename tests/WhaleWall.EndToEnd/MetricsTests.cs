@@ -124,7 +124,9 @@ public sealed class MetricsTests(E2eFixture fx, ITestOutputHelper output)
         // something to count, so the per-container families have series
         var c = await Started("mdash", E2eLabels.OptIn());
         fx.AssertTcpDropped(c.Ns, Server1, TcpPort);
-        var exported = (await fx.ScrapeAsync()).Select(s => s.Name).ToHashSet();
+        var body = (await fx.HttpGetAsync("/metrics")).Body;
+        var exported = MetricsScrape.Parse(body).Select(s => s.Name).ToHashSet();
+        output.WriteLine(string.Join("\n", body.Split('\n').Where(l => l.Contains("whalewall_") || l.StartsWith("dockerwall_") || l.StartsWith("# TYPE dockerwall"))));
 
         var expressions = DashboardExpressions().ToList();
         Assert.True(expressions.Count >= 8, $"dashboard has only {expressions.Count} queries");
