@@ -23,14 +23,18 @@ public sealed class MetricsServer : IDisposable
         Prometheus.Metrics.DefaultRegistry.AddBeforeCollectCallback(counters.Update);
     }
 
-    /// <summary>":50000" -> every address; "127.0.0.1:9100", "[::1]:9100" -> that one.</summary>
+    /// <summary>":50000" or "0.0.0.0:50000" -> every IPv4 address; "127.0.0.1:9100" -> that one.
+    /// IPv6 literals are refused: .NET's HttpListener on Linux does not take them ("Invalid port
+    /// in prefix").</summary>
     public static string Prefix(string address)
     {
         var colon = address.LastIndexOf(':');
         if (colon < 0 || !ushort.TryParse(address[(colon + 1)..], out var port) || port == 0)
             throw new ArgumentException($"WHALEWALL_METRICS_ADDR \"{address}\" must be [host]:port, e.g. :50000 or 127.0.0.1:50000");
         var host = address[..colon];
-        return $"http://{(host is "" or "0.0.0.0" or "[::]" ? "+" : host)}:{port}/";
+        if (host.Contains(':') || host.Contains('[') || host.Contains('/'))
+            throw new ArgumentException($"WHALEWALL_METRICS_ADDR \"{address}\": the host must be empty, an IPv4 address or a name (IPv6 literals are not supported)");
+        return $"http://{(host is "" or "0.0.0.0" ? "+" : host)}:{port}/";
     }
 
     public void Start()
