@@ -95,6 +95,28 @@ public sealed class CounterTests(ITestOutputHelper output)
     public void Scrape_cost_with_1000_containers()
     {
         using var lab = new KernelLab();
+        Measure(lab.RouterNs, lab.Nft, "whalewall", "a throw-away namespace");
+    }
+
+    /// <summary>The same in the host namespace, where a fresh namespace's per-transaction tax does
+    /// not apply: only with WHALEWALL_BENCH_HOST_NS=1, in a table of its own (its rules only
+    /// concern 198.18.64.0/22 and 2001:db8:64::/64), deleted afterwards.</summary>
+    [Fact]
+    public void Scrape_cost_with_1000_containers_in_the_host_namespace()
+    {
+        if (Environment.GetEnvironmentVariable("WHALEWALL_BENCH_HOST_NS") != "1")
+        {
+            output.WriteLine("set WHALEWALL_BENCH_HOST_NS=1 to measure in the host namespace");
+            return;
+        }
+        var table = "wwbench_" + Guid.NewGuid().ToString("N")[..8];
+        using var nft = new WhaleWall.Firewall.Kernel.LibNftables();
+        try { Measure(null, nft, table, "the host namespace"); }
+        finally { nft.Run(NftJson.DeleteTable(table)); }
+    }
+
+    private void Measure(string? ns, WhaleWall.Firewall.Kernel.LibNftables nft, string table, string where)
+    {
         var view = new DaemonView();
         var elements = new List<Element>();
         for (var i = 0; i < 1000; i++)
@@ -114,23 +136,23 @@ public sealed class CounterTests(ITestOutputHelper output)
             view.Apply(new ContainerNotices.StateChanged(c.Id, c, ContainerState.Enforced));
         }
         var build = Stopwatch.StartNew();
-        var built = lab.Nft.Run(NftJson.FullTable("whalewall", elements));
+        var built = nft.Run(NftJson.FullTable(table, elements));
         Assert.True(built.Ok, built.Error);
         build.Stop();
 
-        using var reader = new LibNftablesReader(lab.RouterNs);
-        var counters = new ContainerCounters(reader.Nft, "whalewall", view);
+        using var reader = new LibNftablesReader(ns);
+        var counters = new ContainerCounters(reader.Nft, table, view);
         counters.Update(); // first: creates the series
         const int rounds = 10;
         var list = Stopwatch.StartNew();
         string json = "";
-        for (var i = 0; i < rounds; i++) json = reader.Nft.Run(NftJson.ListTable("whalewall")).Output;
+        for (var i = 0; i < rounds; i++) json = reader.Nft.Run(NftJson.ListTable(table)).Output;
         list.Stop();
         var perSet = Stopwatch.StartNew();
         string[] counted = ["out4", "out6", "peer4", "peer6", "pub4", "pub6", "local4", "local6", "in4", "in6", "dropout4", "dropout6", "dropin4", "dropin6"];
         for (var i = 0; i < rounds; i++)
             foreach (var set in counted)
-                Assert.True(reader.Nft.Run("{\"nftables\":[{\"list\":{\"set\":{\"family\":\"inet\",\"table\":\"whalewall\",\"name\":\"" + set + "\"}}}]}").Ok);
+                Assert.True(reader.Nft.Run("{\"nftables\":[{\"list\":{\"set\":{\"family\":\"inet\",\"table\":\"" + table + "\",\"name\":\"" + set + "\"}}}]}").Ok);
         perSet.Stop();
         var parse = Stopwatch.StartNew();
         for (var i = 0; i < rounds; i++) NftCounters.Read(json);
@@ -148,7 +170,7 @@ public sealed class CounterTests(ITestOutputHelper output)
         }
         export.Stop();
 
-        var line = $"scrape cost, 1,000 containers ({elements.Count} elements, {counters.LastElementCount} counted, listing {json.Length / 1024} KiB): " +
+        var line = $"scrape cost in {where}, 1,000 containers ({elements.Count} elements, {counters.LastElementCount} counted, listing {json.Length / 1024} KiB): " +
                    $"list table {list.Elapsed.TotalMilliseconds / rounds:F1} ms (the 14 counted sets one by one: {perSet.Elapsed.TotalMilliseconds / rounds:F1} ms), parse {parse.Elapsed.TotalMilliseconds / rounds:F1} ms, " +
                    $"update (list+parse+attribute) {whole.Elapsed.TotalMilliseconds / rounds:F1} ms, " +
                    $"full /metrics {export.Elapsed.TotalMilliseconds / rounds:F1} ms ({bytes / 1024} KiB of text); table build {build.ElapsedMilliseconds} ms";
@@ -158,7 +180,7 @@ public sealed class CounterTests(ITestOutputHelper output)
     }
 
     /// <summary>A read-only libnftables context of its own, like the daemon's scrape reader.</summary>
-    private sealed class LibNftablesReader(string ns) : IDisposable
+    private sealed class LibNftablesReader(string? ns) : IDisposable
     {
         public WhaleWall.Firewall.Kernel.LibNftables Nft { get; } = new(ns);
         public void Dispose() => Nft.Dispose();

@@ -25,21 +25,28 @@ public sealed class ContainerCounters(INftables reader, string table, DaemonView
     /// <summary>Elements read by the last update (for the benchmark).</summary>
     public int LastElementCount { get; private set; }
 
-    /// <summary>Reads the table once and updates the per-container counters.</summary>
+    /// <summary>Lists the counted sets and updates the per-container counters.</summary>
     public void Update()
     {
         lock (gate)
         {
             var watch = Stopwatch.StartNew();
-            var listing = reader.Run(NftJson.ListTable(table));
+            var read = new List<ElementCounter>();
+            var complete = true;
+            foreach (var set in NftCounters.CountedSets)
+            {
+                var listing = reader.Run(NftJson.ListSet(table, set));
+                if (listing.Ok) NftCounters.Read(listing.Output, read);
+                else complete = false; // no table yet (or an older layout): count what there is
+            }
             var snapshot = view.Current;
-            if (listing.Ok) Accumulate(NftCounters.Read(listing.Output), snapshot);
+            Accumulate(read, snapshot, complete);
             Export(snapshot);
             WhaleWallMetrics.ScrapeKernelSeconds.Set(watch.Elapsed.TotalSeconds);
         }
     }
 
-    private void Accumulate(List<ElementCounter> counters, DaemonView.Snapshot snapshot)
+    private void Accumulate(List<ElementCounter> counters, DaemonView.Snapshot snapshot, bool complete)
     {
         LastElementCount = counters.Count;
         var next = new Dictionary<string, (ulong, ulong)>(counters.Count);
@@ -62,6 +69,10 @@ public sealed class ContainerCounters(INftables reader, string table, DaemonView
             t.Packets += dp;
             t.Bytes += db;
         }
+        // a set that could not be listed keeps its elements' readings (no double counting later)
+        if (!complete)
+            foreach (var (element, reading) in last)
+                next.TryAdd(element, reading);
         last = next;
     }
 

@@ -84,6 +84,9 @@ public static class NftJson
     public static string DeleteTable(string table) =>
         Render([Command("add", "table", TableObject(table)), Command("delete", "table", TableObject(table))], false);
 
+    public static string ListSet(string table, string set) =>
+        Render([Command("list", "set", new JsonObject { ["family"] = "inet", ["table"] = table, ["name"] = set })], false);
+
     public static string ListTable(string table) => Render([Command("list", "table", TableObject(table))], false);
 
     internal static JsonObject Command(string verb, string kind, JsonObject body) =>
