@@ -8,7 +8,8 @@ namespace WhaleWall.Host;
 
 /// <summary>The daemon's configuration, read from the environment (see README).</summary>
 public sealed record Options(string DockerHost, string? DockerApiVersion, string Table, string DataDir, string LogLevel,
-    GatewayConfig? Gateway = null, IReadOnlyList<IPEndPoint>? DnsServers = null, DnsSettings? Dns = null)
+    GatewayConfig? Gateway = null, IReadOnlyList<IPEndPoint>? DnsServers = null, DnsSettings? Dns = null,
+    string MetricsAddr = ":50000", bool LogDrops = false)
 {
     public static Options FromEnvironment(Func<string, string?>? env = null)
     {
@@ -60,7 +61,9 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
             level,
             gateway,
             dnsServers,
-            dns);
+            dns,
+            Get("WHALEWALL_METRICS_ADDR", ":50000"),
+            Get("WHALEWALL_LOG_DROPS", "false").ToLowerInvariant() is "1" or "true" or "yes");
     }
 
     public string AkkaLogLevel => LogLevel switch
