@@ -8,8 +8,10 @@ using WhaleWall.Actors.Docker;
 using WhaleWall.Actors.Hostnames;
 using WhaleWall.Actors.Nft;
 using WhaleWall.Actors.State;
+using WhaleWall.Actors.Metrics;
 using WhaleWall.Firewall.Kernel;
 using WhaleWall.Host.Sandbox;
+using WhaleWall.Host.Metrics;
 
 namespace WhaleWall.Host;
 
@@ -22,6 +24,18 @@ public static class Daemon
             Console.Error.WriteLine($"[ERROR] {problem}");
 
         using var nft = new LibNftables();
+        // scrapes read the counters through a context of their own (a context is not thread-safe,
+        // and reads must not wait behind the writer's transactions)
+        using var counterReader = new LibNftables();
+        var view = new DaemonView();
+        using var metrics = new MetricsServer(options.MetricsAddr, view, new ContainerCounters(counterReader, options.Table, view));
+        WhaleWallMetrics.Initialize();
+        try { metrics.Start(); }
+        catch (Exception e)
+        {
+            // the firewall matters more than its metrics: say so loudly and go on
+            Console.Error.WriteLine($"[ERROR] metrics: cannot listen on {options.MetricsAddr} ({e.Message}); /metrics and /healthz are unavailable");
+        }
         var builder = new DockerClientBuilder().WithEndpoint(new Uri(options.DockerHost));
         if (options.DockerApiVersion is { } api) builder = builder.WithApiVersion(new Version(api));
         using var docker = new DockerSource(builder.Build());
@@ -34,13 +48,14 @@ public static class Daemon
         {
             akka.AddHocon($"akka.loglevel = {options.AkkaLogLevel}\nakka.stdout-loglevel = {options.AkkaLogLevel}\nakka.log-dead-letters = off", HoconAddMode.Prepend)
                 .AddContainerStoreActor(options.State)
-                .AddNftWriterActor(nft, options.Table)
+                .AddMetricsActor(view)
+                .AddNftWriterActor(nft, options.Table, options.LogDrops)
                 .AddPeerDirectoryActor()
                 .AddHostnamesActor(DnsClientResolver.Create(options.DnsServers), options.Dns ?? DnsSettings.Default)
                 .AddDockerEventsActor(docker, options.Gateway);
         });
 
-        Console.WriteLine($"whalewall {VersionInfo.Text}: table inet {options.Table}, docker {options.DockerHost}, state {StateText(options)}, node {options.Node}");
+        Console.WriteLine($"whalewall {VersionInfo.Text}: table inet {options.Table}, docker {options.DockerHost}, metrics http://{options.MetricsAddr}/metrics, state {StateText(options)}, node {options.Node}");
         if (options.Gateway is { } gw)
             Console.WriteLine($"deny-by-default mode: gateway networks {(gw.AllBridges ? "(every bridge network)" : string.Join(",", gw.Include))}" +
                 $"{(gw.Exclude.IsEmpty ? "" : " except " + string.Join(",", gw.Exclude))}, default outbound \"{gw.DefaultOutbound}\"");

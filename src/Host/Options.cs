@@ -10,7 +10,7 @@ namespace WhaleWall.Host;
 /// <summary>The daemon's configuration, read from the environment (see README).</summary>
 public sealed record Options(string DockerHost, string? DockerApiVersion, string Table, string DataDir, string LogLevel,
     GatewayConfig? Gateway = null, IReadOnlyList<IPEndPoint>? DnsServers = null, DnsSettings? Dns = null,
-    string Db = "sqlite", string Node = "localhost")
+    string MetricsAddr = ":50000", bool LogDrops = false, string Db = "sqlite", string Node = "localhost")
 {
     public static Options FromEnvironment(Func<string, string?>? env = null)
     {
@@ -63,6 +63,8 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
             gateway,
             dnsServers,
             dns,
+            Get("WHALEWALL_METRICS_ADDR", ":50000"),
+            Get("WHALEWALL_LOG_DROPS", "false").ToLowerInvariant() is "1" or "true" or "yes",
             Get("WHALEWALL_DB", "sqlite"),
             Get("WHALEWALL_NODE_NAME", Environment.MachineName));
     }

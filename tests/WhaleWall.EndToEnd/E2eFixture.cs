@@ -66,6 +66,21 @@ public sealed class E2eFixture : IAsyncLifetime
             Daemon.ExtraEnvironment["WHALEWALL_DNS_MIN_TTL"] = "1";
             Daemon.ExtraEnvironment["WHALEWALL_DNS_GRACE"] = "2";
         }
+        // inside the harness' host namespace: only reachable from there (MetricsScrape)
+        Daemon.ExtraEnvironment["WHALEWALL_METRICS_ADDR"] = MetricsAddress;
+    }
+
+    /// <summary>Where the daemon under test serves /metrics and /healthz, in the harness' host namespace.</summary>
+    public const string MetricsAddress = "127.0.0.1:50000";
+
+    public Task<(int Status, string Body)> HttpGetAsync(string path) =>
+        MetricsScrape.GetAsync(Harness.HostNsPath, MetricsAddress, path);
+
+    public async Task<List<PromSample>> ScrapeAsync()
+    {
+        var (status, body) = await HttpGetAsync("/metrics");
+        Assert.True(status == 200, $"/metrics answered {status}: {body}");
+        return MetricsScrape.Parse(body);
     }
 
     public async Task DisposeAsync()
@@ -75,6 +90,16 @@ public sealed class E2eFixture : IAsyncLifetime
         Dns?.Dispose();
         await Harness.DisposeAsync();
         Console.WriteLine($"[e2e] harness start {Harness.StartupTime.TotalSeconds:F1} s, stop {Harness.ShutdownTime.TotalSeconds:F1} s");
+    }
+
+    /// <summary>Runs a container and, unless told otherwise, waits until the daemon has
+    /// programmed its address, so a denied probe cannot pass vacuously.</summary>
+    public async Task<(TestContainer C, string Ns, string Ip)> StartedAsync(string hint, ContainerOptions? options = null, bool waitManaged = true)
+    {
+        var c = await Harness.RunContainerAsync(Name(hint), options);
+        var ip = await c.IpAsync();
+        if (waitManaged) await Table.WaitManaged(ip);
+        return (c, await c.NsPathAsync(), ip);
     }
 
     /// <summary>A container name unique within this harness.</summary>

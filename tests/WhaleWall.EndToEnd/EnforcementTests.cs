@@ -16,13 +16,8 @@ public sealed class EnforcementTests(E2eFixture fx, ITestOutputHelper output)
 {
     private DockerHarness H => fx.Harness;
 
-    private async Task<(TestContainer C, string Ns, string Ip)> Started(string hint, ContainerOptions? options = null, bool waitManaged = true)
-    {
-        var c = await H.RunContainerAsync(fx.Name(hint), options);
-        var ip = await c.IpAsync();
-        if (waitManaged) await fx.Table.WaitManaged(ip);
-        return (c, await c.NsPathAsync(), ip);
-    }
+    private Task<(TestContainer C, string Ns, string Ip)> Started(string hint, ContainerOptions? options = null, bool waitManaged = true) =>
+        fx.StartedAsync(hint, options, waitManaged);
 
     private static ContainerOptions OptedIn(string? rules = null) => new() { Labels = E2eLabels.OptIn(rules) };
 

@@ -40,13 +40,8 @@ public sealed class GatewayTests(GatewayFixture gfx, ITestOutputHelper output)
     private E2eFixture fx => gfx.Inner;
     private DockerHarness H => fx.Harness;
 
-    private async Task<(TestContainer C, string Ns, string Ip)> Started(string hint, string network, Dictionary<string, string>? labels = null, bool managed = true)
-    {
-        var c = await H.RunContainerAsync(fx.Name(hint), new ContainerOptions { Network = network, Labels = labels ?? [] });
-        var ip = await c.IpAsync();
-        if (managed) await fx.Table.WaitManaged(ip);
-        return (c, await c.NsPathAsync(), ip);
-    }
+    private Task<(TestContainer C, string Ns, string Ip)> Started(string hint, string network, Dictionary<string, string>? labels = null, bool managed = true) =>
+        fx.StartedAsync(hint, new ContainerOptions { Network = network, Labels = labels ?? [] }, managed);
 
     [Fact]
     public Task Unlabeled_container_on_a_gateway_network_gets_the_default_outbound_and_its_neighbours_only() => fx.Run(output, async () =>

@@ -13,13 +13,8 @@ public sealed class HostnameTests(E2eFixture fx, ITestOutputHelper output)
     private static readonly TimeSpan TtlPlusGrace = TimeSpan.FromSeconds(3);
     private DockerHarness H => fx.Harness;
 
-    private async Task<(TestContainer C, string Ns, string Ip)> Started(string hint, string rules, string? network = null)
-    {
-        var c = await H.RunContainerAsync(fx.Name(hint), new ContainerOptions { Labels = E2eLabels.OptIn(rules), Network = network });
-        var ip = await c.IpAsync();
-        await fx.Table.WaitManaged(ip);
-        return (c, await c.NsPathAsync(), ip);
-    }
+    private Task<(TestContainer C, string Ns, string Ip)> Started(string hint, string rules, string? network = null) =>
+        fx.StartedAsync(hint, new ContainerOptions { Labels = E2eLabels.OptIn(rules), Network = network });
 
     private static string HostsRule(string name) => $"""
         output:

@@ -12,13 +12,7 @@ public sealed class RulesLanguageTests(E2eFixture fx, ITestOutputHelper output)
 {
     private DockerHarness H => fx.Harness;
 
-    private async Task<(TestContainer C, string Ns, string Ip)> Started(string hint, ContainerOptions options, bool waitManaged = true)
-    {
-        var c = await H.RunContainerAsync(fx.Name(hint), options);
-        var ip = await c.IpAsync();
-        if (waitManaged) await fx.Table.WaitManaged(ip);
-        return (c, await c.NsPathAsync(), ip);
-    }
+    private Task<(TestContainer C, string Ns, string Ip)> Started(string hint, ContainerOptions options) => fx.StartedAsync(hint, options);
 
     private static ContainerOptions OptedIn(string rules, string? network = null) =>
         new() { Labels = E2eLabels.OptIn(rules), Network = network };

@@ -1,6 +1,8 @@
 using System.Collections.Immutable;
 using Akka.Actor;
+using System.Diagnostics;
 using Akka.Event;
+using WhaleWall.Actors.Metrics;
 using WhaleWall.Actors.Docker;
 using WhaleWall.Actors.Hostnames;
 using WhaleWall.Actors.Nft;
@@ -53,6 +55,11 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
     private ContainerFacts? requestedFacts;
     private long tickets;
     private long awaitedTicket;
+    private bool rejected;
+    private long fallbackVersion = -1; // the drop-all Program sent after a rejection
+    private long eventSince;     // receipt of the oldest event not yet reflected in a Program
+    private long inFlightSince;  // ... of the events behind the Program in flight
+    private (ContainerFacts? Facts, ContainerState State) published;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -96,6 +103,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
         Receive<Refresh>(r =>
         {
             log.Debug("{0}: refresh ({1})", Short, r.Reason);
+            if (r.ReceivedAt != 0 && eventSince == 0) eventSince = r.ReceivedAt;
             if (r.Event is { } e) FastPath(e);
             if (inspecting) dirty = true; else Inspect();
         });
@@ -123,14 +131,31 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
             if (a.Version != version) return;
             failures = 0;
             log.Debug("{0}: {1} elements in the kernel", Short, lastSent?.Elements.Length ?? 0);
+            if (inFlightSince != 0)
+            {
+                WhaleWallMetrics.EventToEnforced.Observe(Stopwatch.GetElapsedTime(inFlightSince).TotalSeconds);
+                inFlightSince = 0;
+            }
+            if (rejected && a.Version != fallbackVersion)
+            {
+                rejected = false;
+                Publish();
+            }
         });
         Receive<NftWriterEvents.Rejected>(r =>
         {
             if (r.Version != version) return;
             // Fail closed: keep only the container's addresses under drop-all, try again later.
-            var dropAll = (lastSent?.Elements ?? []).Where(e => e.Set.StartsWith("managed", StringComparison.Ordinal)).ToImmutableArray();
+            var dropAll = (lastSent?.Elements ?? []).Where(e => NftSets.KeptWhenFailClosed(e.Set)).ToImmutableArray();
             log.Error("{0}: kernel rejected its rules ({1}); container is drop-all until retry", Short, r.Error);
-            if (lastSent is not null && dropAll.Length != lastSent.Elements.Length) SendToWriter(new Fragment(id, dropAll));
+            inFlightSince = 0;
+            rejected = true;
+            Publish();
+            if (lastSent is not null && dropAll.Length != lastSent.Elements.Length)
+            {
+                SendToWriter(new Fragment(id, dropAll));
+                fallbackVersion = version;
+            }
             Timers.StartSingleTimer("reprogram", new Refresh("retry after kernel rejection"), Backoff());
         });
     }
@@ -199,6 +224,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
             store?.Tell(new ContainerStoreCommands.Forget(id));
             peers.Tell(new Publish(id, null));
             WatchHosts(ImmutableHashSet<string>.Empty);
+            Context.System.EventStream.Publish(new ContainerNotices.StateChanged(id, null, ContainerState.Gone));
             Context.Parent.Tell(new ContainerEvents.Gone(id));
             return;
         }
@@ -219,6 +245,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
         {
             case PolicyDecision.FailClosed f:
                 log.Error("{0}: invalid labels, container is drop-all: {1}", Short, string.Join("; ", f.Errors));
+                WhaleWallMetrics.LabelErrors.Inc(Math.Max(1, f.Errors.Length));
                 break;
             case PolicyDecision.Enforced e:
                 log.Info("{0}: opted in with {1} output rules", Short, e.Policy.Output.Length);
@@ -243,6 +270,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
         if (result.Error != compileError && result.Error is not null)
             log.Error("{0}: {1}", Short, result.Error);
         compileError = result.Error;
+        Publish();
         if (store is not null && (awaitedTicket != 0 || !FactsComparer.Same(recordedFacts, facts)))
         {
             // journal first, program when the store confirms (Recorded calls Program again)
@@ -255,7 +283,11 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
             }
             return;
         }
-        if (lastSent is not null && lastSent.Elements.SequenceEqual(result.Fragment.Elements)) return;
+        if (lastSent is not null && lastSent.Elements.SequenceEqual(result.Fragment.Elements))
+        {
+            eventSince = 0; // nothing to enforce for those events
+            return;
+        }
         SendToWriter(result.Fragment);
     }
 
@@ -274,8 +306,30 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
         hostnames.Tell(new HostnamesCommands.Subscribe(names));
     }
 
+    /// <summary>Tells metrics what this container is now (only when that changed).</summary>
+    private void Publish()
+    {
+        if (facts is null) return;
+        var state = decision switch
+        {
+            PolicyDecision.Unmanaged => ContainerState.Unmanaged,
+            PolicyDecision.FailClosed => ContainerState.FailClosed,
+            _ when compileError is not null => ContainerState.FailClosed,
+            _ when rejected => ContainerState.Rejected,
+            _ => ContainerState.Enforced,
+        };
+        if (ReferenceEquals(published.Facts, facts) && published.State == state) return;
+        published = (facts, state);
+        Context.System.EventStream.Publish(new ContainerNotices.StateChanged(id, facts, state));
+    }
+
     private void SendToWriter(Fragment fragment)
     {
+        if (eventSince != 0)
+        {
+            inFlightSince = inFlightSince == 0 ? eventSince : Math.Min(inFlightSince, eventSince);
+            eventSince = 0;
+        }
         lastSent = fragment;
         writer.Tell(new NftWriterCommands.Program(fragment, ++version));
     }

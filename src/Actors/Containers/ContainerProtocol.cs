@@ -4,7 +4,9 @@ public static class ContainerCommands
 {
     /// <summary>Something happened to the container: look at it again. <paramref name="Event"/>
     /// is the Docker event behind it, if any.</summary>
-    public sealed record Refresh(string Reason, Docker.DockerEvent? Event = null);
+    /// <paramref name="ReceivedAt"/>: when the event reached WhaleWall (<see cref="System.Diagnostics.Stopwatch"/>
+    /// ticks; 0 when not from an event), for the event -> enforced latency.
+    public sealed record Refresh(string Reason, Docker.DockerEvent? Event = null, long ReceivedAt = 0);
 
     /// <summary>Start-up: the facts the journal holds for the container; enforced at once,
     /// before Docker is asked.</summary>
@@ -15,4 +17,26 @@ public static class ContainerEvents
 {
     /// <summary>The container no longer exists and its rules were removed.</summary>
     public sealed record Gone(string Id);
+}
+
+/// <summary>Published on the event stream: what the daemon knows of a container, for
+/// metrics and health (never per packet).</summary>
+public static class ContainerNotices
+{
+    /// <summary>The container's facts and state changed; <paramref name="Facts"/> null: it is gone.</summary>
+    public sealed record StateChanged(string Id, Firewall.Policy.ContainerFacts? Facts, ContainerState State);
+}
+
+public enum ContainerState
+{
+    /// <summary>Not opted in: WhaleWall leaves it alone.</summary>
+    Unmanaged,
+    /// <summary>Its policy is in the kernel (or on its way).</summary>
+    Enforced,
+    /// <summary>Invalid labels or a policy that cannot be expressed: drop-all.</summary>
+    FailClosed,
+    /// <summary>The kernel rejected its rules: drop-all until the retry succeeds.</summary>
+    Rejected,
+    /// <summary>Removed.</summary>
+    Gone,
 }

@@ -1,6 +1,8 @@
 using System.Collections.Immutable;
 using Akka.Actor;
+using System.Diagnostics;
 using Akka.Event;
+using WhaleWall.Actors.Metrics;
 using Akka.Hosting;
 using WhaleWall.Actors.Containers;
 using WhaleWall.Actors.Nft;
@@ -75,6 +77,8 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         });
         Receive<DockerEvent>(e =>
         {
+            var received = Stopwatch.GetTimestamp();
+            WhaleWallMetrics.DockerEvents.WithLabels(e.Type, WhaleWallMetrics.ActionLabel(e.Action)).Inc();
             failures = 0;
             lastEventNanos = Math.Max(lastEventNanos, e.TimeNano);
             if (e.Type == "network" && e.Action is "create" or "destroy")
@@ -82,7 +86,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
                 RefreshGatewayNetworks();
                 return;
             }
-            Child(e.ContainerId).Tell(new ContainerCommands.Refresh($"{e.Type} {e.Action}", e));
+            Child(e.ContainerId).Tell(new ContainerCommands.Refresh($"{e.Type} {e.Action}", e, received));
         });
         Receive<StreamEnded>(e =>
         {

@@ -92,7 +92,8 @@ public sealed class DockerSource(DockerClient client) : IDockerSource, IDisposab
             (c.Config?.Labels ?? new Dictionary<string, string>()).ToImmutableDictionary(),
             attachments.ToImmutable(),
             ports.ToImmutable(),
-            DnsServersOf(c));
+            DnsServersOf(c),
+            c.Config?.Image);
     }
 
     /// <summary>Where the container's DNS queries go: its --dns servers, else the resolvers of

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Hosting;
+using WhaleWall.Actors.Metrics;
 using WhaleWall.Firewall.Nft;
 using static WhaleWall.Actors.Nft.NftWriterCommands;
 using static WhaleWall.Actors.Nft.NftWriterEvents;
@@ -24,21 +25,25 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     private KernelState state = KernelState.Empty;
     private ImmutableHashSet<string>? expected;
     private bool flushScheduled;
+    private readonly Dictionary<string, int> setSizes = new();
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     /// <summary>The clock DNS expiries are measured with (the scheduler's, so tests can drive it).</summary>
     private DateTimeOffset Now => Context.System.Scheduler.Now;
 
-    public NftWriterActor(INftables nft, string table)
+    private readonly bool logDrops;
+
+    public NftWriterActor(INftables nft, string table, bool logDrops = false)
     {
         this.nft = nft;
         this.table = table;
+        this.logDrops = logDrops;
         Become(Starting);
     }
 
-    public static Props Props(INftables nft, string table) =>
-        Akka.Actor.Props.Create(() => new NftWriterActor(nft, table)).WithDispatcher(DispatcherId);
+    public static Props Props(INftables nft, string table, bool logDrops = false) =>
+        Akka.Actor.Props.Create(() => new NftWriterActor(nft, table, logDrops)).WithDispatcher(DispatcherId);
 
     private void Starting()
     {
@@ -87,7 +92,8 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         var plan = KernelState.Empty.Replace(batch.Select(b => b.Program.Fragment), now);
         var watch = Stopwatch.StartNew();
         var existing = ExistingRuleChains();
-        var result = nft.Run(NftJson.FullTable(table, plan.After.References.Keys, plan.After.ChainReferences.Keys, existing, now: now));
+        var result = Transaction("startup", NftJson.FullTable(table, plan.After.References.Keys, plan.After.ChainReferences.Keys, existing, now: now, logDrops: logDrops),
+            plan.After.References.Count + plan.After.ChainReferences.Count);
         if (result.Ok)
         {
             state = plan.After;
@@ -99,14 +105,14 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             // then each owner's allow elements on its own, so one bad policy stays alone.
             log.Error("start-up transaction rejected ({0}); building drop-all table and retrying per container", result.Error.Trim());
             var dropAll = batch.Select(b => new Fragment(b.Program.Fragment.Owner,
-                [.. b.Program.Fragment.Elements.Where(e => e.Set.StartsWith("managed", StringComparison.Ordinal))], []));
+                [.. b.Program.Fragment.Elements.Where(e => NftSets.KeptWhenFailClosed(e.Set))], []));
             var bare = KernelState.Empty.Replace(dropAll);
-            var fallback = nft.Run(NftJson.FullTable(table, bare.After.References.Keys, [], existing));
+            var fallback = Transaction("startup", NftJson.FullTable(table, bare.After.References.Keys, [], existing, logDrops: logDrops), bare.After.References.Count);
             if (!fallback.Ok)
             {
                 // An incompatible table (an older layout): replace it whole, still in one transaction.
                 log.Warning("cannot reuse table {0} ({1}); replacing it", table, fallback.Error.Trim());
-                fallback = nft.Run(NftJson.ReplaceTable(table, bare.After.References.Keys));
+                fallback = Transaction("startup", NftJson.ReplaceTable(table, bare.After.References.Keys, logDrops), bare.After.References.Count);
             }
             if (!fallback.Ok)
                 log.Error("drop-all table rejected too: {0}", fallback.Error.Trim());
@@ -116,6 +122,8 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         }
         log.Info("initial sync complete: table {0} with {1} containers, {2} elements in {3} ms",
             table, state.Owners.Count, state.ElementCount, watch.ElapsedMilliseconds);
+        CountElements();
+        Context.System.EventStream.Publish(new TableReady(table, state.Owners.Count, state.ElementCount));
         expected = null;
         Timers.Cancel(StartupTimeout.Instance);
         Become(Running);
@@ -157,10 +165,11 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             return;
         }
         var watch = Stopwatch.StartNew();
-        var result = nft.Run(NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds, now));
+        var result = Transaction("changes", NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds, now), Size(plan));
         if (result.Ok)
         {
             state = plan.After;
+            CountElements(plan);
             log.Debug("applied {0} owners: -{1} +{2} elements in {3:0.0} ms",
                 batch.Count, plan.Deletes.Length, plan.Adds.Length, watch.Elapsed.TotalMilliseconds);
             Reply(batch);
@@ -183,14 +192,46 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             var plan = state.Replace([item.Program.Fragment], now);
             var result = plan.IsEmpty
                 ? NftResult.Success()
-                : nft.Run(NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds, now));
+                : Transaction("single", NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds, now), Size(plan));
             if (result.Ok)
             {
                 state = plan.After;
+                CountElements(plan);
                 Reply([item]);
             }
             else Reject(item, result.Error);
         }
+    }
+
+    /// <summary>Runs one transaction, timed and sized for the metrics.</summary>
+    private NftResult Transaction(string kind, string json, int size)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var result = nft.Run(json);
+        WhaleWallMetrics.NftTransactionSeconds.WithLabels(kind).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+        WhaleWallMetrics.NftTransactionSize.WithLabels(kind).Observe(size);
+        if (!result.Ok) WhaleWallMetrics.NftTransactionFailures.WithLabels(kind).Inc();
+        return result;
+    }
+
+    private static int Size(KernelState.Plan plan) =>
+        plan.Deletes.Length + plan.Adds.Length + plan.ChainDeletes.Length + plan.ChainAdds.Length;
+
+    /// <summary>The set-elements gauge: recounted after a whole table, adjusted after changes.</summary>
+    private void CountElements(KernelState.Plan? plan = null)
+    {
+        if (plan is null)
+        {
+            setSizes.Clear();
+            foreach (var s in NftSets.All) setSizes[s.Name] = 0;
+            foreach (var e in state.References.Keys) setSizes[e.Set] = setSizes.GetValueOrDefault(e.Set) + 1;
+        }
+        else
+        {
+            foreach (var e in plan.Deletes) setSizes[e.Set] = setSizes.GetValueOrDefault(e.Set) - 1;
+            foreach (var e in plan.Adds) setSizes[e.Set] = setSizes.GetValueOrDefault(e.Set) + 1;
+        }
+        foreach (var (set, n) in setSizes) WhaleWallMetrics.SetElements.WithLabels(set).Set(n);
     }
 
     /// <summary>WhaleWall's per-rule chains left in the kernel by an earlier run.</summary>
@@ -226,9 +267,9 @@ public sealed class NftWriter { }
 
 public static class NftWriterActorExtensions
 {
-    public static AkkaConfigurationBuilder AddNftWriterActor(this AkkaConfigurationBuilder builder, INftables nft, string table) =>
+    public static AkkaConfigurationBuilder AddNftWriterActor(this AkkaConfigurationBuilder builder, INftables nft, string table, bool logDrops = false) =>
         builder
             .AddHocon($"{NftWriterActor.DispatcherId} {{ type = PinnedDispatcher }}", HoconAddMode.Prepend)
             .WithActors((system, registry) =>
-                registry.Register<NftWriter>(system.ActorOf(NftWriterActor.Props(nft, table), "nft-writer")));
+                registry.Register<NftWriter>(system.ActorOf(NftWriterActor.Props(nft, table, logDrops), "nft-writer")));
 }

@@ -18,4 +18,7 @@ public static class NftWriterEvents
 {
     public sealed record Applied(string Owner, long Version);
     public sealed record Rejected(string Owner, long Version, string Error);
+
+    /// <summary>Published on the event stream once the start-up table is in the kernel.</summary>
+    public sealed record TableReady(string Table, int Containers, int Elements);
 }

@@ -28,7 +28,7 @@ public static class Compiler
     {
         if (!decision.IsManaged || !self.Running) return new(Fragment.Empty(self.Id), null);
 
-        var managed = self.Addresses.Distinct().Select(Managed).ToList();
+        var managed = self.Addresses.Distinct().SelectMany(Managed).ToList();
         var grants = new List<Grant>();
         var extra = new List<Element>();
         var chains = new List<RuleChain>();
@@ -75,10 +75,13 @@ public static class Compiler
                 .Select(box => new Element(NftSets.Gateway(g.Key), box)))
             .Order()], []);
 
-    private static Element Managed(IPAddress address)
+    /// <summary>An address under policy, with its drop counters (egress and ingress).</summary>
+    private static IEnumerable<Element> Managed(IPAddress address)
     {
         var range = AddressRange.Single(address);
-        return new Element(NftSets.Managed(range.Family), [Field.Address(range)]);
+        yield return new Element(NftSets.Managed(range.Family), [Field.Address(range)]);
+        yield return new Element(NftSets.DropOut(range.Family), [Field.Address(range)]);
+        yield return new Element(NftSets.DropIn(range.Family), [Field.Address(range)]);
     }
 
     private static void AddOutput(ContainerFacts self, OutputRule rule, IReadOnlyCollection<ContainerFacts> peers,

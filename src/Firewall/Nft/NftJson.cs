@@ -17,7 +17,7 @@ public static class NftJson
     /// they are emptied, and deleted unless still needed. Chains of the operator's own
     /// (targets of <c>verdict.chain</c>) are left alone.</summary>
     public static string FullTable(string table, IEnumerable<Element> elements, IEnumerable<RuleChain>? chains = null,
-        IEnumerable<string>? existingRuleChains = null, bool indented = false, DateTimeOffset? now = null)
+        IEnumerable<string>? existingRuleChains = null, bool indented = false, DateTimeOffset? now = null, bool logDrops = false)
     {
         var wanted = (chains ?? []).Distinct().Order().ToList();
         var existing = (existingRuleChains ?? []).Distinct().Order(StringComparer.Ordinal).ToList();
@@ -30,7 +30,7 @@ public static class NftJson
         foreach (var name in existing.Except(wanted.Select(c => c.Name)))
             commands.Add(Command("delete", "chain", ChainObject(table, name)));
         foreach (var chain in wanted) AddChain(commands, table, chain);
-        foreach (var command in NftLayout.Rules(table)) commands.Add(command);
+        foreach (var command in NftLayout.Rules(table, logDrops)) commands.Add(command);
         foreach (var group in elements.Distinct().Order().GroupBy(e => e.Set))
             commands.Add(Command("add", "element", ElementsObject(table, group.Key, group, now)));
         return Render(commands, indented);
@@ -66,7 +66,7 @@ public static class NftJson
 
     /// <summary>Deletes and rebuilds the table in one transaction, for when the kernel holds an
     /// incompatible (older) layout; the operator's own chains in it are lost.</summary>
-    public static string ReplaceTable(string table, IEnumerable<Element> elements)
+    public static string ReplaceTable(string table, IEnumerable<Element> elements, bool logDrops = false)
     {
         var commands = new JsonArray
         {
@@ -75,7 +75,7 @@ public static class NftJson
             Command("add", "table", TableObject(table)),
         };
         foreach (var command in NftLayout.Declarations(table)) commands.Add(command);
-        foreach (var command in NftLayout.Rules(table)) commands.Add(command);
+        foreach (var command in NftLayout.Rules(table, logDrops)) commands.Add(command);
         foreach (var group in elements.Distinct().Order().GroupBy(e => e.Set))
             commands.Add(Command("add", "element", ElementsObject(table, group.Key, group)));
         return Render(commands, false);
@@ -83,6 +83,9 @@ public static class NftJson
 
     public static string DeleteTable(string table) =>
         Render([Command("add", "table", TableObject(table)), Command("delete", "table", TableObject(table))], false);
+
+    public static string ListSet(string table, string set) =>
+        Render([Command("list", "set", new JsonObject { ["family"] = "inet", ["table"] = table, ["name"] = set })], false);
 
     public static string ListTable(string table) => Render([Command("list", "table", TableObject(table))], false);
 

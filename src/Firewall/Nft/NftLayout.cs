@@ -25,8 +25,15 @@ public static class NftLayout
             yield return NftJson.Command("add", "chain", new JsonObject { ["family"] = "inet", ["table"] = table, ["name"] = name });
     }
 
-    /// <summary>The rules: a constant number, whatever the number of containers.</summary>
-    public static IEnumerable<JsonObject> Rules(string table)
+    /// <summary>Prefixes of the optional drop log (<c>WHALEWALL_LOG_DROPS</c>).</summary>
+    public const string DropOutLogPrefix = "whalewall drop out: ";
+    public const string DropInLogPrefix = "whalewall drop in: ";
+    public const string DropFromHostLogPrefix = "whalewall drop from host: ";
+
+    /// <summary>The rules: a constant number, whatever the number of containers. With
+    /// <paramref name="logDrops"/>, every packet about to be dropped is logged first (at most
+    /// 10/s per chain, burst 20), with a prefix saying which way.</summary>
+    public static IEnumerable<JsonObject> Rules(string table, bool logDrops = false)
     {
         foreach (var hook in new[] { "forward", "input", "output" })
         {
@@ -64,6 +71,10 @@ public static class NftLayout
             yield return Rule(table, "egress", Match(Flow(ip), "@out" + f), Verdict("return"));
             yield return Rule(table, "egress", Match(Flow(ip), "@outh" + f), Verdict("return"));
         }
+        // counted drops: the lookup bumps the container's element in dropout*, then drop
+        if (logDrops) yield return Rule(table, "egress", RateLimit(), Log(DropOutLogPrefix));
+        yield return Rule(table, "egress", Match(Payload("ip", "saddr"), "@dropout4"), Verdict("drop"));
+        yield return Rule(table, "egress", Match(Payload("ip6", "saddr"), "@dropout6"), Verdict("drop"));
         yield return Rule(table, "egress", Verdict("drop"));
 
         foreach (var ip in new[] { "ip", "ip6" })
@@ -74,6 +85,9 @@ public static class NftLayout
             yield return Rule(table, "ingress", Dnat(), VerdictMap(Published(ip), "@pubv" + f));
             yield return Rule(table, "ingress", Dnat(), Match(Published(ip), "@pub" + f), Verdict("return"));
         }
+        if (logDrops) yield return Rule(table, "ingress", RateLimit(), Log(DropInLogPrefix));
+        yield return Rule(table, "ingress", Match(Payload("ip", "daddr"), "@dropin4"), Verdict("drop"));
+        yield return Rule(table, "ingress", Match(Payload("ip6", "daddr"), "@dropin6"), Verdict("drop"));
         yield return Rule(table, "ingress", Verdict("drop"));
 
         foreach (var ip in new[] { "ip", "ip6" })
@@ -82,6 +96,9 @@ public static class NftLayout
             yield return Rule(table, "from_host", VerdictMap(ToService(ip), "@localv" + f));
             yield return Rule(table, "from_host", Match(ToService(ip), "@local" + f), Verdict("accept"));
         }
+        if (logDrops) yield return Rule(table, "from_host", RateLimit(), Log(DropFromHostLogPrefix));
+        yield return Rule(table, "from_host", Match(Payload("ip", "daddr"), "@dropin4"), Verdict("drop"));
+        yield return Rule(table, "from_host", Match(Payload("ip6", "daddr"), "@dropin6"), Verdict("drop"));
         yield return Rule(table, "from_host", Verdict("drop"));
     }
 
@@ -89,9 +106,7 @@ public static class NftLayout
     public static IEnumerable<JsonObject> ChainRules(string table, RuleChain chain)
     {
         if (chain.LogPrefix is { } prefix)
-            yield return Rule(table, chain.Name,
-                new JsonObject { ["limit"] = new JsonObject { ["rate"] = 10, ["per"] = "second", ["burst"] = 20 } },
-                new JsonObject { ["log"] = new JsonObject { ["prefix"] = prefix } });
+            yield return Rule(table, chain.Name, RateLimit(), Log(prefix));
         if (chain.SetMark is { } mark)
             yield return Rule(table, chain.Name,
                 new JsonObject { ["mangle"] = new JsonObject { ["key"] = CtMark(), ["value"] = mark } });
@@ -101,6 +116,10 @@ public static class NftLayout
             yield return Rule(table, chain.Name, Match(new JsonObject { ["ct"] = new JsonObject { ["key"] = "direction" } }, "original"), QueueTo(original));
         if (chain.ReplyQueue is { } reply) yield return Rule(table, chain.Name, QueueTo(reply));
     }
+
+    private static JsonObject RateLimit() => new() { ["limit"] = new JsonObject { ["rate"] = 10, ["per"] = "second", ["burst"] = 20 } };
+
+    private static JsonObject Log(string prefix) => new() { ["log"] = new JsonObject { ["prefix"] = prefix } };
 
     private static JsonObject QueueTo(ushort queue) => new() { ["queue"] = new JsonObject { ["num"] = queue } };
 
@@ -131,7 +150,7 @@ public static class NftLayout
         };
         if (set.VerdictMap) body["map"] = "verdict";
         if (set.Interval) body["flags"] = set.Timeout ? new JsonArray("interval", "timeout") : new JsonArray("interval");
-        if (set.Interval && !set.VerdictMap) body["stmt"] = new JsonArray(new JsonObject { ["counter"] = null });
+        if (set.HasCounters) body["stmt"] = new JsonArray(new JsonObject { ["counter"] = null });
         return body;
     }
 

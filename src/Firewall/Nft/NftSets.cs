@@ -7,7 +7,12 @@ namespace WhaleWall.Firewall.Nft;
 /// of their keys.</summary>
 public static class NftSets
 {
-    public sealed record SetShape(string Name, ImmutableArray<FieldKind> Key, bool Interval, bool VerdictMap = false, bool Timeout = false);
+    public sealed record SetShape(string Name, ImmutableArray<FieldKind> Key, bool Interval, bool VerdictMap = false, bool Counted = false,
+        bool Timeout = false)
+    {
+        /// <summary>Per-element packet/byte counters: every allow set, and the drop-count sets.</summary>
+        public bool HasCounters => Counted || (Interval && !VerdictMap);
+    }
 
     public const string EstablishedQueues = "estq";
 
@@ -22,6 +27,16 @@ public static class NftSets
     public static string In(IpFamily f) => f == IpFamily.V4 ? "in4" : "in6";
     public static string Gateway(IpFamily f) => f == IpFamily.V4 ? "gw4" : "gw6";
     public static string LocalVerdict(IpFamily f) => f == IpFamily.V4 ? "localv4" : "localv6";
+    /// <summary>Every managed address, looked up just before egress' final drop: the lookup
+    /// counts the container's dropped outgoing packets in the element's counter.</summary>
+    public static string DropOut(IpFamily f) => f == IpFamily.V4 ? "dropout4" : "dropout6";
+    /// <summary>The same for ingress and from_host: dropped packets towards the container.</summary>
+    public static string DropIn(IpFamily f) => f == IpFamily.V4 ? "dropin4" : "dropin6";
+
+    /// <summary>What stays of a container when its policy cannot be applied: its addresses under
+    /// drop-all (managed*) and their drop counters (drop*).</summary>
+    public static bool KeptWhenFailClosed(string set) =>
+        set.StartsWith("managed", StringComparison.Ordinal) || set.StartsWith("drop", StringComparison.Ordinal);
 
     public static readonly ImmutableArray<SetShape> All = Build();
 
@@ -47,6 +62,8 @@ public static class NftSets
             sets.Add(new(LocalVerdict(f), local, true, VerdictMap: true));
             sets.Add(new(In(f), published, true));
             sets.Add(new(Gateway(f), [a], true));
+            sets.Add(new(DropOut(f), [a], false, Counted: true));
+            sets.Add(new(DropIn(f), [a], false, Counted: true));
         }
         sets.Add(new(EstablishedQueues, [FieldKind.Mark], false, VerdictMap: true));
         return sets.ToImmutable();

@@ -19,7 +19,8 @@ public sealed record ContainerFacts(
     ImmutableDictionary<string, string> Labels,
     ImmutableArray<NetworkAttachment> Networks,
     ImmutableArray<PublishedPort> Ports,
-    ImmutableArray<IPAddress> DnsServers = default)
+    ImmutableArray<IPAddress> DnsServers = default,
+    string? Image = null)
 {
     /// <summary>The resolvers the container's DNS queries leave through (what `_dns_` opens).</summary>
     public ImmutableArray<IPAddress> DnsServersOrEmpty => DnsServers.IsDefault ? [] : DnsServers;

@@ -10,11 +10,22 @@ namespace WhaleWall.Tests.Compile;
 public class CompilerTests
 {
     private static IReadOnlyList<string> Compile(ContainerFacts self, params ContainerFacts[] peers) =>
-        Compiler.Compile(self, LabelParser.Decide(self.Labels), peers).Fragment.Elements.Select(e => e.Key).ToList();
+        Compiler.Compile(self, LabelParser.Decide(self.Labels), peers).Fragment.Elements.Where(e => !Facts.IsDropCounter(e)).Select(e => e.Key).ToList();
 
     [Fact]
     public void Unlabeled_container_owns_nothing() =>
         Assert.Empty(Compile(Facts.Container("a", "198.18.128.2", enabled: false)));
+
+    [Fact]
+    public void Every_managed_address_has_an_egress_and_an_ingress_drop_counter() =>
+        Assert.Equal(["dropin4 198.18.128.2", "dropin6 2001:db8:1::2", "dropout4 198.18.128.2", "dropout6 2001:db8:1::2",
+                "managed4 198.18.128.2", "managed6 2001:db8:1::2"],
+            Compiler.Compile(Facts.Container("a", "198.18.128.2", ipv6: "2001:db8:1::2"), LabelParser.Decide(Facts.Container("a", "198.18.128.2").Labels), [])
+                .Fragment.Elements.Select(e => e.Key));
+
+    [Fact]
+    public void Unmanaged_container_has_no_drop_counters() =>
+        Assert.Empty(Compiler.Compile(Facts.Container("a", "198.18.128.2", enabled: false), LabelParser.Decide(Facts.Container("a", "198.18.128.2", enabled: false).Labels), []).Fragment.Elements);
 
     [Fact]
     public void Opted_in_container_without_rules_is_only_managed() =>
@@ -151,6 +162,6 @@ public class CompilerTests
         var a = Facts.Container("a", "198.18.128.2", $"output:\n  - ips: [{ips}]\n    proto: tcp\n    dst_ports: [{ports}]\n");
         var result = Compiler.Compile(a, LabelParser.Decide(a.Labels), []);
         Assert.Contains("limit", result.Error);
-        Assert.Equal(["managed4 198.18.128.2"], result.Fragment.Elements.Select(e => e.Key));
+        Assert.Equal(["managed4 198.18.128.2"], result.Fragment.Elements.Where(e => !Facts.IsDropCounter(e)).Select(e => e.Key));
     }
 }

@@ -42,7 +42,7 @@ public class FuzzProperties(ITestOutputHelper output)
                     var reason = System.Text.RegularExpressions.Regex.Replace(failed.Errors[0].Message, "\"[^\"]*\"|`[^`]*`|[0-9]+", "_");
                     reasons[reason] = reasons.GetValueOrDefault(reason) + 1;
                     return failed.Errors.All(e => e.Label.Length > 0 && e.Message.Length > 0) &&
-                           fragment.Elements.All(e => e.Set.StartsWith("managed")) && fragment.ChainsOrEmpty.IsEmpty;
+                           fragment.Elements.All(e => NftSets.KeptWhenFailClosed(e.Set)) && fragment.ChainsOrEmpty.IsEmpty;
                 case PolicyDecision.Enforced:
                     stats[result.Error is null ? 1 : 2]++;
                     return fragment.Elements.Any(e => e.Set == "managed4") && DisjointPerSet(fragment);

@@ -1,0 +1,104 @@
+using Prometheus;
+
+namespace WhaleWall.Actors.Metrics;
+
+/// <summary>Every metric WhaleWall exports, in one place (README "Metrics"). Label values are
+/// bounded: container id/name/image/compose labels, Docker event types, set names, states;
+/// never addresses or host names.</summary>
+public static class WhaleWallMetrics
+{
+    /// <summary>Labels of the per-container series.</summary>
+    public static readonly string[] ContainerLabels = ["id", "name", "image", "compose_project", "compose_service"];
+
+    // ---- per container, from the kernel's per-element counters, read at scrape time
+    public static readonly Counter ContainerPackets = Prometheus.Metrics.CreateCounter("whalewall_container_packets_total",
+        "Packets WhaleWall decided on, per container, direction (egress|ingress) and verdict (accept|drop). " +
+        "Accepted counts the packets that opened a flow (established traffic is accepted before the lookups); dropped counts every dropped packet.",
+        new CounterConfiguration { LabelNames = ["direction", "verdict", .. ContainerLabels] });
+
+    public static readonly Counter ContainerBytes = Prometheus.Metrics.CreateCounter("whalewall_container_bytes_total",
+        "Bytes of the packets counted by whalewall_container_packets_total.",
+        new CounterConfiguration { LabelNames = ["direction", "verdict", .. ContainerLabels] });
+
+    /// <summary>dockerwall's names, so existing dashboards keep working: egress only, action accept|drop.</summary>
+    public static readonly Counter DockerwallPackets = Prometheus.Metrics.CreateCounter("dockerwall_container_packets",
+        "dockerwall-compatible: packets originated by a container (egress), by action (accept|drop).",
+        new CounterConfiguration { LabelNames = ["id", "name", "image", "action"] });
+
+    public static readonly Counter DockerwallBytes = Prometheus.Metrics.CreateCounter("dockerwall_container_bytes",
+        "dockerwall-compatible: bytes originated by a container (egress), by action (accept|drop).",
+        new CounterConfiguration { LabelNames = ["id", "name", "image", "action"] });
+
+    // ---- the daemon
+    public static readonly Counter DockerEvents = Prometheus.Metrics.CreateCounter("whalewall_docker_events_total",
+        "Docker events received, by type and action.",
+        new CounterConfiguration { LabelNames = ["type", "action"] });
+
+    public static readonly Histogram EventToEnforced = Prometheus.Metrics.CreateHistogram("whalewall_event_to_enforced_seconds",
+        "From a Docker event's receipt to the kernel holding the container's rules (writer's Applied).",
+        new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 16) });
+
+    public static readonly Histogram NftTransactionSeconds = Prometheus.Metrics.CreateHistogram("whalewall_nft_transaction_seconds",
+        "Duration of one libnftables transaction, by kind (startup|changes|single).",
+        new HistogramConfiguration { LabelNames = ["kind"], Buckets = Histogram.ExponentialBuckets(0.0002, 2, 16) });
+
+    public static readonly Histogram NftTransactionSize = Prometheus.Metrics.CreateHistogram("whalewall_nft_transaction_elements",
+        "Set elements and chains added or deleted by one libnftables transaction, by kind.",
+        new HistogramConfiguration { LabelNames = ["kind"], Buckets = Histogram.ExponentialBuckets(1, 4, 9) });
+
+    public static readonly Counter NftTransactionFailures = Prometheus.Metrics.CreateCounter("whalewall_nft_transaction_failures_total",
+        "libnftables transactions the kernel rejected, by kind.",
+        new CounterConfiguration { LabelNames = ["kind"] });
+
+    public static readonly Gauge Containers = Prometheus.Metrics.CreateGauge("whalewall_containers",
+        "Containers known to the daemon, by state (unmanaged|enforced|fail_closed|rejected).",
+        new GaugeConfiguration { LabelNames = ["state"] });
+
+    public static readonly Gauge ManagedContainers = Prometheus.Metrics.CreateGauge("whalewall_managed_containers",
+        "Containers under WhaleWall's policy (enforced, fail-closed or rejected).");
+
+    public static readonly Counter LabelErrors = Prometheus.Metrics.CreateCounter("whalewall_label_errors_total",
+        "Errors found in containers' labels (each makes its container fail closed).");
+
+    public static readonly Gauge SetElements = Prometheus.Metrics.CreateGauge("whalewall_set_elements",
+        "Elements WhaleWall holds in each set or verdict map of its table.",
+        new GaugeConfiguration { LabelNames = ["set"] });
+
+    public static readonly Gauge DockerConnected = Prometheus.Metrics.CreateGauge("whalewall_docker_stream_connected",
+        "1 while the Docker event stream is connected.");
+
+    public static readonly Gauge TableReady = Prometheus.Metrics.CreateGauge("whalewall_table_ready",
+        "1 once the start-up table is in the kernel.");
+
+    public static readonly Gauge ScrapeKernelSeconds = Prometheus.Metrics.CreateGauge("whalewall_scrape_kernel_seconds",
+        "Time the last scrape spent reading and attributing the kernel's counters.");
+
+    /// <summary>Creates the labelled series that exist before anything happened (a failure
+    /// counter at 0 is a series too), so dashboards find them from the start.</summary>
+    public static void Initialize()
+    {
+        foreach (var kind in new[] { "startup", "changes", "single" })
+        {
+            NftTransactionSeconds.WithLabels(kind);
+            NftTransactionSize.WithLabels(kind);
+            NftTransactionFailures.WithLabels(kind);
+        }
+        foreach (var state in new[] { "unmanaged", "enforced", "fail_closed", "rejected" }) Containers.WithLabels(state);
+    }
+
+    public static string StateLabel(WhaleWall.Actors.Containers.ContainerState state) => state switch
+    {
+        WhaleWall.Actors.Containers.ContainerState.Enforced => "enforced",
+        WhaleWall.Actors.Containers.ContainerState.FailClosed => "fail_closed",
+        WhaleWall.Actors.Containers.ContainerState.Rejected => "rejected",
+        WhaleWall.Actors.Containers.ContainerState.Gone => "gone",
+        _ => "unmanaged",
+    };
+
+    /// <summary>Docker's action without its arguments ("exec_start: sh -c ..." -> "exec_start").</summary>
+    public static string ActionLabel(string action)
+    {
+        var colon = action.IndexOf(':');
+        return colon < 0 ? action : action[..colon];
+    }
+}
