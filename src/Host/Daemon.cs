@@ -51,7 +51,8 @@ public static class Daemon
                 .AddMetricsActor(view)
                 .AddNftWriterActor(nft, options.Table, options.LogDrops)
                 .AddPeerDirectoryActor()
-                .AddHostnamesActor(DnsClientResolver.Create(options.DnsServers), options.Dns ?? DnsSettings.Default)
+                .AddHostnamesActor(DnsClientResolver.Create(options.DnsServers), options.Dns ?? DnsSettings.Default,
+                    new HostnameReportFile(Path.Combine(options.DataDir, HostnameReportFile.FileName)))
                 .AddDockerEventsActor(docker, options.Gateway);
         });
 

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Akka.Actor;
 using Akka.Configuration;
+using WhaleWall.Actors.Hostnames;
 using WhaleWall.Actors.State;
 using WhaleWall.Firewall.Kernel;
 using WhaleWall.Firewall.Labels;
@@ -25,7 +26,7 @@ public static class StateCommands
 
         var containers = snapshot.State.Containers.Values.Select(c =>
         {
-            var decision = LabelParser.Decide(c.Facts.Labels);
+            var decision = PolicyDecider.Decide(c.Facts, options.Gateway);
             return new JsonObject
             {
                 ["id"] = c.Facts.Id,
@@ -57,6 +58,8 @@ public static class StateCommands
                 ["elements"] = new JsonObject(sets.Select(s => KeyValuePair.Create(s.Key, (JsonNode?)s.Value))),
             },
             ["containers"] = new JsonArray(containers.ToArray<JsonNode>()),
+            // written by the running daemon (hostname addresses are not journalled: they are re-resolved)
+            ["hostnames"] = HostnameReportFile.Read(Path.Combine(options.DataDir, HostnameReportFile.FileName)),
         };
 
         if (json)
@@ -74,6 +77,13 @@ public static class StateCommands
             Console.WriteLine($"  {c["name"],-24} {c["id"]!.GetValue<string>()[..Math.Min(12, c["id"]!.GetValue<string>().Length)]}  " +
                               $"{c["decision"],-9} {string.Join(",", c["addresses"]!.AsArray().Select(a => a!.GetValue<string>()))}");
             foreach (var e in c["errors"]!.AsArray()) Console.WriteLine($"      error: {e}");
+        }
+        var hostnames = doc["hostnames"]!.AsArray();
+        Console.WriteLine($"{hostnames.Count} hostnames resolved:");
+        foreach (var h in hostnames)
+        {
+            var addresses = h!["addresses"]!.AsArray().Select(a => $"{a!["address"]} (until {DateTimeOffset.Parse(a["expires"]!.GetValue<string>()):HH:mm:ss})");
+            Console.WriteLine($"  {h["name"],-32} {string.Join(", ", addresses)}  used by {string.Join(", ", h["containers"]!.AsArray().Select(c => c!.GetValue<string>()))}");
         }
         return 0;
     }

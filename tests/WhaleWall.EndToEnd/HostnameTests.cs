@@ -40,6 +40,18 @@ public sealed class HostnameTests(E2eFixture fx, ITestOutputHelper output)
         await fx.AssertTcpAllowed(c.Ns, Server1, TcpPort, what: "(api.test.example)");
         fx.AssertTcpDropped(c.Ns, Server2, TcpPort, what: "(other.test.example is not named)");
 
+        // status shows the name, its address with expiry, and who uses it
+        var shown = await E2eProcess.Eventually(() =>
+        {
+            var (code, json, _) = fx.Daemon.Cli("status", "--json");
+            var names = code == 0 ? System.Text.Json.Nodes.JsonNode.Parse(json)?["hostnames"]?.AsArray() : null;
+            var api = names?.FirstOrDefault(n => n?["name"]?.GetValue<string>() == "api.test.example");
+            return api is not null &&
+                   api["addresses"]!.AsArray().Any(a => a!["address"]!.GetValue<string>() == Server1 && a["expires"] is not null) &&
+                   api["containers"]!.AsArray().Any(x => x!.GetValue<string>() == c.C.Name);
+        }, TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(500));
+        Assert.True(shown, "whalewall status --json lists api.test.example with its address, expiry and container\n" + fx.Daemon.Cli("status").Out);
+
         fx.Dns.Set("api.test.example", 1, Server2);
         var moved = DateTime.UtcNow;
         await fx.AssertTcpAllowed(c.Ns, Server2, TcpPort, what: "(the name's new address)");

@@ -303,7 +303,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
         if (hostnames is null || names.SetEquals(watchedHosts)) return;
         watchedHosts = names;
         foreach (var gone in hostAddresses.Keys.Where(n => !names.Contains(n)).ToList()) hostAddresses.Remove(gone);
-        hostnames.Tell(new HostnamesCommands.Subscribe(names));
+        hostnames.Tell(new HostnamesCommands.Subscribe(names, facts?.Name ?? id));
     }
 
     /// <summary>Tells metrics what this container is now (only when that changed).</summary>

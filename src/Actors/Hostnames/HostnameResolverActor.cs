@@ -104,6 +104,7 @@ public sealed class HostnameResolverActor : ReceiveActor, IWithTimers
     {
         var message = new HostnamesEvents.AddressesChanged(Current);
         foreach (var s in subscribers) s.Tell(message);
+        Context.Parent.Tell(message);
     }
 
     private TimeSpan Clamp(TimeSpan ttl) =>

@@ -15,18 +15,63 @@ public sealed class HostnamesActor : ReceiveActor
     private readonly Dictionary<string, IActorRef> resolvers = new();
     private readonly Dictionary<string, HashSet<IActorRef>> subscribers = new();
     private readonly Dictionary<IActorRef, HashSet<string>> wanted = new();
+    private readonly Dictionary<IActorRef, string> containers = new();
+    private readonly Dictionary<string, WhaleWall.Firewall.Policy.HostAddresses> current = new();
+    private readonly IHostnameReport? report;
+    private bool reportScheduled;
     private long generation;
 
-    public HostnamesActor(IDnsResolver resolver, DnsSettings settings)
+    public HostnamesActor(IDnsResolver resolver, DnsSettings settings, IHostnameReport? report = null)
     {
         this.resolver = resolver;
         this.settings = settings;
-        Receive<Subscribe>(s => Change(Sender, s.Names.ToHashSet()));
-        Receive<Terminated>(t => Change(t.ActorRef, []));
+        this.report = report;
+        Receive<Subscribe>(s =>
+        {
+            if (s.Container.Length > 0) containers[Sender] = s.Container;
+            Change(Sender, s.Names.ToHashSet());
+            ScheduleReport();
+        });
+        Receive<Terminated>(t =>
+        {
+            Change(t.ActorRef, []);
+            containers.Remove(t.ActorRef);
+            ScheduleReport();
+        });
+        Receive<HostnamesEvents.AddressesChanged>(a =>
+        {
+            if (!resolvers.ContainsKey(a.Host.Name)) return;
+            current[a.Host.Name] = a.Host;
+            ScheduleReport();
+        });
+        Receive<WriteReport>(_ => WriteNow());
     }
 
-    public static Props Props(IDnsResolver resolver, DnsSettings settings) =>
-        Akka.Actor.Props.Create(() => new HostnamesActor(resolver, settings));
+    public static Props Props(IDnsResolver resolver, DnsSettings settings, IHostnameReport? report = null) =>
+        Akka.Actor.Props.Create(() => new HostnamesActor(resolver, settings, report));
+
+    /// <summary>At most one report write per second.</summary>
+    private void ScheduleReport()
+    {
+        if (report is null || reportScheduled) return;
+        reportScheduled = true;
+        Context.System.Scheduler.ScheduleTellOnce(TimeSpan.FromSeconds(1), Self, WriteReport.Instance, Self);
+    }
+
+    private void WriteNow()
+    {
+        reportScheduled = false;
+        var entries = subscribers.Keys.Order(StringComparer.Ordinal).Select(name => new HostnameReportEntry(name,
+            current.TryGetValue(name, out var h) ? h.Addresses : [],
+            [.. subscribers[name].Select(s => containers.GetValueOrDefault(s, s.Path.Name)).Order(StringComparer.Ordinal)])).ToList();
+        try { report!.Write(entries); }
+        catch (Exception e) { log.Warning("cannot write the hostname report ({0})", e.Message); }
+    }
+
+    private sealed class WriteReport
+    {
+        public static readonly WriteReport Instance = new();
+    }
 
     private void Change(IActorRef subscriber, HashSet<string> names)
     {
@@ -50,6 +95,7 @@ public sealed class HostnamesActor : ReceiveActor
             Context.Stop(resolvers[name]);
             resolvers.Remove(name);
             subscribers.Remove(name);
+            current.Remove(name);
             log.Info("no container needs {0} any more; stopped resolving it", name);
         }
         if (names.Count == 0)
@@ -71,7 +117,8 @@ public sealed class Hostnames { }
 
 public static class HostnamesActorExtensions
 {
-    public static AkkaConfigurationBuilder AddHostnamesActor(this AkkaConfigurationBuilder builder, IDnsResolver resolver, DnsSettings settings) =>
+    public static AkkaConfigurationBuilder AddHostnamesActor(this AkkaConfigurationBuilder builder, IDnsResolver resolver, DnsSettings settings,
+        IHostnameReport? report = null) =>
         builder.WithActors((system, registry) =>
-            registry.Register<Hostnames>(system.ActorOf(HostnamesActor.Props(resolver, settings), "hostnames")));
+            registry.Register<Hostnames>(system.ActorOf(HostnamesActor.Props(resolver, settings, report), "hostnames")));
 }

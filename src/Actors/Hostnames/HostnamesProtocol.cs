@@ -11,9 +11,19 @@ public sealed record DnsSettings(TimeSpan MinTtl, TimeSpan MaxTtl, TimeSpan Grac
 
 public static class HostnamesCommands
 {
-    /// <summary>The sender wants these names resolved, and no others (empty: none).</summary>
-    public sealed record Subscribe(ImmutableHashSet<string> Names);
+    /// <summary>The sender (the actor of container <paramref name="Container"/>) wants these
+    /// names resolved, and no others (empty: none).</summary>
+    public sealed record Subscribe(ImmutableHashSet<string> Names, string Container = "");
 }
+
+/// <summary>Where the current picture of every name goes (for `whalewall status`).</summary>
+public interface IHostnameReport
+{
+    void Write(IReadOnlyList<HostnameReportEntry> names);
+}
+
+public sealed record HostnameReportEntry(string Name, ImmutableArray<(System.Net.IPAddress Address, DateTimeOffset Expires)> Addresses,
+    ImmutableArray<string> Containers);
 
 public static class HostnamesEvents
 {
