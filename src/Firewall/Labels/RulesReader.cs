@@ -15,7 +15,6 @@ internal sealed class RulesReader(ErrorSink errors)
     private static readonly string[] LocalhostKeys = ["allow", "allowed", "log_prefix", "verdict"];
     private static readonly string[] ExternalKeys = ["allow", "allowed", "ips", "ip", "log_prefix", "verdict"];
     private static readonly string[] VerdictKeys = ["chain", "queue", "input_est_queue", "output_est_queue"];
-    private static readonly string[] NotYetSupported = [];
 
     public ContainerPolicy Root(YamlNode root)
     {
@@ -289,9 +288,7 @@ internal sealed class RulesReader(ErrorSink errors)
             var name = (key as YamlScalarNode)?.Value ?? "";
             var at = path.Length == 0 ? name : $"{path}.{name}";
             if (allowed.Contains(name)) continue;
-            errors.Add(at, key, NotYetSupported.Contains(name)
-                ? $"`{name}` is not supported by this version of WhaleWall"
-                : $"unknown key `{LabelParser.Truncate(name)}` (expected one of: {string.Join(", ", allowed)})");
+            errors.Add(at, key, $"unknown key `{LabelParser.Truncate(name)}` (expected one of: {string.Join(", ", allowed)})");
         }
     }
 
