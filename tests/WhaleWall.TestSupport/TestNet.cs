@@ -3,7 +3,7 @@ namespace WhaleWall.TestSupport;
 /// <summary>
 /// The end-to-end address plan. Everything lives inside network namespaces the test creates;
 /// IPv4 only from 198.18.0.0/15, IPv6 only from 2001:db8::/32, plus loopback.
-/// Never use 192.0.2.0/24, 198.51.100.0/24 or 203.0.113.0/24 (this machine's uplink).
+/// Never use the other documentation ranges: this machine's uplink and mirrors live there (Guard refuses them).
 ///
 /// <code>
 ///   [host ns: dockerd, WhaleWall]  veth  [internet ns]
