@@ -182,7 +182,17 @@ internal sealed class RulesReader(ErrorSink errors)
             .ToImmutableArray();
 
     /// <summary>`ips: [...]`, or whalewall's older `ip: "..."` (a single value or a list).</summary>
-    private ImmutableArray<AddressRange> AddressList(YamlMappingNode map, string path, string key, string alias)
+    private ImmutableArray<AddressRange> AddressList(YamlMappingNode map, string path, string key, string alias) =>
+        Aliased(map, path, key, alias, Ips);
+
+    /// <summary>`dst_ports: [...]`, or whalewall's older `port: 80`.</summary>
+    private ImmutableArray<PortRange> PortList(YamlMappingNode map, string path) =>
+        Aliased(map, path, "dst_ports", "port", Ports);
+
+    /// <summary>A list under <paramref name="key"/>, or under its older spelling
+    /// <paramref name="alias"/> where a single value stands for a list of one; not both.</summary>
+    private ImmutableArray<T> Aliased<T>(YamlMappingNode map, string path, string key, string alias,
+        Func<YamlNode, string, ImmutableArray<T>> read)
     {
         var (a, b) = (Get(map, key), Get(map, alias));
         if (a is not null && b is not null)
@@ -190,47 +200,28 @@ internal sealed class RulesReader(ErrorSink errors)
             errors.Add($"{path}.{alias}", b, $"`{alias}` and `{key}` mean the same; give one");
             return [];
         }
-        if (a is not null) return Ips(a, $"{path}.{key}");
+        if (a is not null) return read(a, $"{path}.{key}");
         if (b is null) return [];
-        return b is YamlSequenceNode ? Ips(b, $"{path}.{alias}") : Ips(new YamlSequenceNode(b), $"{path}.{alias}");
-    }
-
-    /// <summary>`dst_ports: [...]`, or whalewall's older `port: 80`.</summary>
-    private ImmutableArray<PortRange> PortList(YamlMappingNode map, string path)
-    {
-        var (a, b) = (Get(map, "dst_ports"), Get(map, "port"));
-        if (a is not null && b is not null)
-        {
-            errors.Add(path + ".port", b, "`port` and `dst_ports` mean the same; give one");
-            return [];
-        }
-        if (a is not null) return Ports(a, path + ".dst_ports");
-        if (b is null) return [];
-        return b is YamlSequenceNode ? Ports(b, path + ".port") : Ports(new YamlSequenceNode(b), path + ".port");
+        return read(b as YamlSequenceNode ?? new YamlSequenceNode(b), $"{path}.{alias}");
     }
 
     private ImmutableArray<AddressRange> Ips(YamlNode node, string path) =>
-        Sequence(node, path, LabelKeys.MaxListLength)
-            .Select((item, i) => Scalar(item, $"{path}[{i}]") is { } text
-                ? AddressSyntax.Parse(text) switch
-                {
-                    { Range: { } r } => r,
-                    { Error: var message } => Fail<AddressRange>($"{path}[{i}]", item, message!),
-                }
-                : null)
-            .OfType<AddressRange>()
-            .ToImmutableArray();
+        Parsed(node, path, text => AddressSyntax.Parse(text) is var r ? (r.Range, r.Error) : default);
 
     private ImmutableArray<PortRange> Ports(YamlNode node, string path) =>
+        Parsed(node, path, text => PortSyntax.Parse(text) is var r ? (r.Range, r.Error) : default);
+
+    /// <summary>A list of values each parsed by <paramref name="parse"/>; every bad one is an error.</summary>
+    private ImmutableArray<T> Parsed<T>(YamlNode node, string path, Func<string, (T? Value, string? Error)> parse) where T : class =>
         Sequence(node, path, LabelKeys.MaxListLength)
             .Select((item, i) => Scalar(item, $"{path}[{i}]") is { } text
-                ? PortSyntax.Parse(text) switch
+                ? parse(text) switch
                 {
-                    { Range: { } r } => r,
-                    { Error: var message } => Fail<PortRange>($"{path}[{i}]", item, message!),
+                    { Value: { } value } => value,
+                    { Error: var message } => Fail<T?>($"{path}[{i}]", item, message!),
                 }
                 : null)
-            .OfType<PortRange>()
+            .OfType<T>()
             .ToImmutableArray();
 
     private L4Proto? Proto(YamlNode node, string path) =>
