@@ -23,8 +23,14 @@ public static class ContainerEvents
 /// metrics and health (never per packet).</summary>
 public static class ContainerNotices
 {
-    /// <summary>The container's facts and state changed; <paramref name="Facts"/> null: it is gone.</summary>
-    public sealed record StateChanged(string Id, Firewall.Policy.ContainerFacts? Facts, ContainerState State);
+    /// <summary>The container's facts and state changed; <paramref name="Facts"/> null: it is gone.
+    /// <paramref name="Reasons"/>: why it is in that state (label errors, compile error, the
+    /// kernel's rejection, why it is unfilterable), already escaped for logs.</summary>
+    public sealed record StateChanged(string Id, Firewall.Policy.ContainerFacts? Facts, ContainerState State,
+        System.Collections.Immutable.ImmutableArray<string> Reasons = default)
+    {
+        public System.Collections.Immutable.ImmutableArray<string> ReasonsOrEmpty => Reasons.IsDefault ? [] : Reasons;
+    }
 }
 
 public enum ContainerState
@@ -39,4 +45,7 @@ public enum ContainerState
     Rejected,
     /// <summary>Removed.</summary>
     Gone,
+    /// <summary>Opted in, but its traffic never crosses WhaleWall's hooks (host network,
+    /// <c>container:</c> network mode, macvlan/ipvlan, overlay east-west): NOT enforced.</summary>
+    Unfilterable,
 }

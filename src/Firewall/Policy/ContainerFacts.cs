@@ -4,9 +4,10 @@ using System.Net;
 namespace WhaleWall.Firewall.Policy;
 
 /// <summary>One network a container is attached to, with its addresses there, their prefix
-/// lengths (the network's subnet) and the network's driver.</summary>
+/// lengths (the network's subnet) and the network's driver.
+/// <paramref name="MacAddress"/>: the container's MAC on that network (lower-case, colon-separated), when known.</summary>
 public sealed record NetworkAttachment(string Name, string Id, IPAddress? IPv4, IPAddress? IPv6,
-    int IPv4Prefix = 32, int IPv6Prefix = 128, string Driver = "bridge");
+    int IPv4Prefix = 32, int IPv6Prefix = 128, string Driver = "bridge", string? MacAddress = null);
 
 /// <summary>A published port: container port/proto bound on the host.</summary>
 public sealed record PublishedPort(ushort ContainerPort, L4Proto Proto, string HostIp, ushort HostPort);
@@ -20,8 +21,13 @@ public sealed record ContainerFacts(
     ImmutableArray<NetworkAttachment> Networks,
     ImmutableArray<PublishedPort> Ports,
     ImmutableArray<IPAddress> DnsServers = default,
-    string? Image = null)
+    string? Image = null,
+    string? NetworkMode = null)
 {
+    /// <summary>Docker's <c>HostConfig.NetworkMode</c>: <c>default</c>, <c>bridge</c>, <c>host</c>,
+    /// <c>none</c>, <c>container:&lt;id&gt;</c> or a network name (null when unknown).</summary>
+    public bool SharesAnotherNamespace => NetworkMode is "host" || (NetworkMode?.StartsWith("container:", StringComparison.Ordinal) ?? false);
+
     /// <summary>The resolvers the container's DNS queries leave through (what `_dns_` opens).</summary>
     public ImmutableArray<IPAddress> DnsServersOrEmpty => DnsServers.IsDefault ? [] : DnsServers;
 
