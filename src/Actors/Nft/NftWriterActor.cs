@@ -307,8 +307,10 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         memory.Refused[owner] = new Refusal(wanted.Version, error, attempts);
         progress.Retrying = memory.Refused.Count;
         var retry = Backoff(attempts);
-        log.Error("kernel rejected the rules of {0}: {1}; {2}, retrying in {3:0} s", owner, error,
-            holdsContainer ? "its addresses are drop-all meanwhile" : "its previous elements stay meanwhile", retry.TotalSeconds);
+        if (before is null || before.Error != error)
+            log.Error("kernel rejected the rules of {0}: {1}; {2}, retrying with backoff", owner, error,
+                holdsContainer ? "its addresses are drop-all meanwhile" : "its previous elements stay meanwhile");
+        else log.Debug("kernel rejected the rules of {0} again; next retry in {1:0} s", owner, retry.TotalSeconds);
         memory.Desired[owner] = wanted with { Answered = true };
         wanted.ReplyTo.Tell(new Rejected(owner, wanted.Version, error));
         Timers.StartSingleTimer("retry-" + owner, new Retry(owner, wanted.Version), retry);
