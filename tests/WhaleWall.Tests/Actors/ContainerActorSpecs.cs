@@ -141,3 +141,28 @@ public class ContainerRenewalSpecs : TestKit
         Assert.True(renewed.Version > first.Version);
     }
 }
+
+/// <summary>Issue 12 (8): removals lagged because the actor waited for Docker's inspection (which
+/// Docker answers only once it releases the container, i.e. after the removal) and for the journal
+/// before telling the writer. A death takes the rules away from the event itself.</summary>
+public class ContainerRemovalSpecs : TestKit
+{
+    [Fact]
+    public void A_dying_container_loses_its_rules_while_docker_and_the_journal_are_still_busy()
+    {
+        var docker = new FakeDockerSource();
+        var a = Facts.Container("a", "198.18.128.2", "output:\n  - ips: [198.19.0.10]\n");
+        docker.Containers[a.Id] = a;
+        var writer = CreateTestProbe();
+        var store = CreateTestProbe(); // a journal that never answers
+        var peers = Sys.ActorOf(Props.Create<PeerDirectoryActor>());
+        var actor = Sys.ActorOf(ContainerActor.Props(a.Id, docker, writer, peers, store: store));
+        actor.Tell(new ContainerCommands.Seed(a)); // replayed from the journal: enforced at once
+        Assert.NotEmpty(writer.ExpectMsg<Program>().Fragment.Elements);
+
+        docker.InspectGate = new TaskCompletionSource(); // Docker is busy removing it
+        actor.Tell(new ContainerCommands.Refresh("die", new DockerEvent("container", "die", a.Id, 1)));
+        Assert.Empty(writer.ExpectMsg<Program>(TimeSpan.FromMilliseconds(500)).Fragment.Elements);
+        docker.InspectGate.SetResult();
+    }
+}
