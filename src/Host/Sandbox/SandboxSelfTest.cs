@@ -70,7 +70,7 @@ public static class SandboxSelfTest
     {
         var path = Path.Combine(dataDir, ExecProbeName);
         File.WriteAllBytes(path, []);
-        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
                                    UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
         return path;
     }
