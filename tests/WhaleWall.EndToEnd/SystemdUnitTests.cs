@@ -8,7 +8,7 @@ namespace WhaleWall.EndToEnd;
 /// reported there (that is how `@sandbox`, missing from systemd 252, was caught).</summary>
 public sealed class SystemdUnitTests
 {
-    private static string Unit()
+    internal static string Unit()
     {
         var repo = AppContext.BaseDirectory;
         while (!File.Exists(Path.Combine(repo, "WhaleWall.sln"))) repo = Path.GetDirectoryName(repo.TrimEnd('/'))!;
@@ -16,7 +16,7 @@ public sealed class SystemdUnitTests
     }
 
     /// <summary>Every value of a directive, in order (systemd appends repeated list settings).</summary>
-    private static List<string> Values(string unit, string key) =>
+    internal static List<string> Values(string unit, string key) =>
         unit.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith(key + "=", StringComparison.Ordinal))
             .Select(l => l[(key.Length + 1)..]).ToList();
 
