@@ -31,21 +31,42 @@ RUN dotnet publish src/Host/WhaleWall.Host.csproj -c Release -r "$RID" --self-co
 FROM ${RUNTIME_IMAGE} AS runtime
 ARG SOURCE_DATE_EPOCH=0
 # libnftables1 (the kernel interface), libseccomp2 (the sandbox), ca-certificates (a TLS Docker
-# endpoint). Installed only when the base lacks them, so a prepared base needs no network.
+# endpoint), libcap2-bin (setcap, below; getcap shows the result). Installed only when the base
+# lacks them, so a prepared base needs no network.
+# The daemon runs as whalewall (uid/gid 10001, fixed so a bind-mounted data dir can be chowned
+# ahead of time), owning only its data dir.
 RUN set -e; \
-    if ! dpkg-query -W -f='${Status}\n' libnftables1 libseccomp2 ca-certificates 2>/dev/null | grep -c 'install ok installed' | grep -qx 3; then \
+    missing=; \
+    for p in libnftables1 libseccomp2 ca-certificates libcap2-bin; do \
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"; \
+    done; \
+    if [ -n "$missing" ]; then \
         apt-get update; \
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libnftables1 libseccomp2 ca-certificates; \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing; \
         rm -rf /var/lib/apt/lists/*; \
     fi; \
-    mkdir -p /var/lib/whalewall; \
+    groupadd --system --gid 10001 whalewall; \
+    useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /var/lib/whalewall --shell /usr/sbin/nologin whalewall; \
+    install -d -o 10001 -g 10001 -m 0700 /var/lib/whalewall; \
     rm -rf /var/cache/apt/* /var/log/* /tmp/*
 COPY --from=build /out/ /app/
+# CAP_NET_ADMIN (netlink to nftables) as a file capability of the apphost, so a non-root
+# process gets it on exec, and keeps it across the sandbox's re-exec. The apphost loads the
+# runtime by absolute path and libnftables/libseccomp from the system library path, which is
+# all the loader uses in the secure-execution mode file capabilities put it in (it ignores
+# LD_LIBRARY_PATH). Docker copies the capability into the image layer (security.capability).
+RUN setcap cap_net_admin+ep /app/whalewall \
+ && getcap /app/whalewall | grep -q cap_net_admin \
+ && touch -h -d "@${SOURCE_DATE_EPOCH}" /app/whalewall
 ENV WHALEWALL_DATA_DIR=/var/lib/whalewall \
     DOCKER_HOST=unix:///var/run/docker.sock \
     DOTNET_CLI_TELEMETRY_OPTOUT=1
 VOLUME ["/var/lib/whalewall"]
-# Root inside the container, but with one capability: run it with `--cap-drop ALL --cap-add
-# NET_ADMIN` (docker-compose.yml does). See README "Deployment" for why not a non-root user.
+# Not root. Run it with `--cap-drop ALL --cap-add NET_ADMIN` (the capability must be in the
+# container's bounding set for the file capability to take) and the Docker socket's group:
+# `--group-add $(stat -c %g /var/run/docker.sock)`; docker-compose.yml does both (README,
+# "Deployment"). Not with `--security-opt no-new-privileges`: it would keep the file capability
+# from taking (WhaleWall sets no_new_privs itself, once it holds the capability).
+USER 10001:10001
 ENTRYPOINT ["/app/whalewall"]
 CMD ["run"]

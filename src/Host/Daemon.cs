@@ -20,6 +20,13 @@ public static class Daemon
 {
     public static async Task<int> RunAsync(Options options, CancellationToken ct)
     {
+        // a daemon without CAP_NET_ADMIN, without the socket's group, or with a data dir owned by
+        // someone else would retry forever: say what is wrong and stop
+        var denied = new[] { AccessCheck.NetAdmin(), AccessCheck.DockerSocket(options.DockerHost), AccessCheck.DataDir(options.DataDir) }
+            .OfType<string>().ToList();
+        foreach (var problem in denied) Console.Error.WriteLine($"[ERROR] {problem}");
+        if (denied.Count > 0) return 4;
+
         foreach (var problem in BridgeNetfilter.Ensure())
             Console.Error.WriteLine($"[ERROR] {problem}");
 

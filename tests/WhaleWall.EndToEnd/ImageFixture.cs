@@ -77,12 +77,18 @@ public sealed class ImageFixture : IAsyncLifetime
             ["DOCKER_SOCKET"] = Harness.DockerSocket,
             ["WHALEWALL_NFT_TABLE"] = Table,
             ["WHALEWALL_LOG_LEVEL"] = "debug",
+            // what the deploy files tell operators to pass: the socket's group, read at run time
+            ["DOCKER_GID"] = DockerSocketGid.ToString(),
         };
         foreach (var (k, v) in extra) env[k] = v;
         return env;
     }
 
     public string Log => Path.Combine(Harness.Dir, "deploy.log");
+
+    /// <summary>The group owning the harness' Docker socket (dockerd gives it the `docker`
+    /// group), as `stat -c %g` reads it.</summary>
+    public int DockerSocketGid => int.Parse(Shell.Run("stat", "-c", "%g", Harness.DockerSocket).Trim());
 
     public string Docker(params string[] args) =>
         Cli.RunOk(Log, Env(), TimeSpan.FromMinutes(3), "/usr/bin/docker", args);

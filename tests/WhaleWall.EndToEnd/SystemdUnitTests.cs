@@ -8,12 +8,38 @@ namespace WhaleWall.EndToEnd;
 /// reported there (that is how `@sandbox`, missing from systemd 252, was caught).</summary>
 public sealed class SystemdUnitTests
 {
-    [Fact]
-    public void Unit_file_passes_systemd_analyze_verify()
+    internal static string Unit()
     {
         var repo = AppContext.BaseDirectory;
         while (!File.Exists(Path.Combine(repo, "WhaleWall.sln"))) repo = Path.GetDirectoryName(repo.TrimEnd('/'))!;
-        var unit = File.ReadAllText(Path.Combine(repo, "deploy", "whalewall.service"));
+        return File.ReadAllText(Path.Combine(repo, "deploy", "whalewall.service"));
+    }
+
+    /// <summary>Every value of a directive, in order (systemd appends repeated list settings).</summary>
+    internal static List<string> Values(string unit, string key) =>
+        unit.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith(key + "=", StringComparison.Ordinal))
+            .Select(l => l[(key.Length + 1)..]).ToList();
+
+    [Fact]
+    public void Unit_runs_the_daemon_as_a_user_of_its_own_with_the_socket_group_and_CAP_NET_ADMIN_only()
+    {
+        var unit = Unit();
+        Assert.Equal(["whalewall"], Values(unit, "User"));
+        Assert.Equal(["whalewall"], Values(unit, "Group"));
+        Assert.Equal(["docker"], Values(unit, "SupplementaryGroups"));
+        Assert.Equal(["CAP_NET_ADMIN"], Values(unit, "AmbientCapabilities"));
+        Assert.Equal(["CAP_NET_ADMIN"], Values(unit, "CapabilityBoundingSet"));
+        Assert.Equal(["yes"], Values(unit, "NoNewPrivileges"));
+        // the data dir: systemd creates and chowns it, writable, and mounted noexec
+        Assert.Equal(["whalewall"], Values(unit, "StateDirectory"));
+        Assert.Contains("/var/lib/whalewall", Values(unit, "NoExecPaths").SelectMany(v => v.Split(' ')));
+        Assert.Empty(Values(unit, "DynamicUser"));
+    }
+
+    [Fact]
+    public void Unit_file_passes_systemd_analyze_verify()
+    {
+        var unit = Unit();
         Assert.Contains("ExecStart=/opt/whalewall/whalewall run", unit);
 
         var dir = Path.Combine(Path.GetTempPath(), "ww-unit-" + Guid.NewGuid().ToString("N")[..6]);

@@ -5,17 +5,17 @@ namespace WhaleWall.TestSupport;
 /// <summary>
 /// Local stand-ins for the registry images the Dockerfile builds from (there is no image
 /// registry here): a Debian bookworm rootfs made with debootstrap from the machine's configured
-/// Debian mirror (minbase + libnftables1, libseccomp2, ca-certificates), imported as the
-/// runtime base; and the same rootfs plus this machine's .NET SDK and an offline NuGet feed
-/// holding exactly the packages the daemon restores for linux-x64, as the SDK base. The rootfs
-/// and the feed are cached in <see cref="CacheDir"/> (per machine, so once per CI run at most).
+/// Debian mirror (minbase + libnftables1, libseccomp2, ca-certificates, and libcap2-bin for the
+/// Dockerfile's setcap), imported as the runtime base; and the same rootfs plus this machine's
+/// .NET SDK and an offline NuGet feed holding exactly the packages the daemon restores for
+/// linux-x64, as the SDK base. The rootfs and the feed are cached in <see cref="CacheDir"/> (per machine, so once per CI run at most).
 /// </summary>
 public static class DebianImages
 {
     public const string RuntimeImage = "ww-debian:bookworm";
     public const string SdkImage = "ww-dotnet-sdk:10";
     public const string Suite = "bookworm";
-    public const string Packages = "libnftables1,libseccomp2,ca-certificates";
+    public const string Packages = "libnftables1,libseccomp2,ca-certificates,libcap2-bin";
 
     public static string CacheDir =>
         Environment.GetEnvironmentVariable("WHALEWALL_E2E_CACHE") is { Length: > 0 } d ? d : "/var/tmp/whalewall-e2e-cache";

@@ -21,6 +21,9 @@ public sealed class WhaleWallDaemon : IAsyncDisposable
     /// <summary>The running daemon's pid (next to the log), for the sweep in scripts/test.sh.</summary>
     public string PidFile => Path.ChangeExtension(LogFile, ".pid");
     public IDictionary<string, string> ExtraEnvironment { get; } = new Dictionary<string, string>();
+    /// <summary>A command (and its arguments) that runs the daemon, e.g. `setpriv ...` to run it
+    /// as another user; empty: run it directly.</summary>
+    public IReadOnlyList<string> Wrapper { get; set; } = [];
     public int Pid => _process is { } p && E2eProcess.IsAlive(p.Id) ? p.Id : 0;
     public bool IsRunning => Pid != 0;
     public TimeSpan LastStartTime { get; private set; }
@@ -69,7 +72,7 @@ public sealed class WhaleWallDaemon : IAsyncDisposable
         _logOffsetAtStart = new FileInfo(LogFile).Length;
 
         var sw = Stopwatch.StartNew();
-        _process = E2eProcess.StartLogged(LogFile, Environment(), "nsenter", "--net=" + HostNsPath, DotnetHost(), DllPath, "run");
+        _process = E2eProcess.StartLogged(LogFile, Environment(), ["nsenter", "--net=" + HostNsPath, .. Wrapper, DotnetHost(), DllPath, "run"]);
         File.WriteAllText(PidFile, _process.Id + "\n");
         var limit = timeout ?? TimeSpan.FromSeconds(60);
         while (true)

@@ -7,7 +7,7 @@ namespace WhaleWall.Host.Sandbox;
 /// landlock_restrict_self. The restriction covers the calling thread and everything it later
 /// creates or executes (not threads that exist already): see <see cref="SandboxEntry"/> for why
 /// the daemon re-executes itself after calling this.</summary>
-internal static class Landlock
+public static class Landlock
 {
     // include/uapi/linux/landlock.h
     public const ulong Execute = 1UL << 0, WriteFile = 1UL << 1, ReadFile = 1UL << 2, ReadDir = 1UL << 3,
@@ -16,7 +16,8 @@ internal static class Landlock
         Refer = 1UL << 13, Truncate = 1UL << 14, IoctlDev = 1UL << 15;
 
     public const ulong ReadOnly = Execute | ReadFile | ReadDir;
-    public const ulong ReadWrite = ReadOnly | WriteFile | RemoveDir | RemoveFile | MakeDir | MakeReg | MakeSock | MakeSym | Truncate | Refer;
+    /// <summary>Read and write, not execute: nothing the daemon can write can be run.</summary>
+    public const ulong ReadWrite = ReadFile | ReadDir | WriteFile | RemoveDir | RemoveFile | MakeDir | MakeReg | MakeSock | MakeSym | Truncate | Refer;
 
     private const ulong ScopeAbstractUnixSocket = 1UL << 0, ScopeSignal = 1UL << 1;
     private const uint CreateRulesetVersion = 1U << 0;
@@ -64,7 +65,7 @@ internal static class Landlock
     /// <summary>Restricts the calling thread (and what it creates or executes afterwards) to
     /// <paramref name="rules"/> (path -> allowed rights). Paths that do not exist are skipped
     /// and returned. Throws when the kernel rejects the ruleset.</summary>
-    public static unsafe IReadOnlyList<string> RestrictSelf(int abi, IReadOnlyList<(string Path, ulong Access)> rules)
+    internal static unsafe IReadOnlyList<string> RestrictSelf(int abi, IReadOnlyList<(string Path, ulong Access)> rules)
     {
         var handled = HandledFs(abi);
         var attr = new RulesetAttr { HandledAccessFs = handled };

@@ -15,7 +15,8 @@ namespace WhaleWall.Host.Sandbox;
 /// EINVAL). So the first stage restricts its main thread, loads the seccomp filter, and re-executes
 /// the same command line: execve replaces the whole process by a single thread that inherits the
 /// landlock domain and the seccomp filter, and every thread the new runtime starts inherits
-/// them in turn. The second stage checks that both are in force before going on.
+/// them in turn. The second stage checks that both are in force, then loads a second seccomp
+/// filter that denies execve and execveat (the first must still allow the re-exec), and goes on.
 /// </summary>
 public static class SandboxEntry
 {
@@ -23,10 +24,14 @@ public static class SandboxEntry
     public const string StageVariable = "WHALEWALL_SANDBOX_STAGE";
     public const string SwitchVariable = "WHALEWALL_SANDBOX";
 
+    /// <summary>The data dir the sandbox was entered for (the self-test writes its exec probe there).</summary>
+    internal static string? DataDir { get; private set; }
+
     /// <summary>Returns when the caller may go on (sandboxed, or sandbox off). In the first stage
     /// it does not return: it re-executes the process.</summary>
     public static void Enter(Options options, Action<string> info, Action<string> warn)
     {
+        DataDir = options.DataDir;
         if (Environment.GetEnvironmentVariable(SwitchVariable) is { } s && s.Equals("off", StringComparison.OrdinalIgnoreCase))
         {
             warn("!!! WHALEWALL_SANDBOX=off: running WITHOUT the landlock and seccomp sandbox. The daemon holds CAP_NET_ADMIN " +
@@ -49,7 +54,12 @@ public static class SandboxEntry
         if (abi > 0)
         {
             // paths that do not exist on this host (e.g. /lib32) get no rule, which only narrows
-            Landlock.RestrictSelf(abi, SandboxPaths.For(options.DataDir, options.DockerHost));
+            var rules = SandboxPaths.For(options.DataDir, options.DockerHost);
+            foreach (var above in SandboxPaths.ExecutableAbove(options.DataDir, rules))
+                warn($"!!! sandbox: the data dir {options.DataDir} lies beneath {above}, which the sandbox must leave executable: " +
+                     "files written to the data dir can be executed as far as landlock is concerned (seccomp still denies execve); " +
+                     "move WHALEWALL_DATA_DIR out of it !!!");
+            Landlock.RestrictSelf(abi, rules);
             applied.Add($"landlock{abi}");
         }
         else
@@ -83,8 +93,19 @@ public static class SandboxEntry
         }
         if (problems.Count > 0)
             throw new InvalidOperationException("sandbox: " + string.Join("; ", problems));
-        info($"sandbox: {(landlock is null ? "no landlock" : $"landlock ABI {landlock["landlock".Length..]}")}, " +
-             $"{(parts.Contains("seccomp") ? $"seccomp ({Seccomp.Denied.Length} system calls denied)" : "no seccomp")}, " +
+
+        var seccomp = "no seccomp";
+        if (parts.Contains("seccomp"))
+        {
+            // the re-exec is done: from here on the process runs no program at all, its own included
+            if (Environment.GetEnvironmentVariable(SandboxSelfTest.Variable) is { Length: > 0 } && DataDir is { } dataDir)
+                SandboxSelfTest.LogDataDirExec(dataDir, info);
+            var unknown = Seccomp.LoadAfterStart();
+            if (unknown.Count > 0) info($"sandbox: libseccomp does not know {string.Join(", ", unknown)} (left allowed)");
+            seccomp = $"seccomp ({Seccomp.Denied.Length} system calls denied, clone with namespace flags denied, " +
+                      $"{string.Join("/", Seccomp.NotImplemented)} ENOSYS; {string.Join("/", Seccomp.DeniedAfterStart)} denied after the re-exec)";
+        }
+        info($"sandbox: {(landlock is null ? "no landlock" : $"landlock ABI {landlock["landlock".Length..]}")}, {seccomp}, " +
              $"on every thread (applied before re-exec; NoNewPrivs {ReadStatus("NoNewPrivs")})");
     }
 

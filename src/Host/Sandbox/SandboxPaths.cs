@@ -26,7 +26,8 @@ public static class SandboxPaths
             ("/proc/sys/net/bridge", procRead | Landlock.WriteFile | Landlock.Truncate),
             ("/dev/null", Landlock.ReadFile | Landlock.WriteFile | Landlock.Truncate),
             ("/dev/urandom", Landlock.ReadFile), ("/dev/random", Landlock.ReadFile), ("/dev/zero", Landlock.ReadFile),
-            // state (SQLite journal) and nothing else writable
+            // state (SQLite journal) and nothing else writable; not executable (ReadWrite has no
+            // Execute, and no other rule grants it beneath the data dir)
             (dataDir, Landlock.ReadWrite),
         };
         if (Environment.ProcessPath is { } exe && Path.GetDirectoryName(exe) is { } exeDir) rules.Add((exeDir, ro));
@@ -40,6 +41,21 @@ public static class SandboxPaths
         if (dockerHost.StartsWith("unix://", StringComparison.Ordinal))
             rules.Add((dockerHost["unix://".Length..], Landlock.ReadFile | Landlock.WriteFile));
         return rules;
+    }
+
+    /// <summary>Rules that grant Execute on a directory containing <paramref name="dataDir"/>
+    /// (landlock adds up the rights of every rule above a file and cannot take one away): a data
+    /// dir beneath the app dir, /usr, /etc, ... would be executable despite its own rule.</summary>
+    public static IReadOnlyList<string> ExecutableAbove(string dataDir, IReadOnlyList<(string Path, ulong Access)> rules)
+    {
+        var dir = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dataDir)) + "/";
+        return rules
+            .Where(r => (r.Access & Landlock.Execute) != 0)
+            .Select(r => Path.TrimEndingDirectorySeparator(Path.GetFullPath(r.Path)) + "/")
+            .Where(p => dir.StartsWith(p, StringComparison.Ordinal))
+            .Select(p => p.Length > 1 ? p.TrimEnd('/') : p)
+            .Distinct()
+            .ToList();
     }
 
     /// <summary>Where System.Private.CoreLib lives (the shared framework, or the app dir when

@@ -3,18 +3,30 @@ namespace WhaleWall.Host.Sandbox;
 /// <summary>Test hook (WHALEWALL_SANDBOX_SELFTEST=&lt;path&gt;): once the daemon is up, probes
 /// the sandbox from many threads — the caller's, new dedicated threads, and as many thread-pool
 /// threads as can be made to run at once (the pool also runs the actors) — and logs one line
-/// per thread: <c>sandbox-selftest tid=N where=W open=ERRNO unshare=ERRNO</c>, then a summary
-/// line with the number of threads the process has. The end-to-end tests read these lines.</summary>
+/// per thread: <c>sandbox-selftest tid=N where=W open=E unshare=E exec=E execveat=E
+/// clone_newnet=E clone_plain=E clone3=E io_uring=E/E/E</c> (E an errno name, see
+/// <see cref="Probes"/>), then a summary line with the number of threads the process has. The
+/// exec probes run an empty file the daemon has just written to its data dir. Before the
+/// second stage denies execve, <see cref="LogDataDirExec"/> logs what landlock alone does with
+/// that file. The end-to-end tests read these lines.</summary>
 public static class SandboxSelfTest
 {
     public const string Variable = "WHALEWALL_SANDBOX_SELFTEST";
+    private const string ExecProbeName = ".sandbox-selftest-exec";
 
     public static async Task RunAsync(string path, Action<string> log)
     {
+        var exec = SandboxEntry.DataDir is { } dataDir ? WriteExecProbe(dataDir) : null;
         var lines = new List<string>();
         void Probe(string where)
         {
-            var line = $"sandbox-selftest tid={Probes.ThreadId()} where={where} open={Probes.Name(Probes.OpenErrno(path))} unshare={Probes.Name(Probes.UnshareNothingErrno())}";
+            var line = $"sandbox-selftest tid={Probes.ThreadId()} where={where} open={Probes.Name(Probes.OpenErrno(path))} " +
+                       $"unshare={Probes.Name(Probes.UnshareNothingErrno())} " +
+                       (exec is null ? "exec=none execveat=none " :
+                           $"exec={Probes.Name(Probes.ExecEmptyFileErrno(exec))} execveat={Probes.Name(Probes.ExecveatEmptyFileErrno(exec))} ") +
+                       $"clone_newnet={Probes.Name(Probes.InvalidCloneErrno(Probes.CloneNewNet))} " +
+                       $"clone_plain={Probes.Name(Probes.InvalidCloneErrno(0))} clone3={Probes.Name(Probes.Clone3Errno())} " +
+                       $"io_uring={IoUring()}";
             lock (lines) lines.Add(line);
         }
 
@@ -31,8 +43,35 @@ public static class SandboxSelfTest
             Probe("pool");
         }, TaskCreationOptions.PreferFairness)));
 
+        if (exec is not null) File.Delete(exec);
         lock (lines) foreach (var l in lines) log(l);
         var threads = Directory.GetDirectories("/proc/self/task").Length;
         log($"sandbox-selftest done: {lines.Count} probes, process has {threads} threads");
+    }
+
+    /// <summary>Called by the second stage before it loads the filter that denies execve: with
+    /// seccomp still letting execve through, the errno is landlock's (or the mount's) answer to
+    /// running a file the daemon wrote to its data dir.</summary>
+    internal static void LogDataDirExec(string dataDir, Action<string> log)
+    {
+        var exec = WriteExecProbe(dataDir);
+        try { log($"sandbox-selftest stage=before-exec-filter exec_datadir={Probes.Name(Probes.ExecEmptyFileErrno(exec))}"); }
+        finally { File.Delete(exec); }
+    }
+
+    private static string IoUring()
+    {
+        var (setup, enter, register) = Probes.IoUringErrnos();
+        return $"{Probes.Name(setup)}/{Probes.Name(enter)}/{Probes.Name(register)}";
+    }
+
+    /// <summary>An empty file with every execute bit, written by the daemon itself.</summary>
+    private static string WriteExecProbe(string dataDir)
+    {
+        var path = Path.Combine(dataDir, ExecProbeName);
+        File.WriteAllBytes(path, []);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
+                                   UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        return path;
     }
 }
