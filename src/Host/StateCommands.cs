@@ -4,6 +4,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using WhaleWall.Actors.Hostnames;
 using WhaleWall.Actors.State;
+using WhaleWall.Firewall.Decide;
 using WhaleWall.Firewall.Kernel;
 using WhaleWall.Firewall.Labels;
 using WhaleWall.Firewall.Nft;
@@ -26,7 +27,7 @@ public static class StateCommands
 
         var containers = snapshot.State.Containers.Values.Select(c =>
         {
-            var decision = PolicyDecider.Decide(c.Facts, options.Gateway);
+            var decision = ContainerDecider.Decide(options.Decision, c.Facts).Policy;
             return new JsonObject
             {
                 ["id"] = c.Facts.Id,

@@ -8,6 +8,7 @@ using WhaleWall.Actors.Hostnames;
 using WhaleWall.Actors.Nft;
 using WhaleWall.Actors.State;
 using WhaleWall.Firewall.Compile;
+using WhaleWall.Firewall.Decide;
 using WhaleWall.Firewall.Labels;
 using WhaleWall.Firewall.Nft;
 using WhaleWall.Firewall.Policy;
@@ -240,7 +241,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
 
     private void Decide()
     {
-        decision = PolicyDecider.Decide(facts!, gateway);
+        decision = ContainerDecider.Decide(new DecisionContext(gateway), facts!).Policy;
         switch (decision)
         {
             case PolicyDecision.FailClosed f:
