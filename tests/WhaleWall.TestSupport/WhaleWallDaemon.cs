@@ -21,6 +21,15 @@ public sealed class WhaleWallDaemon : IAsyncDisposable
     /// <summary>The running daemon's pid (next to the log), for the sweep in scripts/test.sh.</summary>
     public string PidFile => Path.ChangeExtension(LogFile, ".pid");
     public IDictionary<string, string> ExtraEnvironment { get; } = new Dictionary<string, string>();
+    /// <summary>A command (and its arguments) run inside the namespace that execs the daemon's
+    /// command line given after it (e.g. <see cref="ReadOnlyProcSys"/>); the pid stays the daemon's.</summary>
+    public IList<string> Wrapper { get; } = new List<string>();
+
+    /// <summary>For <see cref="Wrapper"/>: the daemon in a mount namespace of its own where
+    /// /proc/sys is read-only, as in a container.</summary>
+    public static readonly string[] ReadOnlyProcSys =
+        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+         "mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && exec \"$@\"", "sh"];
     public int Pid => _process is { } p && E2eProcess.IsAlive(p.Id) ? p.Id : 0;
     public bool IsRunning => Pid != 0;
     public TimeSpan LastStartTime { get; private set; }
@@ -69,7 +78,7 @@ public sealed class WhaleWallDaemon : IAsyncDisposable
         _logOffsetAtStart = new FileInfo(LogFile).Length;
 
         var sw = Stopwatch.StartNew();
-        _process = E2eProcess.StartLogged(LogFile, Environment(), "nsenter", "--net=" + HostNsPath, DotnetHost(), DllPath, "run");
+        _process = E2eProcess.StartLogged(LogFile, Environment(), ["nsenter", "--net=" + HostNsPath, .. Wrapper, DotnetHost(), DllPath, "run"]);
         File.WriteAllText(PidFile, _process.Id + "\n");
         var limit = timeout ?? TimeSpan.FromSeconds(60);
         while (true)
