@@ -28,7 +28,7 @@ public sealed class StatusHealthTests(E2eFixture fx, ITestOutputHelper output)
         status["containers"]!.AsArray().FirstOrDefault(c => c!["id"]!.GetValue<string>() == id)?["state"]?.GetValue<string>();
 
     [Fact]
-    public Task Status_shows_each_containers_state_as_the_daemon_holds_it_and_flush_refuses_while_it_runs() => fx.Run(output, async () =>
+    public Task Status_shows_each_containers_state_as_the_daemon_holds_it_and_the_journal_as_last_known_when_it_is_stopped() => fx.Run(output, async () =>
     {
         await fx.EnsureDaemonAsync();
         var enforced = await fx.StartedAsync("st-ok", OptedIn($"output: [{{ips: [{Server1}], proto: tcp, dst_ports: [80]}}]"));
@@ -52,13 +52,6 @@ public sealed class StatusHealthTests(E2eFixture fx, ITestOutputHelper output)
         Assert.Equal("daemon", status["containers_source"]!.GetValue<string>());
         Assert.Contains("healthy", fx.Daemon.Cli("status").Out);
 
-        // flush under the running daemon would delete its table: refused, the table stays
-        var (code, _, err) = fx.Daemon.Cli("flush");
-        Assert.True(code == 1, $"flush under a running daemon exited {code}: {err}");
-        Assert.Contains("daemon is running", err);
-        Assert.True(fx.Table.Exists(), "flush deleted the running daemon's table");
-        Assert.True(fx.Table.IsManaged(enforced.Ip));
-
         // stopped: the journal's containers are last known, never enforced
         await fx.Daemon.StopAsync();
         try
@@ -73,6 +66,20 @@ public sealed class StatusHealthTests(E2eFixture fx, ITestOutputHelper output)
         finally { await fx.StartDaemonAgainAsync(); }
 
         foreach (var c in new[] { enforced.C, invalid.C, rejected.C }) await c.RemoveAsync();
+    });
+
+    [Fact]
+    public Task Flush_refuses_to_delete_the_table_under_a_running_daemon() => fx.Run(output, async () =>
+    {
+        await fx.EnsureDaemonAsync();
+        var c = await fx.StartedAsync("fl", OptedIn());
+        var (code, _, err) = fx.Daemon.Cli("flush");
+        Assert.True(code == 1, $"flush under a running daemon exited {code}: {err}");
+        Assert.Contains("daemon is running", err);
+        Assert.True(fx.Table.Exists(), "flush deleted the running daemon's table");
+        Assert.True(fx.Table.IsManaged(c.Ip), "flush removed the container's rules");
+        Assert.True(fx.Daemon.IsRunning);
+        await c.C.RemoveAsync();
     });
 
     [Fact]
