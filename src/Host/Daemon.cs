@@ -1,9 +1,11 @@
+using Akka.Actor;
 using Akka.Hosting;
 using Docker.DotNet;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using WhaleWall.Actors.Containers;
+using WhaleWall.Actors.Health;
 using WhaleWall.Actors.Docker;
 using WhaleWall.Actors.Hostnames;
 using WhaleWall.Actors.Nft;
@@ -18,7 +20,9 @@ namespace WhaleWall.Host;
 /// <summary>The composition root: configuration -> adapters -> actors.</summary>
 public static class Daemon
 {
-    public static async Task<int> RunAsync(Options options, CancellationToken ct)
+    /// <summary><paramref name="sandboxProblem"/>: what is missing of the sandbox (from
+    /// <see cref="SandboxEntry.Enter"/>), reported to `/healthz`.</summary>
+    public static async Task<int> RunAsync(Options options, CancellationToken ct, string? sandboxProblem = null)
     {
         // a daemon without CAP_NET_ADMIN, without the socket's group, or with a data dir owned by
         // someone else would retry forever: say what is wrong and stop
@@ -27,8 +31,16 @@ public static class Daemon
         foreach (var problem in denied) Console.Error.WriteLine($"[ERROR] {problem}");
         if (denied.Count > 0) return 4;
 
-        foreach (var problem in BridgeNetfilter.Ensure())
-            Console.Error.WriteLine($"[ERROR] {problem}");
+        // one daemon per data directory; `flush` and `status` look at this lock (DaemonLock)
+        using var daemonLock = DaemonLock.TryAcquire(options.DataDir, TimeSpan.FromSeconds(10));
+        if (daemonLock is null)
+        {
+            Console.Error.WriteLine($"whalewall: another whalewall daemon holds {DaemonLock.PathIn(options.DataDir)}: one daemon per data directory");
+            return 4;
+        }
+        var bridge = BridgeNetfilter.Ensure();
+        foreach (var repaired in bridge.Repaired) Console.Error.WriteLine($"[WARNING] {repaired}");
+        foreach (var problem in bridge.Problems) Console.Error.WriteLine($"[ERROR] {problem}");
 
         using var kernel = new LibNftables();
         var nft = FaultInjection.Wrap(kernel, options.DataDir);
@@ -38,6 +50,8 @@ public static class Daemon
         // and reads must not wait behind the writer's transactions)
         using var counterReader = new LibNftables();
         var view = new DaemonView();
+        var report = new DaemonReportFile(Path.Combine(options.DataDir, DaemonReportFile.FileName),
+            new DaemonIdentity(Environment.ProcessId, DateTimeOffset.UtcNow, options.Node, options.Table, VersionInfo.Text));
         using var metrics = new MetricsServer(options.MetricsAddr, view, new ContainerCounters(counterReader, options.Table, view));
         WhaleWallMetrics.Initialize();
         try { metrics.Start(); }
@@ -57,8 +71,8 @@ public static class Daemon
         host.Services.AddAkka("whalewall", (akka, _) =>
         {
             akka.AddHocon($"akka.loglevel = {options.AkkaLogLevel}\nakka.stdout-loglevel = {options.AkkaLogLevel}\nakka.log-dead-letters = off", HoconAddMode.Prepend)
+                .AddMetricsActor(view, report)   // first: it hears the store's first health notice
                 .AddContainerStoreActor(options.State)
-                .AddMetricsActor(view)
                 .AddNftWriterActor(nft, options.Table, options.LogDrops)
                 .AddPeerDirectoryActor()
                 .AddHostnamesActor(DnsClientResolver.Create(options.DnsServers), options.Dns ?? DnsSettings.Default,
@@ -72,11 +86,39 @@ public static class Daemon
                 $"{(gw.Exclude.IsEmpty ? "" : " except " + string.Join(",", gw.Exclude))}, default outbound \"{gw.DefaultOutbound}\"");
         using var app = host.Build();
         await app.StartAsync(ct);
+        var system = app.Services.GetRequiredService<ActorSystem>();
+        if (sandboxProblem is not null)
+            system.EventStream.Publish(new HealthNotices.ComponentHealth(HealthNotices.Components.Sandbox, sandboxProblem));
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var bridgeWatch = WatchBridgeNetfilterAsync(system, bridge.Problem, stopping.Token);
         if (Environment.GetEnvironmentVariable(SandboxSelfTest.Variable) is { Length: > 0 } probePath)
             await SandboxSelfTest.RunAsync(probePath, Console.WriteLine);
         await app.WaitForShutdownAsync(ct);
+        await stopping.CancelAsync();
+        await bridgeWatch;
         Console.WriteLine("whalewall stopped; rules stay in place (`whalewall flush` removes them)");
         return 0;
+    }
+
+    /// <summary>Publishes bridge netfilter's health at once, then checks (and repairs) it every
+    /// <see cref="BridgeNetfilter.RecheckEvery"/>, publishing each change.</summary>
+    private static async Task WatchBridgeNetfilterAsync(ActorSystem system, string? problem, CancellationToken ct)
+    {
+        system.EventStream.Publish(new HealthNotices.ComponentHealth(HealthNotices.Components.BridgeNetfilter, problem));
+        using var timer = new PeriodicTimer(BridgeNetfilter.RecheckEvery);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct))
+            {
+                var result = BridgeNetfilter.Ensure();
+                foreach (var repaired in result.Repaired) Console.Error.WriteLine($"[WARNING] {repaired}");
+                if (result.Problem == problem) continue;
+                problem = result.Problem;
+                if (problem is not null) Console.Error.WriteLine($"[ERROR] {problem}");
+                system.EventStream.Publish(new HealthNotices.ComponentHealth(HealthNotices.Components.BridgeNetfilter, problem));
+            }
+        }
+        catch (OperationCanceledException) { }
     }
 
     public static string StateText(Options options) =>

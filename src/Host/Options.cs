@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.RegularExpressions;
 using WhaleWall.Actors.State;
 using WhaleWall.Actors.Hostnames;
+using WhaleWall.Firewall.Decide;
 using WhaleWall.Firewall.Labels;
 using WhaleWall.Firewall.Policy;
 
@@ -24,16 +25,11 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
         if (level is not ("debug" or "info" or "warning" or "error"))
             throw new ArgumentException($"WHALEWALL_LOG_LEVEL \"{level}\" must be debug, info, warning or error");
 
-        // deny-by-default mode is on when GATEWAY_NETWORKS is set at all (empty: every bridge network)
-        GatewayConfig? gateway = null;
-        if (env("GATEWAY_NETWORKS") is { } networks)
-        {
-            gateway = GatewayConfig.Parse(networks, env("DEFAULT_OUTBOUND"));
-            var errors = PolicyDecider.ValidateDefaultOutbound(gateway.DefaultOutbound);
-            if (!errors.IsEmpty) throw new ArgumentException(string.Join("; ", errors));
-        }
-        else if (env("DEFAULT_OUTBOUND") is { Length: > 0 })
-            throw new ArgumentException("DEFAULT_OUTBOUND needs GATEWAY_NETWORKS (deny-by-default mode)");
+        // deny-by-default mode is on when GATEWAY_NETWORKS is set at all (empty: every bridge network);
+        // `check` reads the same variables through the same function
+        var (context, errors) = DecisionContext.FromSettings(env("GATEWAY_NETWORKS"), env("DEFAULT_OUTBOUND"));
+        if (context is null) throw new ArgumentException(string.Join("; ", errors));
+        var gateway = context.Gateway;
 
         var dnsServers = new List<IPEndPoint>();
         foreach (var entry in (env("WHALEWALL_DNS_SERVERS") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -70,6 +66,9 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
     }
 
     public StateOptions State => new(Db, DataDir, Node);
+
+    /// <summary>What the daemon decides with (the one decision entry point's context).</summary>
+    public DecisionContext Decision => new(Gateway);
 
     public string AkkaLogLevel => LogLevel switch
     {

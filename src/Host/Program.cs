@@ -9,11 +9,12 @@ var version = new Command("version", "Print the version");
 version.SetAction(_ => Console.WriteLine($"whalewall {VersionInfo.Text}"));
 
 var jsonOption = new Option<bool>("--json") { Description = "Machine-readable output" };
-var status = new Command("status", "What is enforced: containers, addresses, decisions, errors, table elements") { jsonOption };
+var status = new Command("status", "What the running daemon enforces: its health, each container's state and why, table elements, hostnames") { jsonOption };
 status.SetAction(parse => WithOptions(o => StateCommands.StatusAsync(o, parse.GetValue(jsonOption))));
 
-var flush = new Command("flush", "Remove WhaleWall's table and forget its state (stop the daemon first)");
-flush.SetAction(_ => WithOptions(StateCommands.FlushAsync));
+var forceOption = new Option<bool>("--force") { Description = "Flush even though a daemon runs (it keeps running, with no table under it)" };
+var flush = new Command("flush", "Remove WhaleWall's table and forget its state (refused while the daemon runs, unless --force)") { forceOption };
+flush.SetAction(parse => WithOptions(o => StateCommands.FlushAsync(o, parse.GetValue(forceOption))));
 
 var root = new RootCommand("WhaleWall: a firewall for Docker containers, driven by container labels")
 {
@@ -52,15 +53,16 @@ static async Task<int> RunDaemon(CancellationToken ct)
         Console.Error.WriteLine($"whalewall: {e.Message}");
         return 2;
     }
+    string? sandboxProblem;
     try
     {
         // before anything else: in its first stage this re-executes the process (see SandboxEntry)
-        SandboxEntry.Enter(options, m => Console.WriteLine(m), m => Console.Error.WriteLine("[WARNING] " + m));
+        sandboxProblem = SandboxEntry.Enter(options, m => Console.WriteLine(m), m => Console.Error.WriteLine("[WARNING] " + m));
     }
     catch (Exception e) when (e is IOException or InvalidOperationException or PlatformNotSupportedException)
     {
         Console.Error.WriteLine($"whalewall: {e.Message} (WHALEWALL_SANDBOX=off disables the sandbox)");
         return 3;
     }
-    return await Daemon.RunAsync(options, ct);
+    return await Daemon.RunAsync(options, ct, sandboxProblem);
 }

@@ -3,6 +3,7 @@ using System.Net;
 using Akka.Actor;
 using WhaleWall.Actors.Nft;
 using WhaleWall.Firewall.Compile;
+using WhaleWall.Firewall.Decide;
 using WhaleWall.Firewall.Labels;
 using WhaleWall.Firewall.Nft;
 using NftResult = WhaleWall.Firewall.Nft.NftResult;
@@ -264,7 +265,7 @@ public sealed class GatewayKernelTests
 
         var client = new ContainerFacts("client", "client", true, ImmutableDictionary<string, string>.Empty,
             [new NetworkAttachment("lab", "lab", IPAddress.Parse(KernelLab.ClientIp4), null, 24)], []);
-        var fragment = Compiler.Compile(client, PolicyDecider.Decide(client, gateway), []).Fragment;
+        var fragment = Compiler.Compile(client, ContainerDecider.Decide(new DecisionContext(gateway), client).Policy, []).Fragment;
         Assert.True(lab.Nft.Run(NftJson.FullTable("whalewall", gw.Elements.Concat(fragment.Elements))).Ok);
         Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80));
     }

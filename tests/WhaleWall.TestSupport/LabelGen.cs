@@ -104,4 +104,34 @@ public static class LabelGen
     }
 
     public static Gen<string> Any => Gen.Frequency((3, Policy), (1, Mutated));
+
+    /// <summary>A dockerwall outbound list (<c>dockerwall.outbound</c>, <c>DEFAULT_OUTBOUND</c>):
+    /// addresses, CIDRs, names, <c>_dns_</c>, and now and then an entry the daemon refuses.</summary>
+    public static Gen<string> Outbound =>
+        from n in Gen.Choose(0, 4)
+        from entries in Gen.Frequency(
+            (3, Gen.Constant("_dns_")),
+            (4, V4),
+            (2, V6),
+            (2, Gen.Elements("198.19.1.0/24", "198.19.2.1-198.19.2.9", "2001:db8:1::/64")),
+            (3, Gen.Elements("api.test.example", "db.test.example.", "Mixed.Test.Example")),
+            (1, Gen.Elements("*.example.com", "nope", "198.19.0.300", "a b", "10.0.0.1/8", "")))
+            .ListOf(n)
+        select string.Join(",", entries);
+
+    /// <summary>A container's label set as operators write it: <c>whalewall.enabled</c> in its
+    /// spellings (or none), <c>whalewall.rules</c> (valid or mutated), <c>dockerwall.outbound</c>,
+    /// and labels WhaleWall ignores.</summary>
+    public static Gen<IReadOnlyDictionary<string, string>> LabelSet =>
+        from enabled in Gen.Elements<string?>(null, null, "true", "true", "true", "false", "TRUE", " true ", "yes", "")
+        from rules in Gen.Frequency((2, Gen.Constant<string?>(null)), (3, Any.Select(r => (string?)r)))
+        from outbound in Gen.Frequency((3, Gen.Constant<string?>(null)), (2, Outbound.Select(o => (string?)o)))
+        from other in Gen.Elements<string?>(null, "x", "dockerwall.outbound.extra")
+        select (IReadOnlyDictionary<string, string>)new[]
+            {
+                ("whalewall.enabled", enabled), ("whalewall.rules", rules), ("dockerwall.outbound", outbound), ("other.label", other),
+            }
+            .Where(kv => kv.Item2 is not null)
+            .ToDictionary(kv => kv.Item1, kv => kv.Item2!);
+
 }

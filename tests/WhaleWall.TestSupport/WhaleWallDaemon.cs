@@ -21,9 +21,16 @@ public sealed class WhaleWallDaemon : IAsyncDisposable
     /// <summary>The running daemon's pid (next to the log), for the sweep in scripts/test.sh.</summary>
     public string PidFile => Path.ChangeExtension(LogFile, ".pid");
     public IDictionary<string, string> ExtraEnvironment { get; } = new Dictionary<string, string>();
-    /// <summary>A command (and its arguments) that runs the daemon, e.g. `setpriv ...` to run it
-    /// as another user; empty: run it directly.</summary>
-    public IReadOnlyList<string> Wrapper { get; set; } = [];
+    /// <summary>A command (and its arguments) run inside the namespace that execs the daemon's
+    /// command line given after it: `setpriv ...` to run it as another user, or
+    /// <see cref="ReadOnlyProcSys"/>; the pid stays the daemon's. Empty: run it directly.</summary>
+    public List<string> Wrapper { get; set; } = [];
+
+    /// <summary>For <see cref="Wrapper"/>: the daemon in a mount namespace of its own where
+    /// /proc/sys is read-only, as in a container.</summary>
+    public static readonly string[] ReadOnlyProcSys =
+        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+         "mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && exec \"$@\"", "sh"];
     public int Pid => _process is { } p && E2eProcess.IsAlive(p.Id) ? p.Id : 0;
     public bool IsRunning => Pid != 0;
     public TimeSpan LastStartTime { get; private set; }

@@ -6,6 +6,7 @@ using WhaleWall.Actors.Hostnames;
 using WhaleWall.Actors.Metrics;
 using WhaleWall.Actors.Nft;
 using WhaleWall.Actors.State;
+using WhaleWall.Firewall.Decide;
 using WhaleWall.Firewall.Nft;
 using WhaleWall.Firewall.Policy;
 using static WhaleWall.Actors.Containers.ContainerInputs;
@@ -35,7 +36,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public ContainerActor(string id, IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null,
+    public ContainerActor(string id, IDockerSource docker, IActorRef writer, IActorRef peers, DecisionContext? context = null,
         IActorRef? hostnames = null, IActorRef? store = null)
     {
         this.id = id;
@@ -44,13 +45,13 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
         this.peers = peers;
         this.hostnames = hostnames;
         this.store = store;
-        state = ContainerLifecycle.New(id, new LifecycleContext(gateway, store is not null, hostnames is not null));
+        state = ContainerLifecycle.New(id, new LifecycleContext(context ?? DecisionContext.Default, store is not null, hostnames is not null));
         ReceiveAny(Handle);
     }
 
-    public static Props Props(string id, IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null,
+    public static Props Props(string id, IDockerSource docker, IActorRef writer, IActorRef peers, DecisionContext? context = null,
         IActorRef? hostnames = null, IActorRef? store = null) =>
-        Akka.Actor.Props.Create(() => new ContainerActor(id, docker, writer, peers, gateway, hostnames, store));
+        Akka.Actor.Props.Create(() => new ContainerActor(id, docker, writer, peers, context, hostnames, store));
 
     /// <summary>The lifecycle as it stands (for tests).</summary>
     public ContainerLifecycle Lifecycle => state;
@@ -136,16 +137,21 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
     /// <summary>A decision is logged when it changes what the container gets, not at every event.</summary>
     private void LogDecision(PolicyDecided d, ContainerLifecycle before)
     {
-        var sameKind = before.Decision.GetType() == d.Decision.GetType();
-        switch (d.Decision)
+        var sameKind = before.Decision.Policy.GetType() == d.Decision.Policy.GetType();
+        var reasons = d.Decision.Reasons();
+        var sameReasons = before.Decision.Reasons().SequenceEqual(reasons);
+        switch (d.Decision.Policy)
         {
-            case PolicyDecision.FailClosed when !sameKind || !before.LabelErrors.SequenceEqual(d.Errors):
-                log.Error("{0}: invalid labels, container is drop-all: {1}", Short, string.Join("; ", d.Errors));
-                WhaleWallMetrics.LabelErrors.Inc(Math.Max(1, d.Errors.Length));
+            case PolicyDecision.FailClosed f when !sameKind || !sameReasons:
+                log.Error("{0}: invalid labels, container is drop-all: {1}", Short,
+                    string.Join("; ", f.Errors.Select(e => Decision.Escape(e.ToString()))));
+                WhaleWallMetrics.LabelErrors.Inc(Math.Max(1, f.Errors.Length));
                 break;
             case PolicyDecision.Enforced e when !sameKind || !d.Inputs.SameLabels(before.DecidedFor):
                 log.Info("{0}: opted in with {1} output rules", Short, e.Policy.Output.Length);
                 break;
         }
+        if (d.Decision.UnfilterableWarning(Short) is { } warning && (before.Decision.Outcome != Outcome.Unfilterable || !sameReasons))
+            log.Warning("{0}", warning);
     }
 }

@@ -3,7 +3,7 @@ using WhaleWall.Actors.Hostnames;
 using WhaleWall.Actors.Nft;
 using WhaleWall.Actors.State;
 using WhaleWall.Firewall.Compile;
-using WhaleWall.Firewall.Labels;
+using WhaleWall.Firewall.Decide;
 using WhaleWall.Firewall.Nft;
 using WhaleWall.Firewall.Policy;
 using static WhaleWall.Actors.Containers.ContainerInputs;
@@ -131,7 +131,7 @@ public sealed partial record ContainerLifecycle
                 emit(new FactsLearned(facts with { Networks = [.. facts.Networks.Where(n => n.Id != network)] }));
                 break;
             case { Type: "network", Action: "connect", NetworkId: { } network }
-                when s.Facts is not null && (s.Decision.IsManaged || s.Context.Gateway is not null):
+                when s.Facts is not null && (s.Decision.Policy.IsManaged || s.Context.Decision.Gateway is not null):
                 emit(new EndpointLookupStarted(network, s.Inspection.Started, s.Deaths));
                 break;
         }
@@ -154,16 +154,16 @@ public sealed partial record ContainerLifecycle
         var inputs = DecisionInputs.Of(facts);
         if (!inputs.Same(s.DecidedFor))
         {
-            var decision = PolicyDecider.Decide(facts, s.Context.Gateway);
-            var errors = decision is PolicyDecision.FailClosed f ? f.Errors.Select(x => x.ToString()).ToImmutableArray() : [];
-            Emit(new PolicyDecided(decision, inputs, errors));
-            var hosts = decision.EffectivePolicy.Output.SelectMany(r => r.HostsOrEmpty).ToImmutableHashSet();
+            var decision = ContainerDecider.Decide(s.Context.Decision, facts);
+            Emit(new PolicyDecided(decision, inputs));
+            var policy = decision.Policy.EffectivePolicy;
+            var hosts = policy.Output.SelectMany(r => r.HostsOrEmpty).ToImmutableHashSet();
             if (s.Context.HasHostnames && !hosts.SetEquals(s.WatchedHosts)) Emit(new HostsWatched(hosts));
-            var references = decision.EffectivePolicy.ContainerReferences.ToImmutableHashSet();
+            var references = policy.ContainerReferences.ToImmutableHashSet();
             if (!references.SetEquals(s.WatchedPeers)) Emit(new PeersWatched(references, facts.ComposeProject));
         }
 
-        var compiled = Compiler.Compile(facts, s.Decision, s.Peers, s.Hosts);
+        var compiled = Compiler.Compile(facts, s.Decision.Policy, s.Peers, s.Hosts);
         if (compiled.Error != s.CompileError) Emit(new CompileChecked(compiled.Error));
         var wish = compiled.Fragment;
         var removal = wish.Elements.IsEmpty && wish.ChainsOrEmpty.IsEmpty;
@@ -182,21 +182,24 @@ public sealed partial record ContainerLifecycle
             Emit(new StatePublished(facts, state, reasons));
     }
 
-    /// <summary>Why the container is in its state: label errors, the compiler's and the kernel's refusal.</summary>
+    /// <summary>Why the container is in its state, escaped for logs: label errors, the compiler's
+    /// refusal, what WhaleWall cannot see, the kernel's refusal.</summary>
     public ImmutableArray<string> Reasons()
     {
-        var reasons = LabelErrors.ToBuilder();
-        if (CompileError is { } c) reasons.Add(c);
-        if (Kernel.Error is { } k) reasons.Add("the kernel refused its rules: " + k);
+        var reasons = Decision.Reasons(Compiled).ToBuilder();
+        if (Kernel.Error is { } k && Decision.Policy.IsManaged) reasons.Add(Firewall.Decide.Decision.Escape("the kernel refused its rules: " + k));
         return reasons.ToImmutable();
     }
 
-    /// <summary>What metrics and status are told.</summary>
-    public (ContainerState State, ImmutableArray<string> Reasons) Status() => (Decision switch
+    private CompileResult Compiled => new(Fragment.Empty(Id), CompileError);
+
+    /// <summary>What metrics and status are told. An unfilterable container stays unfilterable
+    /// when the kernel refuses the part WhaleWall can see (the refusal is among its reasons).</summary>
+    public (ContainerState State, ImmutableArray<string> Reasons) Status() => (Decision.After(Compiled) switch
     {
-        PolicyDecision.Unmanaged => ContainerState.Unmanaged,
-        PolicyDecision.FailClosed => ContainerState.FailClosed,
-        _ when CompileError is not null => ContainerState.FailClosed,
+        Outcome.Unmanaged => ContainerState.Unmanaged,
+        Outcome.FailClosed => ContainerState.FailClosed,
+        Outcome.Unfilterable => ContainerState.Unfilterable,
         _ when Kernel.Error is not null => ContainerState.Rejected,
         _ => ContainerState.Enforced,
     }, Reasons());

@@ -1,15 +1,17 @@
 using System.Collections.Immutable;
+using WhaleWall.Firewall.Compile;
+using WhaleWall.Firewall.Decide;
 using WhaleWall.Firewall.Nft;
 using WhaleWall.Firewall.Policy;
 using static WhaleWall.Actors.Containers.ContainerLifecycleEvents;
 
 namespace WhaleWall.Actors.Containers;
 
-/// <summary>What a container's actor must know besides its own state: the deny-by-default
-/// configuration, and whether a journal and a hostname service are there.</summary>
-public sealed record LifecycleContext(GatewayConfig? Gateway, bool HasStore, bool HasHostnames)
+/// <summary>What a container's actor must know besides its own state: the daemon's decision
+/// context (deny-by-default mode, ...), and whether a journal and a hostname service are there.</summary>
+public sealed record LifecycleContext(DecisionContext Decision, bool HasStore, bool HasHostnames)
 {
-    public static readonly LifecycleContext Plain = new(null, false, false);
+    public static readonly LifecycleContext Plain = new(DecisionContext.Default, false, false);
 }
 
 /// <summary>One container's lifecycle as an immutable value: what WhaleWall knows of it, what it
@@ -28,8 +30,7 @@ public sealed partial record ContainerLifecycle
     public bool Gone { get; init; }
 
     public DecisionInputs? DecidedFor { get; init; }
-    public PolicyDecision Decision { get; init; } = new PolicyDecision.Unmanaged();
-    public ImmutableArray<string> LabelErrors { get; init; } = [];
+    public Decision Decision { get; init; } = new(new PolicyDecision.Unmanaged(), []);
     public string? CompileError { get; init; }
 
     public ImmutableHashSet<string> WatchedHosts { get; init; } = ImmutableHashSet<string>.Empty;
@@ -54,7 +55,7 @@ public sealed partial record ContainerLifecycle
         EndpointLookupStarted => this,
         Seeded s => this with { Facts = s.Facts, Journal = Journal with { Recorded = s.Facts, Requested = s.Facts } },
         FactsLearned f => this with { Facts = f.Facts, Deaths = f.Died ? Deaths + 1 : Deaths },
-        PolicyDecided d => this with { Decision = d.Decision, DecidedFor = d.Inputs, LabelErrors = d.Errors },
+        PolicyDecided d => this with { Decision = d.Decision, DecidedFor = d.Inputs },
         HostsWatched w => this with { WatchedHosts = w.Names, Hosts = Hosts.RemoveRange(Hosts.Keys.Where(n => !w.Names.Contains(n))) },
         PeersWatched w => this with { WatchedPeers = w.References, Peers = [] },
         HostsUpdated h => this with { Hosts = Hosts.SetItem(h.Host.Name, h.Host) },

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using WhaleWall.Firewall.Decide;
 using WhaleWall.Firewall.Nft;
 using WhaleWall.Firewall.Policy;
 
@@ -51,8 +52,9 @@ public static class ContainerLifecycleEvents
     /// (from the event itself, before Docker answers an inspection).</summary>
     public sealed record FactsLearned(ContainerFacts Facts, bool Died = false) : IContainerEvent;
 
-    /// <summary>The labels (and, in deny-by-default mode, the networks) decided anew.</summary>
-    public sealed record PolicyDecided(PolicyDecision Decision, DecisionInputs Inputs, ImmutableArray<string> Errors) : IContainerEvent;
+    /// <summary>The labels, networks and network mode decided anew (through the one decision
+    /// entry point the daemon shares with `check` and `status`).</summary>
+    public sealed record PolicyDecided(Decision Decision, DecisionInputs Inputs) : IContainerEvent;
 
     public sealed record HostsWatched(ImmutableHashSet<string> Names) : IContainerEvent;
 
@@ -86,8 +88,9 @@ public static class ContainerLifecycleEvents
     public sealed record ContainerGone : IContainerEvent;
 }
 
-/// <summary>What a container's decision depends on: its labels, and in deny-by-default mode
-/// the networks it is on. Compared by value, so an event that changes neither decides nothing.</summary>
+/// <summary>What a container's decision depends on: its labels, the networks it is on (names and
+/// drivers) and its network mode. Compared by value, so an event that changes none of them
+/// decides nothing (and logs nothing).</summary>
 public sealed record DecisionInputs(ImmutableSortedDictionary<string, string> Labels, string Networks)
 {
     public static DecisionInputs Of(ContainerFacts facts) => new(

@@ -51,11 +51,11 @@ public static class WhaleWallMetrics
         new CounterConfiguration { LabelNames = ["kind"] });
 
     public static readonly Gauge Containers = Prometheus.Metrics.CreateGauge("whalewall_containers",
-        "Containers known to the daemon, by state (unmanaged|enforced|fail_closed|rejected).",
+        "Containers known to the daemon, by state (unmanaged|enforced|fail_closed|rejected|unfilterable).",
         new GaugeConfiguration { LabelNames = ["state"] });
 
     public static readonly Gauge ManagedContainers = Prometheus.Metrics.CreateGauge("whalewall_managed_containers",
-        "Containers under WhaleWall's policy (enforced, fail-closed or rejected).");
+        "Containers under WhaleWall's policy (enforced, fail-closed, rejected or unfilterable).");
 
     public static readonly Counter LabelErrors = Prometheus.Metrics.CreateCounter("whalewall_label_errors_total",
         "Errors found in containers' labels (each makes its container fail closed).");
@@ -77,6 +77,13 @@ public static class WhaleWallMetrics
         "Times the writer rebuilt the whole table in one transaction to heal it (a removal the kernel refused, an internal error), by reason.",
         new CounterConfiguration { LabelNames = ["reason"] });
 
+    public static readonly Gauge Healthy = Prometheus.Metrics.CreateGauge("whalewall_healthy",
+        "1 while /healthz answers 200 (table in place, Docker connected, no component failing past its grace).");
+
+    public static readonly Gauge ComponentProblem = Prometheus.Metrics.CreateGauge("whalewall_component_problem",
+        "1 while a component reports a problem (writer, store, bridge-netfilter, sandbox), grace or not.",
+        new GaugeConfiguration { LabelNames = ["component"] });
+
     public static readonly Gauge ScrapeKernelSeconds = Prometheus.Metrics.CreateGauge("whalewall_scrape_kernel_seconds",
         "Time the last scrape spent reading and attributing the kernel's counters.");
 
@@ -91,7 +98,7 @@ public static class WhaleWallMetrics
             NftTransactionFailures.WithLabels(kind);
         }
         foreach (var reason in new[] { "refused_removal", "refused_fallback", "error" }) WriterResyncs.WithLabels(reason);
-        foreach (var state in new[] { "unmanaged", "enforced", "fail_closed", "rejected" }) Containers.WithLabels(state);
+        foreach (var state in new[] { "unmanaged", "enforced", "fail_closed", "rejected", "unfilterable" }) Containers.WithLabels(state);
     }
 
     public static string StateLabel(WhaleWall.Actors.Containers.ContainerState state) => state switch
@@ -100,6 +107,7 @@ public static class WhaleWallMetrics
         WhaleWall.Actors.Containers.ContainerState.FailClosed => "fail_closed",
         WhaleWall.Actors.Containers.ContainerState.Rejected => "rejected",
         WhaleWall.Actors.Containers.ContainerState.Gone => "gone",
+        WhaleWall.Actors.Containers.ContainerState.Unfilterable => "unfilterable",
         _ => "unmanaged",
     };
 

@@ -5,8 +5,21 @@ using YamlDotNet.RepresentationModel;
 
 namespace WhaleWall.Firewall.Check;
 
-/// <summary>One service of a compose file, as far as WhaleWall cares.</summary>
-public sealed record ComposeService(string Name, ImmutableDictionary<string, string> Labels, ImmutableArray<PublishedPort> Ports);
+/// <summary>A network as Docker will name it (<c>&lt;project&gt;_&lt;key&gt;</c> unless the file names
+/// it or it is external) and its driver.</summary>
+public sealed record ComposeNetwork(string Name, string Driver);
+
+/// <summary>One service of a compose file, as far as WhaleWall cares: labels, published ports,
+/// the networks its container will be attached to and its <c>network_mode</c>, in Docker's
+/// spelling (<c>host</c>, <c>none</c>, <c>container:&lt;name&gt;</c>; null: networks).</summary>
+public sealed record ComposeService(string Name, ImmutableDictionary<string, string> Labels, ImmutableArray<PublishedPort> Ports,
+    ImmutableArray<ComposeNetwork> Networks = default, string? NetworkMode = null)
+{
+    /// <summary><c>docker run</c> without <c>--network</c>: Docker's default bridge.</summary>
+    public static readonly ImmutableArray<ComposeNetwork> DefaultBridge = [new("bridge", "bridge")];
+
+    public ImmutableArray<ComposeNetwork> NetworksOrDefault => Networks.IsDefault ? DefaultBridge : Networks;
+}
 
 /// <summary>Reads services' labels (map or list form) and published ports from a compose
 /// file's text. Pure: text in, services or an error out.</summary>
@@ -32,11 +45,13 @@ public static class ComposeFile
         if (!map.Children.TryGetValue(new YamlScalarNode("services"), out var servicesNode) || servicesNode is not YamlMappingNode services)
             return new(project, [], "no `services` mapping");
 
+        var declared = DeclaredNetworks(map, project);
         var result = ImmutableArray.CreateBuilder<ComposeService>();
         foreach (var (key, value) in services.Children)
         {
             var name = (key as YamlScalarNode)?.Value ?? "";
             if (value is not YamlMappingNode service) continue;
+            var (networks, mode) = NetworksOf(service, declared, project);
             var labels = ImmutableDictionary.CreateBuilder<string, string>();
             if (service.Children.TryGetValue(new YamlScalarNode("labels"), out var labelsNode))
             {
@@ -58,9 +73,52 @@ public static class ComposeFile
             }
             labels[ContainerFacts.ComposeProjectLabel] = project;
             labels[ContainerFacts.ComposeServiceLabel] = name;
-            result.Add(new ComposeService(name, labels.ToImmutable(), Ports(service)));
+            result.Add(new ComposeService(name, labels.ToImmutable(), Ports(service), networks, mode));
         }
         return new(project, result.ToImmutable(), null);
+    }
+
+    /// <summary>Top-level <c>networks:</c>: key -> the network Docker will create or use
+    /// (<c>name:</c>, else the key when <c>external</c>, else <c>&lt;project&gt;_&lt;key&gt;</c>) and its
+    /// driver (default bridge). <c>default</c> is always there.</summary>
+    private static Dictionary<string, ComposeNetwork> DeclaredNetworks(YamlMappingNode root, string project)
+    {
+        var declared = new Dictionary<string, ComposeNetwork>(StringComparer.Ordinal) { ["default"] = new($"{project}_default", "bridge") };
+        if (!root.Children.TryGetValue(new YamlScalarNode("networks"), out var node) || node is not YamlMappingNode networks) return declared;
+        foreach (var (k, v) in networks.Children)
+        {
+            if ((k as YamlScalarNode)?.Value is not { } key) continue;
+            var spec = v as YamlMappingNode;
+            var external = spec is not null && Scalar(spec, "external") is "true" or "True" or "yes";
+            var name = (spec is null ? null : Scalar(spec, "name")) ?? (external ? key : $"{project}_{key}");
+            declared[key] = new ComposeNetwork(name, (spec is null ? null : Scalar(spec, "driver")) ?? "bridge");
+        }
+        return declared;
+    }
+
+    /// <summary>A service's <c>network_mode</c> (host, none, bridge, <c>service:x</c> and
+    /// <c>container:x</c> -> <c>container:x</c>) or its <c>networks:</c> (list or map form;
+    /// none: the project's default network).</summary>
+    private static (ImmutableArray<ComposeNetwork> Networks, string? Mode) NetworksOf(YamlMappingNode service,
+        Dictionary<string, ComposeNetwork> declared, string project)
+    {
+        switch (Scalar(service, "network_mode"))
+        {
+            case "host": return ([], "host");
+            case "none": return ([], "none");
+            case "bridge": return (ComposeService.DefaultBridge, null);
+            case { } mode when mode.StartsWith("service:", StringComparison.Ordinal): return ([], "container:" + mode["service:".Length..]);
+            case { } mode when mode.StartsWith("container:", StringComparison.Ordinal): return ([], mode);
+        }
+        if (!service.Children.TryGetValue(new YamlScalarNode("networks"), out var node)) return ([declared["default"]], null);
+        IEnumerable<string> keys = node switch
+        {
+            YamlSequenceNode list => list.Children.OfType<YamlScalarNode>().Select(n => n.Value ?? ""),
+            YamlMappingNode m => m.Children.Keys.OfType<YamlScalarNode>().Select(n => n.Value ?? ""),
+            _ => [],
+        };
+        return ([.. keys.Where(k => k.Length > 0).Distinct()
+            .Select(k => declared.TryGetValue(k, out var n) ? n : new ComposeNetwork($"{project}_{k}", "bridge"))], null);
     }
 
     /// <summary>Short syntax ("8080", "18080:8080", "127.0.0.1:18080:8080/udp") and long syntax

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Net;
+using WhaleWall.Firewall.Decide;
 using WhaleWall.Firewall.Nft;
 using WhaleWall.Firewall.Policy;
 
@@ -27,6 +28,10 @@ public static class Compiler
         IReadOnlyDictionary<string, HostAddresses>? hosts = null)
     {
         if (!decision.IsManaged || !self.Running) return new(Fragment.Empty(self.Id), null);
+        // attachments the host's hooks never see (host/container: network mode, macvlan, ipvlan,
+        // overlay) contribute no address to any set, the container's own or its peers'
+        self = Visibility.Filterable(self);
+        if (peers.Any(p => !Visibility.AllFilterable(p))) peers = [.. peers.Select(Visibility.Filterable)];
 
         var managed = self.Addresses.Distinct().SelectMany(Managed).ToList();
         var grants = new List<Grant>();

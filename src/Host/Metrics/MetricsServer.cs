@@ -7,18 +7,22 @@ namespace WhaleWall.Host.Metrics;
 
 /// <summary>HTTP on <c>WHALEWALL_METRICS_ADDR</c>: <c>/metrics</c> (Prometheus text; the
 /// per-container counters are read from the kernel during the scrape) and <c>/healthz</c>
-/// (200 once the table is in place and the Docker event stream is connected, else 503).
+/// (200 once the table is in place, the Docker event stream is connected and no component —
+/// writer, store past its grace, bridge netfilter, sandbox — reports a problem; else 503 with
+/// every problem listed).
 /// A plain <see cref="HttpListener"/>: the host is a console app without ASP.NET.</summary>
 public sealed class MetricsServer : IDisposable
 {
     private readonly HttpListener listener = new();
     private readonly DaemonView view;
     private readonly CancellationTokenSource stop = new();
+    private readonly TimeProvider clock;
     private Task? loop;
 
-    public MetricsServer(string address, DaemonView view, ContainerCounters counters)
+    public MetricsServer(string address, DaemonView view, ContainerCounters counters, TimeProvider? clock = null)
     {
         this.view = view;
+        this.clock = clock ?? TimeProvider.System;
         listener.Prefixes.Add(Prefix(address));
         Prometheus.Metrics.DefaultRegistry.AddBeforeCollectCallback(counters.Update);
     }
@@ -67,11 +71,9 @@ public sealed class MetricsServer : IDisposable
                     await Prometheus.Metrics.DefaultRegistry.CollectAndExportAsTextAsync(response.OutputStream);
                     break;
                 case "/healthz":
-                    var s = view.Current;
-                    response.StatusCode = s.Healthy ? 200 : 503;
-                    await Write(response, s.Healthy
-                        ? "ok\n"
-                        : $"not ready: table {(s.TableReady ? "in place" : "not built yet")}, docker events {(s.DockerConnected ? "connected" : "not connected" + (s.DockerError is { } e ? $" ({e})" : ""))}\n");
+                    var health = view.Current.Health(clock.GetUtcNow());
+                    response.StatusCode = health.Healthy ? 200 : 503;
+                    await Write(response, HealthText(health));
                     break;
                 default:
                     response.StatusCode = 404;
@@ -92,6 +94,16 @@ public sealed class MetricsServer : IDisposable
         {
             try { response.Close(); } catch { }
         }
+    }
+
+    /// <summary>"ok", or "unhealthy:" and every problem on a line of its own; problems still
+    /// within their grace follow as notes either way.</summary>
+    public static string HealthText(HealthReport health)
+    {
+        var text = new StringBuilder(health.Healthy ? "ok\n" : "unhealthy:\n");
+        foreach (var problem in health.Problems) text.Append("- ").Append(problem).Append('\n');
+        foreach (var pending in health.Pending) text.Append("note: ").Append(pending).Append('\n');
+        return text.ToString();
     }
 
     private static Task Write(HttpListenerResponse response, string text)

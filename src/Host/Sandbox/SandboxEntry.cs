@@ -28,15 +28,16 @@ public static class SandboxEntry
     internal static string? DataDir { get; private set; }
 
     /// <summary>Returns when the caller may go on (sandboxed, or sandbox off). In the first stage
-    /// it does not return: it re-executes the process.</summary>
-    public static void Enter(Options options, Action<string> info, Action<string> warn)
+    /// it does not return: it re-executes the process. Returns what is missing of the sandbox
+    /// (for `/healthz`), null when it is complete or switched off on purpose.</summary>
+    public static string? Enter(Options options, Action<string> info, Action<string> warn)
     {
         DataDir = options.DataDir;
         if (Environment.GetEnvironmentVariable(SwitchVariable) is { } s && s.Equals("off", StringComparison.OrdinalIgnoreCase))
         {
             warn("!!! WHALEWALL_SANDBOX=off: running WITHOUT the landlock and seccomp sandbox. The daemon holds CAP_NET_ADMIN " +
                  "and reads the Docker socket: unset WHALEWALL_SANDBOX outside debugging. !!!");
-            return;
+            return null;
         }
 
         var stage = Environment.GetEnvironmentVariable(StageVariable);
@@ -44,7 +45,7 @@ public static class SandboxEntry
         {
             Environment.SetEnvironmentVariable(StageVariable, null);
             Verify(stage, info, warn);
-            return;
+            return Missing(stage.Split(','));
         }
 
         Directory.CreateDirectory(options.DataDir);
@@ -75,8 +76,19 @@ public static class SandboxEntry
         else
             warn("!!! sandbox: libseccomp.so.2 is not installed: system calls are NOT filtered !!!");
 
-        if (applied.Count == 0) return;   // nothing to inherit: no need to re-exec
+        if (applied.Count == 0) return Missing([]);   // nothing to inherit: no need to re-exec
         ReExec(string.Join(",", applied));
+        return null; // not reached: ReExec replaces the process or throws
+    }
+
+    /// <summary>The layers that are not in force, without WHALEWALL_SANDBOX=off; null when both are.</summary>
+    public static string? Missing(IReadOnlyCollection<string> applied)
+    {
+        var missing = new List<string>();
+        if (!applied.Any(a => a.StartsWith("landlock", StringComparison.Ordinal)))
+            missing.Add("landlock is not available: the file system is NOT restricted");
+        if (!applied.Contains("seccomp")) missing.Add("libseccomp.so.2 is not installed: system calls are NOT filtered");
+        return missing.Count == 0 ? null : string.Join("; ", missing) + $" (set {SwitchVariable}=off to run without a sandbox on purpose)";
     }
 
     private static void Verify(string stage, Action<string> info, Action<string> warn)

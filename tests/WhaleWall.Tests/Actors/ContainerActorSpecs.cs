@@ -166,3 +166,26 @@ public class ContainerRemovalSpecs : TestKit
         docker.InspectGate.SetResult();
     }
 }
+
+public class ContainerUnfilterableSpecs : TestKit
+{
+    [Fact]
+    public void An_unfilterable_container_is_warned_about_once_not_at_every_event()
+    {
+        var docker = new FakeDockerSource();
+        var a = Facts.Container("a", "198.18.128.2") with
+        {
+            NetworkMode = "host",
+            Networks = [new NetworkAttachment("host", "host-id", null, null, Driver: "host")],
+        };
+        docker.Containers[a.Id] = a;
+        var peers = Sys.ActorOf(Props.Create<PeerDirectoryActor>());
+        var actor = Sys.ActorOf(ContainerActor.Props(a.Id, docker, CreateTestProbe(), peers));
+        EventFilter.Warning(contains: "UNFILTERABLE").Expect(1, TimeSpan.FromSeconds(3), () =>
+        {
+            actor.Tell(new ContainerCommands.Refresh("start"));
+            actor.Tell(new ContainerCommands.Refresh("update"));
+            actor.Tell(new ContainerCommands.Refresh("rename"));
+        });
+    }
+}

@@ -20,7 +20,7 @@ public class ContainerLifecycleTests
     private static readonly DateTimeOffset T0 = new(2026, 12, 1, 12, 0, 0, TimeSpan.Zero);
 
     private static ContainerLifecycle Fresh(LifecycleContext? context = null) =>
-        ContainerLifecycle.New("a-id", context ?? new LifecycleContext(null, HasStore: false, HasHostnames: true));
+        ContainerLifecycle.New("a-id", context ?? new LifecycleContext(WhaleWall.Firewall.Decide.DecisionContext.Default, HasStore: false, HasHostnames: true));
 
     private static (ContainerLifecycle State, ImmutableArray<IContainerEvent> Events) Step(ContainerLifecycle s, object input)
     {
@@ -69,7 +69,7 @@ public class ContainerLifecycleTests
     public void A_death_takes_the_rules_away_at_once_without_waiting_for_docker_or_the_journal()
     {
         var a = Facts.Container("a", "198.18.128.2", "output:\n  - ips: [198.19.0.10]\n");
-        var s = Enforced(a, new LifecycleContext(null, HasStore: true, HasHostnames: false));
+        var s = Enforced(a, new LifecycleContext(WhaleWall.Firewall.Decide.DecisionContext.Default, HasStore: true, HasHostnames: false));
         var (after, events) = Step(s, new ContainerCommands.Refresh("die", new DockerEvent("container", "die", a.Id, 1), 42));
         var sent = Assert.Single(events.OfType<FragmentSent>());
         Assert.Empty(sent.Fragment.Elements);
@@ -84,7 +84,7 @@ public class ContainerLifecycleTests
     public void New_facts_wait_for_the_journal_then_reach_the_writer()
     {
         var a = Facts.Container("a", "198.18.128.2");
-        var s = Fresh(new LifecycleContext(null, HasStore: true, HasHostnames: false));
+        var s = Fresh(new LifecycleContext(WhaleWall.Firewall.Decide.DecisionContext.Default, HasStore: true, HasHostnames: false));
         s = Run(s, new ContainerCommands.Refresh("start"));
         var (waiting, events) = Step(s, new Inspected(a, s.Inspection.Started));
         var record = Assert.Single(events.OfType<RecordRequested>());
@@ -179,5 +179,32 @@ public class ContainerLifecycleTests
         s = Run(s, new ContainerCommands.Refresh("die", new DockerEvent("container", "die", a.Id, 1)));
         var (_, events) = Step(s, new Inspected(a, s.Inspection.Started)); // answered before the die was seen
         Assert.Equal([typeof(InspectionFinished), typeof(InspectionStarted)], events.Select(e => e.GetType()));
+    }
+
+    [Fact]
+    public void A_host_network_container_is_unfilterable_and_puts_nothing_in_the_sets()
+    {
+        var a = Facts.Container("a", "198.18.128.2", "output:\n  - ips: [198.19.0.10]\n") with
+        {
+            NetworkMode = "host",
+            Networks = [new NetworkAttachment("host", "host-id", null, null, Driver: "host")],
+        };
+        var (s, events) = Step(Fresh(), new ContainerCommands.Seed(a));
+        Assert.Empty(Assert.Single(events.OfType<FragmentSent>()).Fragment.Elements);
+        var published = Assert.Single(events.OfType<StatePublished>());
+        Assert.Equal(ContainerState.Unfilterable, published.State);
+        Assert.Contains(published.Reasons, r => r.StartsWith("unfilterable:"));
+
+        // a macvlan attachment next to a bridge one: the bridge part is enforced, the container still reported
+        var b = Facts.Container("b", "198.18.128.3", "output:\n  - ips: [198.19.0.10]\n") with
+        {
+            Networks = [new NetworkAttachment("net", "net-id", IPAddress.Parse("198.18.128.3"), null),
+                        new NetworkAttachment("mac", "mac-id", IPAddress.Parse("198.18.140.3"), null, Driver: "macvlan")],
+        };
+        (_, events) = Step(Fresh(), new ContainerCommands.Seed(b));
+        var keys = Assert.Single(events.OfType<FragmentSent>()).Fragment.Elements.Select(e => e.Key).ToList();
+        Assert.Contains("managed4 198.18.128.3", keys);
+        Assert.DoesNotContain(keys, k => k.Contains("198.18.140.3"));
+        Assert.Equal(ContainerState.Unfilterable, events.OfType<StatePublished>().Single().State);
     }
 }

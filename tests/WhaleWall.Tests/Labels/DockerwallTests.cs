@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using System.Net;
 using WhaleWall.Actors.Docker;
 using WhaleWall.Firewall.Compile;
+using WhaleWall.Firewall.Decide;
 using WhaleWall.Firewall.Labels;
 using WhaleWall.Firewall.Policy;
 using Xunit;
@@ -18,7 +19,7 @@ public class DockerwallTests
             [IPAddress.Parse("198.19.0.53")]);
 
     private static IReadOnlyList<string> Compile(ContainerFacts facts, GatewayConfig? gateway) =>
-        Compiler.Compile(facts, PolicyDecider.Decide(facts, gateway), []).Fragment.Elements.Where(e => !Facts.IsDropCounter(e)).Select(e => e.Key).ToList();
+        Compiler.Compile(facts, ContainerDecider.Decide(new DecisionContext(gateway), facts).Policy, []).Fragment.Elements.Where(e => !Facts.IsDropCounter(e)).Select(e => e.Key).ToList();
 
     [Theory]
     [InlineData("a.example.com", true)]
@@ -45,7 +46,7 @@ public class DockerwallTests
     [Fact]
     public void Bad_outbound_entry_fails_closed_naming_the_entry()
     {
-        var decision = PolicyDecider.Decide(On("net", new() { ["dockerwall.outbound"] = "198.19.0.10,not a host" }), null);
+        var decision = ContainerDecider.Decide(DecisionContext.Default, On("net", new() { ["dockerwall.outbound"] = "198.19.0.10,not a host" })).Policy;
         var error = Assert.Single(Assert.IsType<PolicyDecision.FailClosed>(decision).Errors);
         Assert.Equal(("dockerwall.outbound", "[1]"), (error.Label, error.Path));
     }

@@ -3,6 +3,7 @@ using System.Net;
 using FsCheck;
 using FsCheck.Fluent;
 using WhaleWall.Firewall.Compile;
+using WhaleWall.Firewall.Decide;
 using WhaleWall.Firewall.Labels;
 using WhaleWall.Firewall.Nft;
 using WhaleWall.Firewall.Policy;
@@ -32,7 +33,7 @@ public class FuzzProperties(ITestOutputHelper output)
         {
             var self = Facts.Container("self", "198.18.128.2", yaml, ipv6: "2001:db8:128::2",
                 ports: [new PublishedPort(8080, L4Proto.Tcp, "0.0.0.0", 18080)]);
-            var decision = PolicyDecider.Decide(self, null);
+            var decision = ContainerDecider.Decide(DecisionContext.Default, self).Policy;
             var result = Compiler.Compile(self, decision, Peers);
             var fragment = result.Fragment;
             switch (decision)

@@ -1,10 +1,12 @@
 using System.Collections.Immutable;
+using WhaleWall.Firewall.Labels;
 using WhaleWall.Firewall.Policy;
 
-namespace WhaleWall.Firewall.Labels;
+namespace WhaleWall.Firewall.Decide;
 
-/// <summary>Labels + deny-by-default configuration -> what WhaleWall does with a container.
-/// Pure and total.
+/// <summary>The one decision entry point: context + container facts (labels, networks, network
+/// mode) -> <see cref="Decision"/>. The daemon, <c>check</c>, <c>status</c> and <c>explain</c>
+/// all come through here. Pure and total.
 /// <list type="bullet">
 /// <item><c>whalewall.enabled=true</c>: the whalewall rules (plus any <c>dockerwall.outbound</c> entries).</item>
 /// <item><c>dockerwall.outbound=...</c> alone: opts in with that outbound list.</item>
@@ -12,12 +14,16 @@ namespace WhaleWall.Firewall.Labels;
 /// <item>In deny-by-default mode a container on a gateway network also talks freely with the
 /// containers on its gateway networks, both ways; everything else it is denied.</item>
 /// <item>Anything else: left alone.</item>
-/// </list></summary>
-public static class PolicyDecider
+/// </list>
+/// Whatever the policy, the attachments WhaleWall cannot see are listed (<see cref="Visibility"/>).</summary>
+public static class ContainerDecider
 {
     public const string DockerwallOutbound = "dockerwall.outbound";
 
-    public static PolicyDecision Decide(ContainerFacts facts, GatewayConfig? gateway)
+    public static Decision Decide(DecisionContext context, ContainerFacts facts) =>
+        new(Policy(context.Gateway, facts), Visibility.Invisible(facts));
+
+    private static PolicyDecision Policy(GatewayConfig? gateway, ContainerFacts facts)
     {
         var labels = facts.Labels;
         var neighbours = gateway is null
@@ -55,8 +61,4 @@ public static class PolicyDecider
             decision = new PolicyDecision.Enforced(enforced.Policy with { NeighbourNetworks = neighbours });
         return decision;
     }
-
-    /// <summary>Checks a DEFAULT_OUTBOUND value at start-up.</summary>
-    public static ImmutableArray<LabelError> ValidateDefaultOutbound(string value) =>
-        OutboundList.Parse(value, "DEFAULT_OUTBOUND").Errors;
 }

@@ -1,0 +1,39 @@
+using System.Collections.Immutable;
+using WhaleWall.Firewall.Labels;
+using WhaleWall.Firewall.Policy;
+
+namespace WhaleWall.Firewall.Decide;
+
+/// <summary>Everything besides the container's own facts that decides what WhaleWall does with
+/// it: the daemon's configuration. The daemon, <c>check</c>, <c>status</c> and <c>explain</c>
+/// build one and hand it to <see cref="ContainerDecider.Decide"/>, so they cannot disagree.
+/// <paramref name="Gateway"/>: deny-by-default mode (<c>GATEWAY_NETWORKS</c>,
+/// <c>DEFAULT_OUTBOUND</c>), null when off.
+/// Later settings (audit mode, the DNS proxy) are new members with a default here, read by
+/// <see cref="FromSettings"/> from the same variables the daemon reads.</summary>
+public sealed record DecisionContext(GatewayConfig? Gateway)
+{
+    /// <summary>No deny-by-default mode: only opted-in containers are managed.</summary>
+    public static readonly DecisionContext Default = new((GatewayConfig?)null);
+
+    /// <summary>The context from the daemon's settings (environment variables or the flags of
+    /// <c>check</c> that stand for them): deny-by-default mode is on when
+    /// <paramref name="gatewayNetworks"/> is set at all (empty: every bridge network).
+    /// Returns the problems instead of a context when a setting is invalid.</summary>
+    public static (DecisionContext? Context, ImmutableArray<string> Errors) FromSettings(string? gatewayNetworks, string? defaultOutbound)
+    {
+        if (gatewayNetworks is null)
+            return defaultOutbound is { Length: > 0 }
+                ? (null, ["DEFAULT_OUTBOUND needs GATEWAY_NETWORKS (deny-by-default mode)"])
+                : (Default, []);
+        var gateway = GatewayConfig.Parse(gatewayNetworks, defaultOutbound);
+        var errors = OutboundList.Parse(gateway.DefaultOutbound, "DEFAULT_OUTBOUND").Errors;
+        return errors.IsEmpty ? (new DecisionContext(gateway), []) : (null, [.. errors.Select(e => e.ToString())]);
+    }
+
+    /// <summary>One line for logs and <c>check</c>: what this context turns on.</summary>
+    public string Describe() => Gateway is not { } gw
+        ? "opt-in only (no GATEWAY_NETWORKS)"
+        : $"deny-by-default mode: gateway networks {(gw.AllBridges ? "(every bridge network)" : string.Join(",", gw.Include))}" +
+          $"{(gw.Exclude.IsEmpty ? "" : " except " + string.Join(",", gw.Exclude))}, default outbound \"{gw.DefaultOutbound}\"";
+}
