@@ -42,6 +42,7 @@ public sealed class ContainerStoreActor : ReceivePersistentActor
             log.Info("state {0}: {1} containers recovered ({2} events after the snapshot)", PersistenceId, state.Containers.Count, replayed));
 
         Command<Record>(r => Handle(r, () => Sender.Tell(new Recorded(r.Facts.Id, r.Ticket))));
+        Command<RecordNetworks>(n => Handle(n, () => { }));
         Command<Forget>(f => Handle(f, () => { }));
         Command<Checkpoint>(c => Handle(c, () => { }));
         Command<GetState>(_ => Sender.Tell(new Snapshot(state, LastSequenceNr)));
