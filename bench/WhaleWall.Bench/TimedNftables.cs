@@ -24,6 +24,8 @@ public sealed class TimedNftables(INftables inner) : INftables
         return result;
     }
 
+    public NftResult Check(string json) => inner.Check(json);
+
     public int Count { get { lock (durations) return durations.Count; } }
 
     /// <summary>Durations recorded since <paramref name="from"/> (a <see cref="Count"/> taken earlier).</summary>

@@ -23,7 +23,10 @@ public static class Daemon
         foreach (var problem in BridgeNetfilter.Ensure())
             Console.Error.WriteLine($"[ERROR] {problem}");
 
-        using var nft = new LibNftables();
+        using var kernel = new LibNftables();
+        var nft = FaultInjection.Wrap(kernel, options.DataDir);
+        if (!ReferenceEquals(nft, kernel))
+            Console.Error.WriteLine($"[WARNING] {FaultInjection.Variable}=1: test fault injection is ON (never in production)");
         // scrapes read the counters through a context of their own (a context is not thread-safe,
         // and reads must not wait behind the writer's transactions)
         using var counterReader = new LibNftables();

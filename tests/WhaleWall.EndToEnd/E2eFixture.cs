@@ -68,6 +68,8 @@ public sealed class E2eFixture : IAsyncLifetime
         }
         // inside the harness' host namespace: only reachable from there (MetricsScrape)
         Daemon.ExtraEnvironment["WHALEWALL_METRICS_ADDR"] = MetricsAddress;
+        // lets HealingTests break the kernel port on purpose (nothing happens without the control file)
+        Daemon.ExtraEnvironment["WHALEWALL_TEST_FAULTS"] = "1";
     }
 
     /// <summary>Where the daemon under test serves /metrics and /healthz, in the harness' host namespace.</summary>
@@ -101,6 +103,10 @@ public sealed class E2eFixture : IAsyncLifetime
         if (waitManaged) await Table.WaitManaged(ip);
         return (c, await c.NsPathAsync(), ip);
     }
+
+    /// <summary>Makes the daemon's kernel port misbehave (see src/Host/FaultInjection.cs).</summary>
+    public void InjectFaults(params string[] commands) =>
+        File.WriteAllLines(Path.Combine(Daemon.DataDir, "test-faults"), commands);
 
     /// <summary>A container name unique within this harness.</summary>
     public string Name(string hint) => $"{hint}-{Interlocked.Increment(ref _names)}";

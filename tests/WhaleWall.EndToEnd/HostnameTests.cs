@@ -61,6 +61,31 @@ public sealed class HostnameTests(E2eFixture fx, ITestOutputHelper output)
         await c.C.RemoveAsync();
     });
 
+    /// <summary>Issue 12 (1): an answer that never changes must keep renewing the kernel's element
+    /// timeouts; it used to be blocked after TTL + grace because the container actor did not
+    /// send an unchanged answer to the writer.</summary>
+    [Fact]
+    public Task A_name_whose_answer_never_changes_stays_reachable_long_past_ttl_plus_grace() => fx.Run(output, async () =>
+    {
+        await fx.EnsureDaemonAsync();
+        fx.Dns.Set("stable.test.example", 1, Server1);
+        var c = await Started("stable", HostsRule("stable.test.example"));
+        await fx.AssertTcpAllowed(c.Ns, Server1, TcpPort, what: "(stable.test.example)");
+        var until = DateTime.UtcNow + 3 * TtlPlusGrace + TimeSpan.FromSeconds(2);
+        var (probes, failures) = (0, new List<string>());
+        while (DateTime.UtcNow < until)
+        {
+            var outcome = Probe.Tcp(c.Ns, Guard(Server1), TcpPort, TimeSpan.FromSeconds(1));
+            probes++;
+            if (outcome != ProbeOutcome.Connected) failures.Add($"{DateTime.UtcNow:HH:mm:ss.fff} {outcome}");
+            await Task.Delay(250);
+        }
+        output.WriteLine($"{probes} connections over {3 * TtlPlusGrace.TotalSeconds + 2:0} s, {failures.Count} failed");
+        Assert.True(failures.Count == 0, $"the unchanged name stopped working: {string.Join(", ", failures)}\n{fx.TableText()}");
+        fx.AssertTcpDropped(c.Ns, Server2, TcpPort, what: "(still only the name's address)");
+        await c.C.RemoveAsync();
+    });
+
     [Fact]
     public Task A_name_shared_by_two_containers_is_resolved_once() => fx.Run(output, async () =>
     {

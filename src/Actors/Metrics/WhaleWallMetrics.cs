@@ -70,6 +70,13 @@ public static class WhaleWallMetrics
     public static readonly Gauge TableReady = Prometheus.Metrics.CreateGauge("whalewall_table_ready",
         "1 once the start-up table is in the kernel.");
 
+    public static readonly Gauge WriterRetrying = Prometheus.Metrics.CreateGauge("whalewall_writer_retrying_owners",
+        "Containers whose rules the kernel refused: drop-all while the writer retries them with backoff.");
+
+    public static readonly Counter WriterResyncs = Prometheus.Metrics.CreateCounter("whalewall_writer_resyncs_total",
+        "Times the writer rebuilt the whole table in one transaction to heal it (a removal the kernel refused, an internal error), by reason.",
+        new CounterConfiguration { LabelNames = ["reason"] });
+
     public static readonly Gauge ScrapeKernelSeconds = Prometheus.Metrics.CreateGauge("whalewall_scrape_kernel_seconds",
         "Time the last scrape spent reading and attributing the kernel's counters.");
 
@@ -77,12 +84,13 @@ public static class WhaleWallMetrics
     /// counter at 0 is a series too), so dashboards find them from the start.</summary>
     public static void Initialize()
     {
-        foreach (var kind in new[] { "startup", "changes", "single" })
+        foreach (var kind in new[] { "startup", "changes", "single", "resync" })
         {
             NftTransactionSeconds.WithLabels(kind);
             NftTransactionSize.WithLabels(kind);
             NftTransactionFailures.WithLabels(kind);
         }
+        foreach (var reason in new[] { "refused_removal", "refused_fallback", "error" }) WriterResyncs.WithLabels(reason);
         foreach (var state in new[] { "unmanaged", "enforced", "fail_closed", "rejected" }) Containers.WithLabels(state);
     }
 

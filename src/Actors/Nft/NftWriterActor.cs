@@ -10,204 +10,329 @@ using static WhaleWall.Actors.Nft.NftWriterEvents;
 
 namespace WhaleWall.Actors.Nft;
 
-/// <summary>The only code that talks to the kernel. Requests that arrive together are
-/// coalesced into one atomic transaction; a failed batch is retried owner by owner so one
-/// bad container cannot block the others, and each owner is told how it went.</summary>
+/// <summary>The only code that talks to the kernel, and the only owner of the difference
+/// between what the containers want and what the kernel holds (expiry renewals included).
+/// Requests that arrive together are coalesced into one atomic transaction; a failed batch is
+/// retried owner by owner so one bad container cannot block the others. The writer heals
+/// itself: an owner the kernel refuses is drop-all and retried with backoff; a removal the
+/// kernel refuses (the kernel no longer holds what the writer thinks) and any internal error
+/// make it rebuild the whole table in one transaction; its state lives in a
+/// <see cref="WriterMemory"/> that an actor restart does not lose, so it never falls back into
+/// its start-up mode.</summary>
 public sealed class NftWriterActor : ReceiveActor, IWithTimers
 {
     public const string DispatcherId = "whalewall-nft-dispatcher";
     private static readonly TimeSpan StartupGrace = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
 
     private readonly INftables nft;
     private readonly string table;
+    private readonly WriterMemory memory;
+    private readonly WriterProgress progress;
+    private readonly TableBuilder builder;
     private readonly ILoggingAdapter log = Context.GetLogger();
-    private readonly Dictionary<string, (Program Program, IActorRef ReplyTo)> pending = new();
-    private KernelState state = KernelState.Empty;
-    private ImmutableHashSet<string>? expected;
-    private bool flushScheduled;
     private readonly Dictionary<string, int> setSizes = new();
+    private bool flushScheduled;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     /// <summary>The clock DNS expiries are measured with (the scheduler's, so tests can drive it).</summary>
     private DateTimeOffset Now => Context.System.Scheduler.Now;
 
-    private readonly bool logDrops;
-
-    public NftWriterActor(INftables nft, string table, bool logDrops = false)
+    public NftWriterActor(INftables nft, string table, bool logDrops, WriterMemory memory, WriterProgress progress)
     {
         this.nft = nft;
         this.table = table;
-        this.logDrops = logDrops;
-        Become(Starting);
+        this.memory = memory;
+        this.progress = progress;
+        builder = new TableBuilder(nft, table, logDrops, Transaction);
+        if (memory.TableBuilt) Become(Running); else Become(Starting);
     }
 
-    public static Props Props(INftables nft, string table, bool logDrops = false) =>
-        Akka.Actor.Props.Create(() => new NftWriterActor(nft, table, logDrops)).WithDispatcher(DispatcherId);
+    public static Props Props(INftables nft, string table, bool logDrops = false, WriterProgress? progress = null)
+    {
+        var memory = new WriterMemory(); // one per writer: shared by every incarnation the supervisor creates
+        progress ??= new WriterProgress();
+        return Akka.Actor.Props.Create(() => new NftWriterActor(nft, table, logDrops, memory, progress)).WithDispatcher(DispatcherId);
+    }
+
+    protected override void PostRestart(Exception reason)
+    {
+        log.Error(reason, "writer restarted after an internal error; rebuilding the table from what it knows");
+        if (memory.TableBuilt) ScheduleResync("error");
+        else if (memory.Expected is not null) Timers.StartSingleTimer(StartupTimeout.Instance, StartupTimeout.Instance, StartupGrace);
+        foreach (var (owner, refusal) in memory.Refused)
+            Timers.StartSingleTimer("retry-" + owner, new Retry(owner, refusal.Version), Backoff(refusal.Attempts));
+    }
 
     private void Starting()
     {
-        Receive<ExpectOwners>(m =>
+        Receive<ExpectOwners>(m => Safely(() =>
         {
-            expected = m.Owners;
+            memory.Expected = m.Owners;
+            memory.Missing = [.. m.Owners.Where(o => !memory.Desired.ContainsKey(o))];
             Timers.StartSingleTimer(StartupTimeout.Instance, StartupTimeout.Instance, StartupGrace);
             TryBuildTable(force: false);
-        });
-        Receive<Program>(p =>
+        }));
+        Receive<Program>(p => Safely(() =>
         {
-            pending[p.Fragment.Owner] = (p, Sender);
+            Want(p);
             TryBuildTable(force: false);
-        });
-        Receive<StartupTimeout>(_ => TryBuildTable(force: true));
+        }));
+        Receive<StartupTimeout>(_ => Safely(() => TryBuildTable(force: true)));
+        Receive<Retry>(_ => { });
+        Receive<Resync>(_ => memory.ResyncScheduled = false);
     }
 
     private void Running()
     {
-        Receive<Program>(p =>
+        Receive<Program>(p => Safely(() =>
         {
-            pending[p.Fragment.Owner] = (p, Sender);
+            Want(p);
             if (flushScheduled) return;
             flushScheduled = true;
             Self.Tell(Flush.Instance); // runs after everything already in the mailbox
-        });
-        Receive<Flush>(_ => FlushPending());
+        }));
+        Receive<Flush>(_ => Safely(FlushPending));
+        Receive<Retry>(r => Safely(() =>
+        {
+            if (!memory.Refused.TryGetValue(r.Owner, out var refusal) || refusal.Version != r.Version) return;
+            if (!memory.Desired.TryGetValue(r.Owner, out var wanted) || wanted.Version != r.Version) return;
+            memory.Dirty.Add(r.Owner);
+            FlushPending();
+        }));
+        Receive<Resync>(r => Safely(() =>
+        {
+            memory.ResyncScheduled = false;
+            BuildWholeTable("resync");
+        }));
         Receive<ExpectOwners>(_ => { });
         Receive<StartupTimeout>(_ => { });
     }
 
+    /// <summary>Runs a handler; an exception does not restart the writer into start-up mode: the
+    /// whole table is rebuilt from what it knows (one transaction), which heals whatever the
+    /// failed step left half done.</summary>
+    private void Safely(Action handler)
+    {
+        try { handler(); }
+        catch (Exception e)
+        {
+            progress.TransactionEnded();
+            log.Error(e, "writer: internal error; rebuilding the table from what it knows");
+            ScheduleResync("error");
+        }
+    }
+
+    private void Want(Program p)
+    {
+        memory.Desired[p.Fragment.Owner] = new Wanted(p.Fragment, p.Version, Sender);
+        memory.Dirty.Add(p.Fragment.Owner);
+        memory.Missing.Remove(p.Fragment.Owner);
+    }
+
+    /// <summary>The kernel refused exactly the owner's current wish (a newer one deserves a try).</summary>
+    private bool IsRefused(string owner) =>
+        memory.Refused.TryGetValue(owner, out var r) && r.Version == memory.Desired[owner].Version;
+
     private void TryBuildTable(bool force)
     {
-        if (expected is null) return;
-        // Cheap test first: fewer pending owners than expected means someone is missing. Without
-        // it every Program scanned all expected owners: O(n^2), 52 s for 10,000 containers.
-        if (!force && pending.Count < expected.Count) return;
-        var missing = expected.Where(o => !pending.ContainsKey(o)).ToList();
-        if (missing.Count > 0 && !force) return;
-        if (missing.Count > 0)
-            log.Warning("start-up: {0} containers did not report within {1}; building the table without them", missing.Count, StartupGrace);
+        if (memory.Expected is null) return;
+        // the owners still missing are kept as a set: scanning every expected owner at every
+        // Program was O(n^2), 52 s for 10,000 containers
+        var missing = memory.Missing.Count;
+        if (missing > 0 && !force) return;
+        if (missing > 0)
+            log.Warning("start-up: {0} containers did not report within {1}; building the table without them", missing, StartupGrace);
 
-        var batch = pending.Values.ToList();
-        pending.Clear();
-        var now = Now;
-        var plan = KernelState.Empty.Replace(batch.Select(b => b.Program.Fragment), now);
         var watch = Stopwatch.StartNew();
-        var existing = ExistingRuleChains();
-        var result = Transaction("startup", NftJson.FullTable(table, plan.After.References.Keys, plan.After.ChainReferences.Keys, existing, now: now, logDrops: logDrops),
-            plan.After.References.Count + plan.After.ChainReferences.Count);
-        if (result.Ok)
-        {
-            state = plan.After;
-            foreach (var (p, replyTo) in batch) replyTo.Tell(new Applied(p.Fragment.Owner, p.Version));
-        }
-        else
-        {
-            // Fail closed: a table with every container's addresses under drop-all first,
-            // then each owner's allow elements on its own, so one bad policy stays alone.
-            log.Error("start-up transaction rejected ({0}); building drop-all table and retrying per container", result.Error.Trim());
-            var dropAll = batch.Select(b => new Fragment(b.Program.Fragment.Owner,
-                [.. b.Program.Fragment.Elements.Where(e => NftSets.KeptWhenFailClosed(e.Set))], []));
-            var bare = KernelState.Empty.Replace(dropAll);
-            var fallback = Transaction("startup", NftJson.FullTable(table, bare.After.References.Keys, [], existing, logDrops: logDrops), bare.After.References.Count);
-            if (!fallback.Ok)
-            {
-                // An incompatible table (an older layout): replace it whole, still in one transaction.
-                log.Warning("cannot reuse table {0} ({1}); replacing it", table, fallback.Error.Trim());
-                fallback = Transaction("startup", NftJson.ReplaceTable(table, bare.After.References.Keys, logDrops), bare.After.References.Count);
-            }
-            if (!fallback.Ok)
-                log.Error("drop-all table rejected too: {0}", fallback.Error.Trim());
-            else
-                state = bare.After;
-            ApplyOneByOne(batch);
-        }
+        BuildWholeTable("startup");
         log.Info("initial sync complete: table {0} with {1} containers, {2} elements in {3} ms",
-            table, state.Owners.Count, state.ElementCount, watch.ElapsedMilliseconds);
-        CountElements();
-        Context.System.EventStream.Publish(new TableReady(table, state.Owners.Count, state.ElementCount));
-        expected = null;
+            table, memory.Kernel.Owners.Count, memory.Kernel.ElementCount, watch.ElapsedMilliseconds);
+        memory.Expected = null;
+        memory.Missing.Clear();
+        memory.TableBuilt = true;
         Timers.Cancel(StartupTimeout.Instance);
+        Context.System.EventStream.Publish(new TableReady(table, memory.Kernel.Owners.Count, memory.Kernel.ElementCount));
         Become(Running);
+    }
+
+    /// <summary>The whole table in one transaction, from every owner's wish (drop-all for those
+    /// the kernel refused); owners the kernel refuses now are found and made drop-all in the
+    /// same transaction.</summary>
+    private void BuildWholeTable(string kind)
+    {
+        var owners = memory.Desired.Keys.Order(StringComparer.Ordinal).ToList();
+        var fragments = owners.Select(o => IsRefused(o)
+            ? TableBuilder.DropAll(memory.Desired[o].Fragment)
+            : memory.Desired[o].Fragment).ToList();
+        var outcome = builder.Build(fragments, Now);
+        if (!outcome.Ok)
+        {
+            memory.ResyncFailures++;
+            progress.Failing(outcome.Error);
+            log.Error("{0}: the kernel refused WhaleWall's table even with every container drop-all ({1}); the previous table stays; retrying in {2:0} s",
+                kind, outcome.Error, Backoff(memory.ResyncFailures).TotalSeconds);
+            memory.ResyncScheduled = true;
+            Timers.StartSingleTimer("resync", Resync.Instance, Backoff(memory.ResyncFailures));
+            return;
+        }
+        if (outcome.DryRuns > 0)
+            log.Warning("{0}: the kernel refused {1} containers' rules ({2} dry runs to find them); they are drop-all, the others intact",
+                kind, outcome.Refused.Count, outcome.DryRuns);
+        memory.Kernel = outcome.State;
+        memory.ResyncFailures = 0;
+        progress.Failing(null);
+        CountElements();
+        foreach (var owner in owners)
+        {
+            if (outcome.Refused.TryGetValue(owner, out var error))
+            {
+                if (!IsRefused(owner)) Refuse(owner, error, tryFallback: false);
+            }
+            else if (IsRefused(owner)) continue; // still drop-all: its retry timer tries its wish again
+            else if (!memory.Desired[owner].Answered || memory.Desired[owner].Fragment.Elements.IsEmpty) Settle(owner);
+        }
+        memory.Dirty.Clear();
     }
 
     private void FlushPending()
     {
         flushScheduled = false;
-        if (pending.Count == 0) return;
-        var batch = pending.Values.ToList();
-        pending.Clear();
+        if (memory.Dirty.Count == 0) return;
+        var batch = memory.Dirty.Where(memory.Desired.ContainsKey).Order(StringComparer.Ordinal).ToList();
+        memory.Dirty.Clear();
 
         // New containers first, in a transaction of their own: deleting interval-set elements
         // costs the kernel far more than adding them (bench/), and a container that is starting
         // should not wait for others' removals.
-        var (fresh, rest) = (batch.Where(IsNew).ToList(), batch.Where(b => !IsNew(b)).ToList());
-        if (fresh.Count > 0 && rest.Count > 0)
-        {
-            Apply(fresh);
-            Apply(rest);
-        }
-        else Apply(batch);
+        var fresh = batch.Where(IsNew).ToList();
+        var rest = batch.Except(fresh).ToList();
+        Apply(fresh);
+        Apply(rest);
     }
 
     /// <summary>A container the kernel does not know yet, on addresses nobody else holds (an
     /// address being reused waits for its old owner's removal in the same transaction).</summary>
-    private bool IsNew((Program Program, IActorRef ReplyTo) item) =>
-        !state.Owners.ContainsKey(item.Program.Fragment.Owner) && !item.Program.Fragment.Elements.IsEmpty &&
-        !item.Program.Fragment.Elements.Any(e => e.Set.StartsWith("managed", StringComparison.Ordinal) && state.References.ContainsKey(e));
-
-    private void Apply(List<(Program Program, IActorRef ReplyTo)> batch)
+    private bool IsNew(string owner)
     {
-        var now = Now;
-        var plan = state.Replace(batch.Select(b => b.Program.Fragment), now);
-        if (plan.IsEmpty)
+        var fragment = memory.Desired[owner].Fragment;
+        return !memory.Kernel.Owners.ContainsKey(owner) && !fragment.Elements.IsEmpty &&
+               !fragment.Elements.Any(e => e.Set.StartsWith("managed", StringComparison.Ordinal) && memory.Kernel.References.ContainsKey(e));
+    }
+
+    private void Apply(List<string> owners)
+    {
+        if (owners.Count == 0) return;
+        var batch = new List<string>();
+        foreach (var owner in owners)
         {
-            state = plan.After;
-            Reply(batch);
-            return;
+            if (ChainCollisions.Against(memory.Kernel, memory.Desired[owner].Fragment) is { } why) Refuse(owner, why, tryFallback: true);
+            else batch.Add(owner);
         }
-        var watch = Stopwatch.StartNew();
-        var result = Transaction("changes", NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds, now), Size(plan));
+        foreach (var (owner, why) in ChainCollisions.Find(batch.Select(o => memory.Desired[o].Fragment)))
+        {
+            batch.Remove(owner);
+            Refuse(owner, why, tryFallback: true);
+        }
+        if (batch.Count == 0) return;
+
+        var now = Now;
+        var plan = memory.Kernel.Replace(batch.Select(o => memory.Desired[o].Fragment), now);
+        var result = plan.IsEmpty
+            ? NftResult.Success()
+            : Transaction(batch.Count == 1 ? "single" : "changes", NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds, now), Size(plan));
         if (result.Ok)
         {
-            state = plan.After;
+            memory.Kernel = plan.After;
             CountElements(plan);
-            log.Debug("applied {0} owners: -{1} +{2} elements in {3:0.0} ms",
-                batch.Count, plan.Deletes.Length, plan.Adds.Length, watch.Elapsed.TotalMilliseconds);
-            Reply(batch);
+            foreach (var owner in batch) Settle(owner);
             return;
         }
         if (batch.Count == 1)
         {
-            Reject(batch[0], result.Error);
+            Refuse(batch[0], result.Error.Trim(), tryFallback: true);
             return;
         }
         log.Warning("batch of {0} owners rejected ({1}); retrying one by one", batch.Count, result.Error.Trim());
-        ApplyOneByOne(batch);
+        foreach (var owner in batch) Apply([owner]);
     }
 
-    private void ApplyOneByOne(IEnumerable<(Program Program, IActorRef ReplyTo)> batch)
+    /// <summary>The owner's wish is in the kernel: tell it (a removal is then forgotten).</summary>
+    private void Settle(string owner)
     {
-        foreach (var item in batch)
+        var wanted = memory.Desired[owner];
+        if (memory.Refused.Remove(owner))
+        {
+            Timers.Cancel("retry-" + owner);
+            log.Info("the kernel took the rules of {0} on retry", owner);
+        }
+        progress.Retrying = memory.Refused.Count;
+        if (wanted.Fragment.Elements.IsEmpty && wanted.Fragment.ChainsOrEmpty.IsEmpty) memory.Desired.Remove(owner);
+        else memory.Desired[owner] = wanted with { Answered = true };
+        wanted.ReplyTo.Tell(new Applied(owner, wanted.Version));
+    }
+
+    /// <summary>The kernel refused the owner's wish. A removal can only be refused when the kernel
+    /// no longer holds what the writer thinks: the whole table is rebuilt. Anything else leaves the
+    /// owner drop-all (its addresses stay under policy, its allow elements go), it is told, and the
+    /// writer retries its wish with backoff. An owner that holds no container addresses (the
+    /// gateway networks) keeps what it had in the kernel meanwhile.</summary>
+    private void Refuse(string owner, string error, bool tryFallback)
+    {
+        var wanted = memory.Desired[owner];
+        if (wanted.Fragment.Elements.IsEmpty && wanted.Fragment.ChainsOrEmpty.IsEmpty)
+        {
+            log.Warning("the kernel refused removing the rules of {0} ({1}); rebuilding the table", owner, error);
+            ScheduleResync("refused_removal");
+            return;
+        }
+        var fallback = TableBuilder.DropAll(wanted.Fragment);
+        var holdsContainer = !fallback.Elements.IsEmpty;
+        if (tryFallback && holdsContainer)
         {
             var now = Now;
-            var plan = state.Replace([item.Program.Fragment], now);
+            var plan = memory.Kernel.Replace([fallback], now);
             var result = plan.IsEmpty
                 ? NftResult.Success()
                 : Transaction("single", NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds, now), Size(plan));
             if (result.Ok)
             {
-                state = plan.After;
+                memory.Kernel = plan.After;
                 CountElements(plan);
-                Reply([item]);
             }
-            else Reject(item, result.Error);
+            else ScheduleResync("refused_fallback");
         }
+        var attempts = memory.Refused.TryGetValue(owner, out var before) ? before.Attempts + 1 : 1;
+        memory.Refused[owner] = new Refusal(wanted.Version, error, attempts);
+        progress.Retrying = memory.Refused.Count;
+        var retry = Backoff(attempts);
+        if (before is null || before.Error != error)
+            log.Error("kernel rejected the rules of {0}: {1}; {2}, retrying with backoff", owner, error,
+                holdsContainer ? "its addresses are drop-all meanwhile" : "its previous elements stay meanwhile");
+        else log.Debug("kernel rejected the rules of {0} again; next retry in {1:0} s", owner, retry.TotalSeconds);
+        memory.Desired[owner] = wanted with { Answered = true };
+        wanted.ReplyTo.Tell(new Rejected(owner, wanted.Version, error));
+        Timers.StartSingleTimer("retry-" + owner, new Retry(owner, wanted.Version), retry);
+    }
+
+    private void ScheduleResync(string reason)
+    {
+        WhaleWallMetrics.WriterResyncs.WithLabels(reason).Inc();
+        if (memory.ResyncScheduled) return;
+        memory.ResyncScheduled = true;
+        var delay = memory.ResyncFailures == 0 ? TimeSpan.Zero : Backoff(memory.ResyncFailures);
+        Timers.StartSingleTimer("resync", Resync.Instance, delay);
     }
 
     /// <summary>Runs one transaction, timed and sized for the metrics.</summary>
     private NftResult Transaction(string kind, string json, int size)
     {
         var started = Stopwatch.GetTimestamp();
-        var result = nft.Run(json);
+        progress.TransactionStarted();
+        NftResult result;
+        try { result = nft.Run(json); }
+        finally { progress.TransactionEnded(); }
         WhaleWallMetrics.NftTransactionSeconds.WithLabels(kind).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
         WhaleWallMetrics.NftTransactionSize.WithLabels(kind).Observe(size);
         if (!result.Ok) WhaleWallMetrics.NftTransactionFailures.WithLabels(kind).Inc();
@@ -217,6 +342,9 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     private static int Size(KernelState.Plan plan) =>
         plan.Deletes.Length + plan.Adds.Length + plan.ChainDeletes.Length + plan.ChainAdds.Length;
 
+    private static TimeSpan Backoff(int attempts) =>
+        TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, Math.Pow(2, Math.Min(attempts, 10) - 1)));
+
     /// <summary>The set-elements gauge: recounted after a whole table, adjusted after changes.</summary>
     private void CountElements(KernelState.Plan? plan = null)
     {
@@ -224,7 +352,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         {
             setSizes.Clear();
             foreach (var s in NftSets.All) setSizes[s.Name] = 0;
-            foreach (var e in state.References.Keys) setSizes[e.Set] = setSizes.GetValueOrDefault(e.Set) + 1;
+            foreach (var e in memory.Kernel.References.Keys) setSizes[e.Set] = setSizes.GetValueOrDefault(e.Set) + 1;
         }
         else
         {
@@ -232,24 +360,6 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             foreach (var e in plan.Adds) setSizes[e.Set] = setSizes.GetValueOrDefault(e.Set) + 1;
         }
         foreach (var (set, n) in setSizes) WhaleWallMetrics.SetElements.WithLabels(set).Set(n);
-    }
-
-    /// <summary>WhaleWall's per-rule chains left in the kernel by an earlier run.</summary>
-    private IReadOnlyList<string> ExistingRuleChains()
-    {
-        var listing = nft.Run(NftJson.ListTable(table));
-        return listing.Ok ? NftListing.ChainNames(listing.Output).Where(NftListing.IsRuleChain).ToList() : [];
-    }
-
-    private static void Reply(IEnumerable<(Program Program, IActorRef ReplyTo)> batch)
-    {
-        foreach (var (p, replyTo) in batch) replyTo.Tell(new Applied(p.Fragment.Owner, p.Version));
-    }
-
-    private void Reject((Program Program, IActorRef ReplyTo) item, string error)
-    {
-        log.Error("kernel rejected the rules of {0}: {1}", item.Program.Fragment.Owner, error.Trim());
-        item.ReplyTo.Tell(new Rejected(item.Program.Fragment.Owner, item.Program.Version, error.Trim()));
     }
 
     private sealed class Flush
@@ -261,7 +371,43 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     {
         public static readonly StartupTimeout Instance = new();
     }
+
+    private sealed class Resync
+    {
+        public static readonly Resync Instance = new();
+    }
+
+    private sealed record Retry(string Owner, long Version);
 }
+
+/// <summary>What the writer knows, kept outside the actor instance so a restart (after an
+/// exception that escaped <c>Safely</c>) resumes where it was instead of waiting for a start-up
+/// that will never come. Only the writer's thread touches it.</summary>
+public sealed class WriterMemory
+{
+    /// <summary>What the kernel holds, as far as the writer knows.</summary>
+    internal KernelState Kernel = KernelState.Empty;
+
+    /// <summary>Every owner's latest wish (a removal until it has landed).</summary>
+    internal readonly Dictionary<string, Wanted> Desired = new();
+
+    /// <summary>Owners whose wish is not in the kernel yet.</summary>
+    internal readonly HashSet<string> Dirty = new();
+
+    /// <summary>Owners whose wish the kernel refused: drop-all in the kernel, retried with backoff.</summary>
+    internal readonly Dictionary<string, Refusal> Refused = new();
+
+    internal bool TableBuilt;
+    internal ImmutableHashSet<string>? Expected;
+    internal HashSet<string> Missing = [];
+    internal bool ResyncScheduled;
+    internal int ResyncFailures;
+}
+
+/// <param name="Answered">The owner was told how this wish went (applied, or refused).</param>
+internal sealed record Wanted(Fragment Fragment, long Version, IActorRef ReplyTo, bool Answered = false);
+
+internal sealed record Refusal(long Version, string Error, int Attempts);
 
 public sealed class NftWriter { }
 
@@ -271,5 +417,9 @@ public static class NftWriterActorExtensions
         builder
             .AddHocon($"{NftWriterActor.DispatcherId} {{ type = PinnedDispatcher }}", HoconAddMode.Prepend)
             .WithActors((system, registry) =>
-                registry.Register<NftWriter>(system.ActorOf(NftWriterActor.Props(nft, table, logDrops), "nft-writer")));
+            {
+                var progress = new WriterProgress();
+                registry.Register<NftWriter>(system.ActorOf(NftWriterActor.Props(nft, table, logDrops, progress), "nft-writer"));
+                system.ActorOf(WriterWatchdogActor.Props(progress), "nft-writer-watchdog");
+            });
 }

@@ -22,7 +22,7 @@ namespace WhaleWall.Firewall.Kernel;
 /// </summary>
 public sealed class LibNftables : INftables, IDisposable
 {
-    private sealed record WorkItem(byte[] Command, TaskCompletionSource<NftResult> Done);
+    private sealed record WorkItem(byte[] Command, bool DryRun, TaskCompletionSource<NftResult> Done);
 
     private readonly BlockingCollection<WorkItem> _queue = new();
     private readonly Thread _worker;
@@ -50,10 +50,15 @@ public sealed class LibNftables : INftables, IDisposable
     }
 
     /// <inheritdoc />
-    public NftResult Run(string json)
+    public NftResult Run(string json) => Submit(json, dryRun: false);
+
+    /// <inheritdoc />
+    public NftResult Check(string json) => Submit(json, dryRun: true);
+
+    private NftResult Submit(string json, bool dryRun)
     {
         ArgumentNullException.ThrowIfNull(json);
-        var item = new WorkItem(ToCString(json), new TaskCompletionSource<NftResult>(TaskCreationOptions.RunContinuationsAsynchronously));
+        var item = new WorkItem(ToCString(json), dryRun, new TaskCompletionSource<NftResult>(TaskCreationOptions.RunContinuationsAsynchronously));
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -101,7 +106,7 @@ public sealed class LibNftables : INftables, IDisposable
         {
             foreach (var item in _queue.GetConsumingEnumerable())
             {
-                try { item.Done.SetResult(Execute(ctx, item.Command)); }
+                try { item.Done.SetResult(Execute(ctx, item.Command, item.DryRun)); }
                 catch (Exception e) { item.Done.SetException(e); }
             }
         }
@@ -111,9 +116,12 @@ public sealed class LibNftables : INftables, IDisposable
         }
     }
 
-    private static NftResult Execute(IntPtr ctx, byte[] command)
+    private static NftResult Execute(IntPtr ctx, byte[] command, bool dryRun)
     {
-        var rc = NativeMethods.nft_run_cmd_from_buffer(ctx, command);
+        if (dryRun) NativeMethods.nft_ctx_set_dry_run(ctx, true);
+        int rc;
+        try { rc = NativeMethods.nft_run_cmd_from_buffer(ctx, command); }
+        finally { if (dryRun) NativeMethods.nft_ctx_set_dry_run(ctx, false); }
         // Reading a buffer also rewinds it, so read both every time: nothing leaks into the
         // next command's result.
         var output = Marshal.PtrToStringUTF8(NativeMethods.nft_ctx_get_output_buffer(ctx)) ?? "";

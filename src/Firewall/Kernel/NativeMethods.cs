@@ -28,6 +28,7 @@ internal static class NativeMethods
     [DllImport(Lib)] public static extern IntPtr nft_ctx_get_output_buffer(IntPtr ctx);
     [DllImport(Lib)] public static extern IntPtr nft_ctx_get_error_buffer(IntPtr ctx);
     [DllImport(Lib)] public static extern int nft_run_cmd_from_buffer(IntPtr ctx, byte[] buf);
+    [DllImport(Lib)] public static extern void nft_ctx_set_dry_run(IntPtr ctx, [MarshalAs(UnmanagedType.I1)] bool dry);
 
     public const int CLONE_NEWNET = 0x40000000;
     public const int O_RDONLY = 0;

@@ -71,12 +71,14 @@ public class ContainerActorSpecs : TestKit
         var (actor, writer) = Start("a-id");
         actor.Tell(new ContainerCommands.Refresh("create", new DockerEvent("container", "create", "a-id", 1, null, labels)));
         actor.Tell(new ContainerCommands.Refresh("connect", new DockerEvent("network", "connect", "a-id", 2, "net-id")));
+        // the container created (not running yet) reports that it holds nothing, then its address comes with the network
+        Assert.Empty(writer.ExpectMsg<Program>().Fragment.Elements);
         Assert.Equal(["managed4 198.18.128.7"], Keys(writer.ExpectMsg<Program>()));
         docker.InspectGate.SetResult();
     }
 
     [Fact]
-    public void Kernel_rejection_falls_back_to_drop_all()
+    public void Kernel_rejection_leaves_the_fallback_and_the_retry_to_the_writer()
     {
         var a = Facts.Container("a", "198.18.128.2", "output:\n  - ips: [198.19.0.10]\n");
         docker.Containers[a.Id] = a;
@@ -84,7 +86,7 @@ public class ContainerActorSpecs : TestKit
         actor.Tell(new ContainerCommands.Refresh("test"));
         var program = writer.ExpectMsg<Program>();
         actor.Tell(new NftWriterEvents.Rejected(a.Id, program.Version, "File exists"));
-        Assert.Equal(["managed4 198.18.128.2"], Keys(writer.ExpectMsg<Program>()));
+        writer.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // the writer made it drop-all and retries the same wish itself
     }
 
     [Fact]
@@ -107,5 +109,60 @@ public class ContainerActorSpecs : TestKit
         docker.Containers.TryRemove(b.Id, out _);
         actorB.Tell(new ContainerCommands.Refresh("b removed"));
         Assert.Equal(["managed4 198.18.128.2"], Keys(writer.ExpectMsg<Program>()));
+    }
+}
+
+/// <summary>Issue 12 (1): the actor used to compare new elements with the last ones sent without
+/// their expiry, so an unchanged DNS answer never reached the writer and the kernel's timeouts
+/// ran out after TTL + grace.</summary>
+public class ContainerRenewalSpecs : TestKit
+{
+    [Fact]
+    public void An_unchanged_dns_answer_reaches_the_writer_so_the_kernel_timeout_is_renewed()
+    {
+        var docker = new FakeDockerSource();
+        var a = Facts.Container("a", "198.18.128.2", "output:\n  - hosts: [api.example.test]\n    proto: tcp\n    dst_ports: [443]\n");
+        docker.Containers[a.Id] = a;
+        var writer = CreateTestProbe();
+        var hostnames = CreateTestProbe();
+        var peers = Sys.ActorOf(Props.Create<PeerDirectoryActor>());
+        var actor = Sys.ActorOf(ContainerActor.Props(a.Id, docker, writer, peers, hostnames: hostnames));
+        actor.Tell(new ContainerCommands.Refresh("start"));
+        hostnames.ExpectMsg<WhaleWall.Actors.Hostnames.HostnamesCommands.Subscribe>();
+        writer.ExpectMsg<Program>();
+
+        var t0 = DateTimeOffset.UtcNow;
+        HostAddresses Answer(int seconds) => new("api.example.test", [(IPAddress.Parse("198.19.0.10"), t0.AddSeconds(seconds))]);
+        actor.Tell(new WhaleWall.Actors.Hostnames.HostnamesEvents.AddressesChanged(Answer(35)));
+        var first = writer.ExpectMsg<Program>();
+        actor.Tell(new WhaleWall.Actors.Hostnames.HostnamesEvents.AddressesChanged(Answer(70)));
+        var renewed = writer.ExpectMsg<Program>();
+        Assert.Contains(renewed.Fragment.Elements, e => e.Set == "outh4" && e.Expires == t0.AddSeconds(70));
+        Assert.True(renewed.Version > first.Version);
+    }
+}
+
+/// <summary>Issue 12 (8): removals lagged because the actor waited for Docker's inspection (which
+/// Docker answers only once it releases the container, i.e. after the removal) and for the journal
+/// before telling the writer. A death takes the rules away from the event itself.</summary>
+public class ContainerRemovalSpecs : TestKit
+{
+    [Fact]
+    public void A_dying_container_loses_its_rules_while_docker_and_the_journal_are_still_busy()
+    {
+        var docker = new FakeDockerSource();
+        var a = Facts.Container("a", "198.18.128.2", "output:\n  - ips: [198.19.0.10]\n");
+        docker.Containers[a.Id] = a;
+        var writer = CreateTestProbe();
+        var store = CreateTestProbe(); // a journal that never answers
+        var peers = Sys.ActorOf(Props.Create<PeerDirectoryActor>());
+        var actor = Sys.ActorOf(ContainerActor.Props(a.Id, docker, writer, peers, store: store));
+        actor.Tell(new ContainerCommands.Seed(a)); // replayed from the journal: enforced at once
+        Assert.NotEmpty(writer.ExpectMsg<Program>().Fragment.Elements);
+
+        docker.InspectGate = new TaskCompletionSource(); // Docker is busy removing it
+        actor.Tell(new ContainerCommands.Refresh("die", new DockerEvent("container", "die", a.Id, 1)));
+        Assert.Empty(writer.ExpectMsg<Program>(TimeSpan.FromMilliseconds(500)).Fragment.Elements);
+        docker.InspectGate.SetResult();
     }
 }

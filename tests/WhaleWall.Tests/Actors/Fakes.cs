@@ -5,19 +5,36 @@ using WhaleWall.Firewall.Policy;
 
 namespace WhaleWall.Tests.Actors;
 
-/// <summary>Records every transaction; fails those that contain <see cref="Poison"/>.</summary>
+/// <summary>Records every committed transaction; fails those that contain <see cref="Poison"/> or
+/// match <see cref="Refuse"/>, and throws <see cref="ThrowNext"/> times. Dry runs
+/// (<see cref="Check"/>) judge the same way and commit nothing.</summary>
 public sealed class FakeNftables : INftables
 {
     public ConcurrentQueue<string> Transactions { get; } = new();
     public string? Poison { get; set; }
+    public Func<string, bool>? Refuse { get; set; }
+    public int ThrowNext;
+    public int DryRuns;
+    /// <summary>When set, transactions wait for it (the writer is busy in the kernel meanwhile).</summary>
+    public ManualResetEventSlim? Hold { get; set; }
 
     public NftResult Run(string json)
     {
+        Hold?.Wait(TimeSpan.FromSeconds(10));
         if (json.Contains("{\"list\":")) return NftResult.Failure("Error: No such file or directory");
-        if (Poison is not null && json.Contains(Poison)) return NftResult.Failure("Error: Could not process rule: File exists");
+        if (Interlocked.Decrement(ref ThrowNext) >= 0) throw new InvalidOperationException("injected fault");
+        if (Refused(json)) return NftResult.Failure("Error: Could not process rule: File exists");
         Transactions.Enqueue(json);
         return NftResult.Success();
     }
+
+    public NftResult Check(string json)
+    {
+        Interlocked.Increment(ref DryRuns);
+        return Refused(json) ? NftResult.Failure("Error: Could not process rule: File exists") : NftResult.Success();
+    }
+
+    private bool Refused(string json) => (Poison is not null && json.Contains(Poison)) || (Refuse?.Invoke(json) ?? false);
 }
 
 /// <summary>An in-memory Docker: containers by id, an event stream the test drives.</summary>

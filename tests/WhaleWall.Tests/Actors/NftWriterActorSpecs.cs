@@ -95,14 +95,163 @@ public class NftWriterActorSpecs() : TestKit($"{NftWriterActor.DispatcherId} {{ 
         var writer = StartedWriter();
         writer.Tell(new Program(new Fragment("old", [Managed(20)]), 1));
         ExpectMsg<Applied>();
-        var before = nft.Transactions.Count;
+        // the writer is busy in the kernel while both requests arrive, so they meet in one flush
+        nft.Hold = new ManualResetEventSlim(false);
+        writer.Tell(new Program(new Fragment("busy", [Managed(22)]), 1));
+        Thread.Sleep(100);
+        var before = nft.Transactions.Count + 1;
         writer.Tell(new Program(Fragment.Empty("old"), 2));
         writer.Tell(new Program(new Fragment("new", [Managed(21)]), 1));
-        ExpectMsgAllOf([new Applied("old", 2), new Applied("new", 1)]);
+        Thread.Sleep(100);
+        nft.Hold.Set();
+        ExpectMsgAllOf([new Applied("busy", 1), new Applied("old", 2), new Applied("new", 1)]);
         var transactions = nft.Transactions.Skip(before).ToList();
         Assert.Equal(2, transactions.Count);
         Assert.Contains("198.18.128.21", transactions[0]);
         Assert.DoesNotContain("delete", transactions[0]);
         Assert.Contains("198.18.128.20", transactions[1]);
+    }
+}
+
+/// <summary>Issue 12 (6): the writer heals itself. Each spec injects one fault into the fake
+/// kernel and checks that the other owners are served and the faulty one converges.</summary>
+public class NftWriterHealingSpecs() : TestKit($"{NftWriterActor.DispatcherId} {{ type = PinnedDispatcher }}")
+{
+    private readonly FakeNftables nft = new();
+
+    private static Element Managed(int last) =>
+        new("managed4", [new Field(FieldKind.Ipv4, (UInt128)(0xC6128000u + (uint)last), (UInt128)(0xC6128000u + (uint)last))]);
+
+    private static Element Allow(int last, int port) =>
+        new("out4", [new Field(FieldKind.Ipv4, (UInt128)(0xC6128000u + (uint)last), (UInt128)(0xC6128000u + (uint)last)),
+            new Field(FieldKind.Ipv4, 0xC6130000u + 10, 0xC6130000u + 10), new Field(FieldKind.Proto, 6, 6),
+            new Field(FieldKind.Port, 0, 65535), new Field(FieldKind.Port, (UInt128)port, (UInt128)port)]);
+
+    private IActorRef StartedWriter()
+    {
+        var writer = Sys.ActorOf(NftWriterActor.Props(nft, "t"));
+        writer.Tell(new ExpectOwners(ImmutableHashSet<string>.Empty));
+        AwaitCondition(() => nft.Transactions.Count == 1);
+        return writer;
+    }
+
+    private static bool IsWholeTable(string json) => json.Contains("\"flush\":{\"chain\"", StringComparison.Ordinal);
+
+    [Fact]
+    public void An_exception_inside_the_writer_does_not_stop_later_changes()
+    {
+        var writer = StartedWriter();
+        nft.ThrowNext = 1;
+        writer.Tell(new Program(new Fragment("a", [Managed(2)]), 1));
+        // the failed step is healed by rebuilding the whole table, which answers "a" too
+        ExpectMsg(new Applied("a", 1), TimeSpan.FromSeconds(5));
+        Assert.Contains(nft.Transactions, t => IsWholeTable(t) && t.Contains("198.18.128.2"));
+        writer.Tell(new Program(new Fragment("b", [Managed(3)]), 1));
+        ExpectMsg(new Applied("b", 1), TimeSpan.FromSeconds(5));
+        Assert.Contains("198.18.128.3", nft.Transactions.Last());
+    }
+
+    [Fact]
+    public void A_removal_the_kernel_refuses_is_healed_by_rebuilding_the_table()
+    {
+        var writer = StartedWriter();
+        writer.Tell(new Program(new Fragment("gone", [Managed(7), Allow(7, 80)]), 1));
+        writer.Tell(new Program(new Fragment("stays", [Managed(8), Allow(8, 443)]), 1));
+        ExpectMsgAllOf([new Applied("gone", 1), new Applied("stays", 1)]);
+        var refusedOnce = 0;
+        nft.Refuse = json => json.Contains("{\"delete\":{\"element\"") && Interlocked.Increment(ref refusedOnce) <= 3;
+
+        writer.Tell(new Program(Fragment.Empty("gone"), 2));
+        ExpectMsg(new Applied("gone", 2), TimeSpan.FromSeconds(5));
+        var table = nft.Transactions.Last();
+        Assert.True(IsWholeTable(table), "the removal landed through a whole-table rebuild");
+        Assert.DoesNotContain("198.18.128.7", table);
+        Assert.Contains("198.18.128.8", table);
+    }
+
+    [Fact]
+    public void A_refused_container_is_drop_all_and_retried_until_the_kernel_takes_it()
+    {
+        var writer = StartedWriter();
+        nft.Refuse = json => json.Contains("\"add\":{\"element\"") && json.Contains("\"out4\"") && json.Contains("198.18.128.9");
+        writer.Tell(new Program(new Fragment("bad", [Managed(9), Allow(9, 80)]), 1));
+        var rejected = ExpectMsg<Rejected>();
+        Assert.Equal(("bad", 1L), (rejected.Owner, rejected.Version));
+        Assert.Contains(nft.Transactions, t => t.Contains("198.18.128.9") && t.Contains("managed4") && !t.Contains("out4"));
+
+        nft.Refuse = null; // e.g. the operator created the chain its verdict jumps to
+        ExpectMsg(new Applied("bad", 1), TimeSpan.FromSeconds(5)); // retried after 1 s by the writer itself
+        Assert.Contains("out4", nft.Transactions.Last());
+    }
+
+    [Fact]
+    public void Start_up_with_one_refused_container_builds_one_table_with_the_others_intact()
+    {
+        var writer = Sys.ActorOf(NftWriterActor.Props(nft, "t"));
+        var owners = Enumerable.Range(2, 16).Select(i => $"c{i}").ToImmutableHashSet();
+        writer.Tell(new ExpectOwners(owners));
+        const string poison = "\"198.18.128.11\",\"198.19.0.10\""; // only c11's allow element (a missing operator chain, say)
+        nft.Poison = poison;
+        foreach (var i in Enumerable.Range(2, 16)) writer.Tell(new Program(new Fragment($"c{i}", [Managed(i), Allow(i, 80)]), 1));
+        var replies = Enumerable.Range(0, 16).Select(_ => ExpectMsg<object>(TimeSpan.FromSeconds(5))).ToList();
+        Assert.Contains(replies, r => r is Rejected { Owner: "c11" });
+        Assert.Equal(15, replies.OfType<Applied>().Count());
+
+        var table = Assert.Single(nft.Transactions); // one committed table: never a moment with the good ones drop-all
+        Assert.Contains("\"managed4\"", table);
+        Assert.Contains("198.18.128.11", table);            // its address is under policy (drop-all)
+        Assert.DoesNotContain(poison, table);                // without its allow element
+        foreach (var i in Enumerable.Range(2, 16).Where(i => i != 11)) Assert.Contains($"198.18.128.{i}", table);
+        Assert.True(nft.DryRuns < 16, $"{nft.DryRuns} dry runs to find one bad owner among 16");
+    }
+
+    [Fact]
+    public void A_refused_gateway_fragment_keeps_its_elements_and_is_retried()
+    {
+        var writer = StartedWriter();
+        var gw1 = new Element("gw4", [new Field(FieldKind.Ipv4, 0xC6128000u, 0xC61280FFu)]);
+        var gw2 = new Element("gw4", [new Field(FieldKind.Ipv4, 0xC6128100u, 0xC61281FFu)]);
+        writer.Tell(new Program(new Fragment("gateway-networks", [gw1]), 1));
+        ExpectMsg<Applied>();
+        nft.Refuse = json => json.Contains("198.18.129.0");
+        writer.Tell(new Program(new Fragment("gateway-networks", [gw1, gw2]), 2));
+        ExpectMsg<Rejected>();
+        Assert.DoesNotContain(nft.Transactions, t => t.Contains("{\"delete\":{\"element\"")); // the old subnet stays dropped-for-unknowns
+        nft.Refuse = null;
+        ExpectMsg(new Applied("gateway-networks", 2), TimeSpan.FromSeconds(5));
+        Assert.Contains("198.18.129.0", nft.Transactions.Last());
+    }
+
+    [Fact]
+    public void A_chain_whose_name_is_taken_by_other_content_is_refused()
+    {
+        var writer = StartedWriter();
+        var mine = new RuleChain("r_same", "mine ", null, null, null, null, null);
+        var forged = new RuleChain("r_same", "forged ", null, null, null, null, null);
+        writer.Tell(new Program(new Fragment("victim", [Managed(4)], [mine]), 1));
+        ExpectMsg(new Applied("victim", 1));
+        writer.Tell(new Program(new Fragment("attacker", [Managed(5)], [forged]), 1));
+        var rejected = ExpectMsg<Rejected>();
+        Assert.Contains("collision", rejected.Error);
+        Assert.DoesNotContain(nft.Transactions, t => t.Contains("forged "));
+    }
+
+    [Fact]
+    public void A_later_expiry_of_the_same_address_renews_the_kernel_timeout()
+    {
+        var writer = StartedWriter();
+        var now = Sys.Scheduler.Now;
+        Element Host(DateTimeOffset until) => new("outh4", [new Field(FieldKind.Ipv4, 0xC6128002u, 0xC6128002u),
+            new Field(FieldKind.Ipv4, 0xC613000Au, 0xC613000Au), new Field(FieldKind.Proto, 6, 6),
+            new Field(FieldKind.Port, 0, 65535), new Field(FieldKind.Port, 443, 443)], expires: until);
+        writer.Tell(new Program(new Fragment("a", [Managed(2), Host(now.AddSeconds(30))]), 1));
+        ExpectMsg<Applied>();
+        var before = nft.Transactions.Count;
+        writer.Tell(new Program(new Fragment("a", [Managed(2), Host(now.AddSeconds(60))]), 2));
+        ExpectMsg(new Applied("a", 2));
+        Assert.Equal(before + 1, nft.Transactions.Count);
+        var renewal = nft.Transactions.Last();
+        Assert.Contains("{\"delete\":{\"element\"", renewal);
+        Assert.Contains("\"timeout\":", renewal);
     }
 }

@@ -1,0 +1,114 @@
+using System.Collections.Immutable;
+using WhaleWall.Firewall.Nft;
+using WhaleWall.Firewall.Policy;
+using static WhaleWall.Actors.Containers.ContainerLifecycleEvents;
+
+namespace WhaleWall.Actors.Containers;
+
+/// <summary>What a container's actor must know besides its own state: the deny-by-default
+/// configuration, and whether a journal and a hostname service are there.</summary>
+public sealed record LifecycleContext(GatewayConfig? Gateway, bool HasStore, bool HasHostnames)
+{
+    public static readonly LifecycleContext Plain = new(null, false, false);
+}
+
+/// <summary>One container's lifecycle as an immutable value: what WhaleWall knows of it, what it
+/// decided, what it asked of the writer and the journal and what they answered. Changed only by
+/// <see cref="Apply"/>; <see cref="Decide"/> says which events an input causes. The actor around
+/// it only performs the effects of those events.</summary>
+public sealed partial record ContainerLifecycle
+{
+    public required string Id { get; init; }
+    public required LifecycleContext Context { get; init; }
+
+    public ContainerFacts? Facts { get; init; }
+    /// <summary>Deaths seen (die, destroy): an endpoint answer asked for before the latest death
+    /// must not revive its rules.</summary>
+    public long Deaths { get; init; }
+    public bool Gone { get; init; }
+
+    public DecisionInputs? DecidedFor { get; init; }
+    public PolicyDecision Decision { get; init; } = new PolicyDecision.Unmanaged();
+    public ImmutableArray<string> LabelErrors { get; init; } = [];
+    public string? CompileError { get; init; }
+
+    public ImmutableHashSet<string> WatchedHosts { get; init; } = ImmutableHashSet<string>.Empty;
+    public ImmutableDictionary<string, HostAddresses> Hosts { get; init; } = ImmutableDictionary<string, HostAddresses>.Empty;
+    public ImmutableHashSet<string> WatchedPeers { get; init; } = ImmutableHashSet<string>.Empty;
+    public ImmutableArray<ContainerFacts> Peers { get; init; } = [];
+
+    public InspectionState Inspection { get; init; } = InspectionState.Idle;
+    public JournalState Journal { get; init; } = JournalState.Empty;
+    public KernelLink Kernel { get; init; } = KernelLink.Nothing;
+    public PublishedState Published { get; init; } = PublishedState.Nothing;
+
+    public static ContainerLifecycle New(string id, LifecycleContext context) => new() { Id = id, Context = context };
+
+    public ContainerLifecycle Apply(IContainerEvent e) => e switch
+    {
+        EventNoted n => this with { Kernel = Kernel with { EventSince = Kernel.EventSince == 0 ? n.ReceivedAt : Kernel.EventSince } },
+        InspectionStarted s => this with { Inspection = Inspection with { Running = true, Again = false, Started = s.Number } },
+        InspectionQueued => this with { Inspection = Inspection with { Again = true } },
+        InspectionFinished f => this with { Inspection = Inspection with { Running = false, NewestDone = f.Number, Failures = 0 } },
+        InspectionFailed => this with { Inspection = Inspection with { Running = false, Failures = Inspection.Failures + 1 } },
+        EndpointLookupStarted => this,
+        Seeded s => this with { Facts = s.Facts, Journal = Journal with { Recorded = s.Facts, Requested = s.Facts } },
+        FactsLearned f => this with { Facts = f.Facts, Deaths = f.Died ? Deaths + 1 : Deaths },
+        PolicyDecided d => this with { Decision = d.Decision, DecidedFor = d.Inputs, LabelErrors = d.Errors },
+        HostsWatched w => this with { WatchedHosts = w.Names, Hosts = Hosts.RemoveRange(Hosts.Keys.Where(n => !w.Names.Contains(n))) },
+        PeersWatched w => this with { WatchedPeers = w.References, Peers = [] },
+        HostsUpdated h => this with { Hosts = Hosts.SetItem(h.Host.Name, h.Host) },
+        PeersUpdated p => this with { Peers = p.Peers },
+        CompileChecked c => this with { CompileError = c.Error },
+        RecordRequested r => this with { Journal = Journal with { Requested = r.Facts, Awaited = r.Ticket, Tickets = r.Ticket } },
+        RecordConfirmed => this with { Journal = Journal with { Recorded = Journal.Requested, Awaited = 0 } },
+        FragmentSent s => this with
+        {
+            Kernel = Kernel with
+            {
+                Sent = s.Fragment,
+                Version = s.Version,
+                EventSince = 0,
+                InFlightSince = s.EventSince == 0 ? Kernel.InFlightSince
+                    : Kernel.InFlightSince == 0 ? s.EventSince : Math.Min(Kernel.InFlightSince, s.EventSince),
+            },
+        },
+        EventsAbsorbed => this with { Kernel = Kernel with { EventSince = 0 } },
+        KernelConfirmed => this with { Kernel = Kernel with { Error = null, InFlightSince = 0 } },
+        KernelRefused r => this with { Kernel = Kernel with { Error = r.Error, InFlightSince = 0 } },
+        StatePublished p => this with { Published = new PublishedState(p.Facts, p.State, p.Reasons) },
+        ContainerGone => this with { Gone = true },
+        _ => this,
+    };
+}
+
+/// <param name="Running">An inspection is on its way.</param>
+/// <param name="Again">Something happened meanwhile: its answer is stale, ask again.</param>
+/// <param name="Started">Number of the newest inspection started.</param>
+/// <param name="NewestDone">Number of the newest inspection answered.</param>
+public sealed record InspectionState(bool Running, bool Again, long Started, long NewestDone, int Failures)
+{
+    public static readonly InspectionState Idle = new(false, false, 0, 0, 0);
+}
+
+/// <param name="Recorded">The facts the journal holds.</param>
+/// <param name="Requested">The facts last sent to the journal.</param>
+/// <param name="Awaited">Ticket of the record awaited (0: none).</param>
+public sealed record JournalState(ContainerFacts? Recorded, ContainerFacts? Requested, long Awaited, long Tickets)
+{
+    public static readonly JournalState Empty = new(null, null, 0, 0);
+}
+
+/// <param name="Sent">The last wish sent to the writer.</param>
+/// <param name="Error">The kernel's refusal of the current wish (the writer keeps it drop-all and retries).</param>
+/// <param name="EventSince">Receipt of the oldest Docker event not yet reflected in a wish.</param>
+/// <param name="InFlightSince">... of the events behind the wish in flight.</param>
+public sealed record KernelLink(Fragment? Sent, long Version, string? Error, long EventSince, long InFlightSince)
+{
+    public static readonly KernelLink Nothing = new(null, 0, null, 0, 0);
+}
+
+public sealed record PublishedState(ContainerFacts? Facts, ContainerState? State, ImmutableArray<string> Reasons)
+{
+    public static readonly PublishedState Nothing = new(null, null, []);
+}

@@ -1,0 +1,102 @@
+using System.Collections.Immutable;
+using WhaleWall.Firewall.Nft;
+using WhaleWall.Firewall.Policy;
+
+namespace WhaleWall.Actors.Containers;
+
+/// <summary>What the <see cref="ContainerActor"/> learns from the outside world besides the
+/// public commands (<see cref="ContainerCommands"/>), the writer's replies, the store's, the
+/// hostnames' and the peer directory's: the results of its own asynchronous work.</summary>
+public static class ContainerInputs
+{
+    /// <summary>A container inspection finished; null facts: the container no longer exists.</summary>
+    public sealed record Inspected(ContainerFacts? Facts, long Number);
+
+    public sealed record InspectFailed(string Error);
+
+    /// <summary>The container's endpoint on a network, asked of the network at `network connect`
+    /// (Docker holds the container itself locked while starting it). Null: not found.
+    /// <paramref name="InspectionsStarted"/> and <paramref name="Deaths"/>: as when the lookup started.</summary>
+    public sealed record EndpointFound(NetworkAttachment? Attachment, long InspectionsStarted, long Deaths);
+
+    /// <summary>The journal did not confirm a record within its grace.</summary>
+    public sealed record RecordOverdue(long Ticket);
+}
+
+/// <summary>What happened to a container's lifecycle: returned by
+/// <see cref="ContainerLifecycle.Decide"/>, folded by <see cref="ContainerLifecycle.Apply"/>, and
+/// turned into effects (messages, logs, timers) by the actor. Past tense.</summary>
+public interface IContainerEvent;
+
+public static class ContainerLifecycleEvents
+{
+    /// <summary>A Docker event reached WhaleWall at <paramref name="ReceivedAt"/> (Stopwatch ticks).</summary>
+    public sealed record EventNoted(long ReceivedAt) : IContainerEvent;
+
+    public sealed record InspectionStarted(long Number) : IContainerEvent;
+
+    /// <summary>Asked again while an inspection runs: one more follows it, the running one's answer is stale.</summary>
+    public sealed record InspectionQueued : IContainerEvent;
+
+    public sealed record InspectionFinished(long Number) : IContainerEvent;
+
+    public sealed record InspectionFailed(string Error, TimeSpan RetryIn) : IContainerEvent;
+
+    public sealed record EndpointLookupStarted(string NetworkId, long InspectionsStarted, long Deaths) : IContainerEvent;
+
+    /// <summary>The journal's facts, replayed at start-up: enforced at once, Docker asked afterwards.</summary>
+    public sealed record Seeded(ContainerFacts Facts) : IContainerEvent;
+
+    /// <summary>New facts. <paramref name="Died"/>: its process died or it is being destroyed
+    /// (from the event itself, before Docker answers an inspection).</summary>
+    public sealed record FactsLearned(ContainerFacts Facts, bool Died = false) : IContainerEvent;
+
+    /// <summary>The labels (and, in deny-by-default mode, the networks) decided anew.</summary>
+    public sealed record PolicyDecided(PolicyDecision Decision, DecisionInputs Inputs, ImmutableArray<string> Errors) : IContainerEvent;
+
+    public sealed record HostsWatched(ImmutableHashSet<string> Names) : IContainerEvent;
+
+    public sealed record PeersWatched(ImmutableHashSet<string> References, string? Project) : IContainerEvent;
+
+    public sealed record HostsUpdated(HostAddresses Host) : IContainerEvent;
+
+    public sealed record PeersUpdated(ImmutableArray<ContainerFacts> Peers) : IContainerEvent;
+
+    /// <summary>The compiler's verdict changed (null: it compiles).</summary>
+    public sealed record CompileChecked(string? Error) : IContainerEvent;
+
+    public sealed record RecordRequested(ContainerFacts Facts, ImmutableArray<string> Errors, long Ticket) : IContainerEvent;
+
+    public sealed record RecordConfirmed(long Ticket, bool Overdue) : IContainerEvent;
+
+    /// <summary>The container's wish went to the writer. <paramref name="EventSince"/>: receipt of
+    /// the oldest Docker event it reflects (0: none), for the event -> enforced latency.</summary>
+    public sealed record FragmentSent(Fragment Fragment, long Version, long EventSince) : IContainerEvent;
+
+    /// <summary>Nothing to send: the events seen so far changed nothing in the kernel.</summary>
+    public sealed record EventsAbsorbed : IContainerEvent;
+
+    public sealed record KernelConfirmed(long Version, long InFlightSince) : IContainerEvent;
+
+    public sealed record KernelRefused(long Version, string Error) : IContainerEvent;
+
+    public sealed record StatePublished(ContainerFacts Facts, ContainerState State, ImmutableArray<string> Reasons) : IContainerEvent;
+
+    /// <summary>Docker says the container no longer exists.</summary>
+    public sealed record ContainerGone : IContainerEvent;
+}
+
+/// <summary>What a container's decision depends on: its labels, and in deny-by-default mode
+/// the networks it is on. Compared by value, so an event that changes neither decides nothing.</summary>
+public sealed record DecisionInputs(ImmutableSortedDictionary<string, string> Labels, string Networks)
+{
+    public static DecisionInputs Of(ContainerFacts facts) => new(
+        facts.Labels.ToImmutableSortedDictionary(StringComparer.Ordinal, StringComparer.Ordinal),
+        string.Join("|", facts.Networks.Select(n => $"{n.Name}/{n.Driver}").Order(StringComparer.Ordinal)) + "|" + facts.NetworkMode);
+
+    public bool Same(DecisionInputs? other) => other is not null && Networks == other.Networks && SameLabels(other);
+
+    public bool SameLabels(DecisionInputs? other) =>
+        other is not null && Labels.Count == other.Labels.Count &&
+        Labels.All(kv => other.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value);
+}

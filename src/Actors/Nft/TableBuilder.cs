@@ -1,0 +1,103 @@
+using WhaleWall.Firewall.Nft;
+
+namespace WhaleWall.Actors.Nft;
+
+/// <summary>Builds WhaleWall's whole table in one transaction from every owner's fragment. When
+/// the kernel refuses that transaction (an operator chain a `verdict.chain` names is missing, a
+/// queue the kernel cannot do, ...), it finds the owners the kernel cannot hold with dry runs —
+/// halves of the suspects are checked until each refused owner stands alone — and commits one
+/// table in which those owners are drop-all and every other owner is intact. There is never a
+/// moment in which the good owners are drop-all because of a bad one.</summary>
+internal sealed class TableBuilder(INftables nft, string table, bool logDrops, Func<string, string, int, NftResult> transaction)
+{
+    /// <param name="Refused">Owner -> the kernel's error, for owners put in as drop-all.</param>
+    public sealed record Outcome(bool Ok, KernelState State, IReadOnlyDictionary<string, string> Refused, string? Error, int DryRuns);
+
+    public Outcome Build(IReadOnlyList<Fragment> fragments, DateTimeOffset now)
+    {
+        var existing = ExistingRuleChains();
+        var collisions = ChainCollisions.Find(fragments);
+        var wanted = fragments.Select(f => collisions.ContainsKey(f.Owner) ? DropAll(f) : f).ToList();
+
+        var (first, firstState) = Commit(wanted, existing, now);
+        if (first.Ok) return new(true, firstState, collisions, null, 0);
+
+        // Which owners? Everyone drop-all must pass, else the problem is not an owner's.
+        var dryRuns = 0;
+        NftResult Check(IReadOnlySet<string> full)
+        {
+            dryRuns++;
+            var set = wanted.Select(f => full.Contains(f.Owner) ? f : DropAll(f)).ToList();
+            return nft.Check(Json(set, existing, now, out _));
+        }
+
+        var refused = new Dictionary<string, string>(collisions);
+        if (!Check(new HashSet<string>()).Ok)
+            return Fallback(wanted, now, first.Error, refused, dryRuns);
+
+        var good = new HashSet<string>();
+        var suspects = wanted.Where(f => f.Elements.Any(e => !NftSets.KeptWhenFailClosed(e.Set)) || !f.ChainsOrEmpty.IsEmpty)
+            .Select(f => f.Owner).ToList();
+        void Process(List<string> group)
+        {
+            if (group.Count == 0) return;
+            var result = Check(new HashSet<string>(good.Concat(group)));
+            if (result.Ok) { good.UnionWith(group); return; }
+            if (group.Count == 1) { refused[group[0]] = result.Error.Trim(); return; }
+            var half = group.Count / 2;
+            Process(group[..half]);
+            Process(group[half..]);
+        }
+        Process(suspects);
+
+        var final = wanted.Select(f => refused.ContainsKey(f.Owner) ? DropAll(f) : f).ToList();
+        var (committed, state) = Commit(final, existing, now);
+        return committed.Ok
+            ? new(true, state, refused, null, dryRuns)
+            : Fallback(wanted, now, committed.Error, refused, dryRuns);
+    }
+
+    /// <summary>Nothing but the owners' addresses under drop-all; if even that cannot go into the
+    /// existing table (an incompatible older layout), the table is replaced whole, still in one
+    /// transaction.</summary>
+    private Outcome Fallback(List<Fragment> wanted, DateTimeOffset now, string error, Dictionary<string, string> refused, int dryRuns)
+    {
+        var bare = wanted.Select(DropAll).ToList();
+        foreach (var f in wanted.Where(f => !SameElements(f, DropAll(f)))) refused.TryAdd(f.Owner, error.Trim());
+        var (committed, state) = Commit(bare, ExistingRuleChains(), now);
+        if (committed.Ok) return new(true, state, refused, null, dryRuns);
+        var plan = KernelState.Empty.Replace(bare, now);
+        var replaced = transaction("startup", NftJson.ReplaceTable(table, plan.After.References.Keys, logDrops), plan.After.References.Count);
+        return replaced.Ok
+            ? new(true, plan.After, refused, null, dryRuns)
+            : new(false, KernelState.Empty, refused, replaced.Error.Trim(), dryRuns);
+    }
+
+    private (NftResult Result, KernelState State) Commit(List<Fragment> fragments, IReadOnlyList<string> existing, DateTimeOffset now)
+    {
+        var json = Json(fragments, existing, now, out var plan);
+        var result = transaction("startup", json, plan.After.References.Count + plan.After.ChainReferences.Count);
+        return (result, plan.After);
+    }
+
+    private string Json(IReadOnlyList<Fragment> fragments, IReadOnlyList<string> existing, DateTimeOffset now, out KernelState.Plan plan)
+    {
+        plan = KernelState.Empty.Replace(fragments, now);
+        return NftJson.FullTable(table, plan.After.References.Keys,
+            plan.After.ChainReferences.Keys, existing, now: now, logDrops: logDrops);
+    }
+
+    /// <summary>WhaleWall's per-rule chains left in the kernel by an earlier run.</summary>
+    private IReadOnlyList<string> ExistingRuleChains()
+    {
+        var listing = nft.Run(NftJson.ListTable(table));
+        return listing.Ok ? NftListing.ChainNames(listing.Output).Where(NftListing.IsRuleChain).ToList() : [];
+    }
+
+    /// <summary>What stays of an owner whose policy cannot be applied: its addresses under drop-all.</summary>
+    public static Fragment DropAll(Fragment f) =>
+        new(f.Owner, [.. f.Elements.Where(e => NftSets.KeptWhenFailClosed(e.Set))], []);
+
+    private static bool SameElements(Fragment a, Fragment b) =>
+        a.Elements.Length == b.Elements.Length && a.ChainsOrEmpty.Length == b.ChainsOrEmpty.Length;
+}

@@ -1,0 +1,183 @@
+using System.Collections.Immutable;
+using System.Net;
+using WhaleWall.Actors.Containers;
+using WhaleWall.Actors.Docker;
+using WhaleWall.Actors.Hostnames;
+using WhaleWall.Actors.Nft;
+using WhaleWall.Actors.State;
+using WhaleWall.Firewall.Nft;
+using WhaleWall.Firewall.Policy;
+using Xunit;
+using static WhaleWall.Actors.Containers.ContainerInputs;
+using static WhaleWall.Actors.Containers.ContainerLifecycleEvents;
+
+namespace WhaleWall.Tests.Actors;
+
+/// <summary>The container's lifecycle as data: inputs in, events out (no actor, no clock).</summary>
+public class ContainerLifecycleTests
+{
+    private const string HostsRule = "output:\n  - hosts: [api.example.test]\n    proto: tcp\n    dst_ports: [443]\n";
+    private static readonly DateTimeOffset T0 = new(2026, 12, 1, 12, 0, 0, TimeSpan.Zero);
+
+    private static ContainerLifecycle Fresh(LifecycleContext? context = null) =>
+        ContainerLifecycle.New("a-id", context ?? new LifecycleContext(null, HasStore: false, HasHostnames: true));
+
+    private static (ContainerLifecycle State, ImmutableArray<IContainerEvent> Events) Step(ContainerLifecycle s, object input)
+    {
+        var events = s.Decide(input);
+        foreach (var e in events) s = s.Apply(e);
+        return (s, events);
+    }
+
+    private static ContainerLifecycle Run(ContainerLifecycle s, params object[] inputs)
+    {
+        foreach (var input in inputs) s = Step(s, input).State;
+        return s;
+    }
+
+    /// <summary>Seeded from the journal, then confirmed by the kernel.</summary>
+    private static ContainerLifecycle Enforced(ContainerFacts facts, LifecycleContext? context = null)
+    {
+        var s = Run(Fresh(context), new ContainerCommands.Seed(facts));
+        return Run(s, new NftWriterEvents.Applied(facts.Id, s.Kernel.Version));
+    }
+
+    private static HostAddresses Host(DateTimeOffset expires) => new("api.example.test", [(IPAddress.Parse("198.19.0.10"), expires)]);
+
+    [Fact]
+    public void An_unchanged_dns_answer_with_a_later_expiry_is_a_new_wish_for_the_writer()
+    {
+        var s = Enforced(Facts.Container("a", "198.18.128.2", HostsRule));
+        (s, var first) = Step(s, new HostnamesEvents.AddressesChanged(Host(T0.AddSeconds(35))));
+        Assert.Single(first.OfType<FragmentSent>());
+
+        var (_, renewal) = Step(s, new HostnamesEvents.AddressesChanged(Host(T0.AddSeconds(70))));
+        var sent = Assert.Single(renewal.OfType<FragmentSent>());
+        Assert.Contains(sent.Fragment.Elements, e => e.Set == "outh4" && e.Expires == T0.AddSeconds(70));
+    }
+
+    [Fact]
+    public void The_same_answer_twice_is_not_sent_twice()
+    {
+        var s = Enforced(Facts.Container("a", "198.18.128.2", HostsRule));
+        s = Run(s, new HostnamesEvents.AddressesChanged(Host(T0.AddSeconds(35))));
+        var (_, again) = Step(s, new HostnamesEvents.AddressesChanged(Host(T0.AddSeconds(35))));
+        Assert.Empty(again.OfType<FragmentSent>());
+    }
+
+    [Fact]
+    public void A_death_takes_the_rules_away_at_once_without_waiting_for_docker_or_the_journal()
+    {
+        var a = Facts.Container("a", "198.18.128.2", "output:\n  - ips: [198.19.0.10]\n");
+        var s = Enforced(a, new LifecycleContext(null, HasStore: true, HasHostnames: false));
+        var (after, events) = Step(s, new ContainerCommands.Refresh("die", new DockerEvent("container", "die", a.Id, 1), 42));
+        var sent = Assert.Single(events.OfType<FragmentSent>());
+        Assert.Empty(sent.Fragment.Elements);
+        Assert.Equal(42, sent.EventSince);
+        Assert.Contains(events, e => e is RecordRequested { Facts.Running: false }); // journalled, but not waited for
+        Assert.Contains(events, e => e is InspectionStarted); // and Docker is asked to confirm
+        Assert.True(events.IndexOf(sent) < events.IndexOf(events.OfType<StatePublished>().Last()));
+        Assert.Equal(1, after.Deaths);
+    }
+
+    [Fact]
+    public void New_facts_wait_for_the_journal_then_reach_the_writer()
+    {
+        var a = Facts.Container("a", "198.18.128.2");
+        var s = Fresh(new LifecycleContext(null, HasStore: true, HasHostnames: false));
+        s = Run(s, new ContainerCommands.Refresh("start"));
+        var (waiting, events) = Step(s, new Inspected(a, s.Inspection.Started));
+        var record = Assert.Single(events.OfType<RecordRequested>());
+        Assert.Empty(events.OfType<FragmentSent>());
+
+        var (_, confirmed) = Step(waiting, new ContainerStoreEvents.Recorded(a.Id, record.Ticket));
+        Assert.Contains("managed4 198.18.128.2", Assert.Single(confirmed.OfType<FragmentSent>()).Fragment.Elements.Select(e => e.Key));
+    }
+
+    [Fact]
+    public void A_disconnect_takes_that_networks_addresses_away_at_once()
+    {
+        var a = Facts.Container("a", "198.18.128.2") with
+        {
+            Networks = [new NetworkAttachment("n1", "n1-id", IPAddress.Parse("198.18.128.2"), null),
+                        new NetworkAttachment("n2", "n2-id", IPAddress.Parse("198.18.129.2"), null)],
+        };
+        var s = Enforced(a);
+        var (_, events) = Step(s, new ContainerCommands.Refresh("disconnect", new DockerEvent("network", "disconnect", a.Id, 1, "n2-id")));
+        var keys = Assert.Single(events.OfType<FragmentSent>()).Fragment.Elements.Select(e => e.Key).ToList();
+        Assert.Contains("managed4 198.18.128.2", keys);
+        Assert.DoesNotContain(keys, k => k.Contains("198.18.129.2"));
+    }
+
+    [Fact]
+    public void An_endpoint_answer_asked_for_before_a_death_does_not_revive_the_rules()
+    {
+        var a = Facts.Container("a", "198.18.128.2");
+        var s = Enforced(a);
+        (s, var connect) = Step(s, new ContainerCommands.Refresh("connect", new DockerEvent("network", "connect", a.Id, 1, "net-id")));
+        var lookup = Assert.Single(connect.OfType<EndpointLookupStarted>());
+        s = Run(s, new ContainerCommands.Refresh("die", new DockerEvent("container", "die", a.Id, 2)));
+        var (_, late) = Step(s, new EndpointFound(a.Networks[0], lookup.InspectionsStarted, lookup.Deaths));
+        Assert.Empty(late);
+    }
+
+    [Fact]
+    public void Label_errors_are_decided_once_not_at_every_event()
+    {
+        var a = Facts.Container("a", "198.18.128.2", "output:\n  - ips: [nope]\n");
+        var s = Fresh();
+        (s, var first) = Step(s, new ContainerCommands.Seed(a));
+        Assert.Single(first.OfType<PolicyDecided>());
+        foreach (var input in new object[]
+                 {
+                     new PeerDirectoryEvents.PeersChanged([]),
+                     new ContainerCommands.Refresh("update"),
+                     new Inspected(a with { Labels = a.Labels }, 1),
+                     new NftWriterEvents.Applied(a.Id, s.Kernel.Version),
+                 })
+        {
+            (s, var events) = Step(s, input);
+            Assert.Empty(events.OfType<PolicyDecided>());
+        }
+        var (_, relabelled) = Step(s with { Inspection = s.Inspection with { Running = false } },
+            new Inspected(a with { Labels = a.Labels.SetItem("whalewall.rules", "output: []\n") }, s.Inspection.Started));
+        Assert.Single(relabelled.OfType<PolicyDecided>());
+    }
+
+    [Fact]
+    public void A_gone_container_tells_the_writer_even_if_it_never_sent_anything()
+    {
+        var s = Run(Fresh(), new ContainerCommands.Refresh("start-up"));
+        var (after, events) = Step(s, new Inspected(null, s.Inspection.Started));
+        Assert.Empty(Assert.Single(events.OfType<FragmentSent>()).Fragment.Elements);
+        Assert.IsType<ContainerGone>(events.Last());
+        Assert.True(after.Gone);
+        Assert.Empty(after.Decide(new ContainerCommands.Refresh("late event")));
+    }
+
+    [Fact]
+    public void The_published_state_follows_the_kernels_answers()
+    {
+        var a = Facts.Container("a", "198.18.128.2", "output:\n  - ips: [198.19.0.10]\n");
+        var s = Run(Fresh(), new ContainerCommands.Seed(a));
+        Assert.Equal(ContainerState.Enforced, s.Published.State);
+        (s, var refused) = Step(s, new NftWriterEvents.Rejected(a.Id, s.Kernel.Version, "No such file or directory"));
+        var published = Assert.Single(refused.OfType<StatePublished>());
+        Assert.Equal(ContainerState.Rejected, published.State);
+        Assert.Contains(published.Reasons, r => r.Contains("No such file or directory"));
+        Assert.Empty(refused.OfType<FragmentSent>()); // the writer keeps it drop-all and retries
+
+        var (_, taken) = Step(s, new NftWriterEvents.Applied(a.Id, s.Kernel.Version));
+        Assert.Equal(ContainerState.Enforced, Assert.Single(taken.OfType<StatePublished>()).State);
+    }
+
+    [Fact]
+    public void A_stale_inspection_is_ignored_and_asked_again()
+    {
+        var a = Facts.Container("a", "198.18.128.2");
+        var s = Run(Fresh(), new ContainerCommands.Refresh("start"));
+        s = Run(s, new ContainerCommands.Refresh("die", new DockerEvent("container", "die", a.Id, 1)));
+        var (_, events) = Step(s, new Inspected(a, s.Inspection.Started)); // answered before the die was seen
+        Assert.Equal([typeof(InspectionFinished), typeof(InspectionStarted)], events.Select(e => e.GetType()));
+    }
+}
