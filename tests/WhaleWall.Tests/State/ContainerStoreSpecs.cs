@@ -235,8 +235,8 @@ public abstract class ContainerStoreSpecs : TestKit
     public void A_restart_with_nothing_changed_writes_nothing_to_the_journal()
     {
         // fully populated facts and the networks, recorded as the actors would
-        var facts = FactsGen.Facts.Sample(10, 5).Select((f, i) => f with { Id = $"c{i}-id" }).ToList();
-        var networks = FactsGen.Network.Sample(10, 3).ToImmutableArray();
+        var facts = FactsGen.Facts.Sample(5).Select((f, i) => f with { Id = $"c{i}-id" }).ToList();
+        var networks = FactsGen.Network.Sample(3).ToImmutableArray();
         var store = Store();
         foreach (var (f, i) in facts.Select((f, i) => (f, i))) Remember(store, f, i + 1);
         store.Tell(new RecordNetworks(networks));
@@ -263,7 +263,7 @@ public abstract class ContainerStoreSpecs : TestKit
     {
         var gateway = GatewayConfig.Parse("", "_dns_");
         var docker = new FakeDockerSource();
-        foreach (var f in FactsGen.Facts.Sample(10, 6).Select((f, i) => f with { Id = $"c{i}-id", Running = true }))
+        foreach (var f in FactsGen.Facts.Sample(6).Select((f, i) => f with { Id = $"c{i}-id", Running = true }))
             docker.Containers[f.Id] = f;
         foreach (var n in JournalV2FixtureSpecs.Networks) docker.Networks.Add(n);
 

@@ -51,7 +51,7 @@ public class FactsSchemaTests(ITestOutputHelper output)
     [Fact]
     public void Changing_any_one_field_is_seen_by_the_comparer_and_survives_the_journal()
     {
-        var facts = FactsGen.Facts.Sample(1, 1).Single();
+        var facts = FactsGen.Facts.Sample(1).Single();
         var checkedProperties = new List<string>();
         foreach (var variant in Variants(facts))
         {
@@ -67,7 +67,7 @@ public class FactsSchemaTests(ITestOutputHelper output)
             .Concat(Structural.PositionalProperties(typeof(PublishedPort)).Select(p => "Ports[0]." + p.Name));
         Assert.Equal(expected.Order(), checkedProperties.Order());
 
-        var network = FactsGen.Network.Sample(1, 1).Single();
+        var network = FactsGen.Network.Sample(1).Single();
         foreach (var (name, changed) in OneChanged(network))
             Assert.False(FactsSchema.NetworkList.Same([network], [changed]), $"networks compare without {name}");
     }
