@@ -62,7 +62,7 @@ public static class Daemon
         }
         var builder = new DockerClientBuilder().WithEndpoint(new Uri(options.DockerHost));
         if (options.DockerApiVersion is { } api) builder = builder.WithApiVersion(new Version(api));
-        using var docker = new DockerSource(builder.Build());
+        using var docker = new DockerSource(builder.Build(), options.ContainerResolvers, m => Console.Error.WriteLine($"[WARNING] {m}"));
 
         var host = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
         host.Logging.ClearProviders();
@@ -81,6 +81,8 @@ public static class Daemon
         });
 
         Console.WriteLine($"whalewall {VersionInfo.Text}: table inet {options.Table}, docker {options.DockerHost}, metrics http://{options.MetricsAddr}/metrics, state {StateText(options)}, node {options.Node}");
+        if (options.ContainerResolvers is { Configured.IsDefaultOrEmpty: false } resolvers)
+            Console.WriteLine($"containers' resolvers (_dns_): {string.Join(",", resolvers.Configured)} (WHALEWALL_CONTAINER_DNS)");
         if (options.Gateway is { } gw)
             Console.WriteLine($"deny-by-default mode: gateway networks {(gw.AllBridges ? "(every bridge network)" : string.Join(",", gw.Include))}" +
                 $"{(gw.Exclude.IsEmpty ? "" : " except " + string.Join(",", gw.Exclude))}, default outbound \"{gw.DefaultOutbound}\"");

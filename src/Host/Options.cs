@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.RegularExpressions;
+using WhaleWall.Actors.Docker;
 using WhaleWall.Actors.State;
 using WhaleWall.Actors.Hostnames;
 using WhaleWall.Firewall.Decide;
@@ -11,7 +12,8 @@ namespace WhaleWall.Host;
 /// <summary>The daemon's configuration, read from the environment (see README).</summary>
 public sealed record Options(string DockerHost, string? DockerApiVersion, string Table, string DataDir, string LogLevel,
     GatewayConfig? Gateway = null, IReadOnlyList<IPEndPoint>? DnsServers = null, DnsSettings? Dns = null,
-    string MetricsAddr = ":50000", bool LogDrops = false, string Db = "sqlite", string Node = "localhost")
+    string MetricsAddr = ":50000", bool LogDrops = false, string Db = "sqlite", string Node = "localhost",
+    ResolverSettings? ContainerResolvers = null)
 {
     public static Options FromEnvironment(Func<string, string?>? env = null)
     {
@@ -38,6 +40,14 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
                 dnsServers.Add(ep.Port == 0 ? new IPEndPoint(ep.Address, 53) : ep);
             else throw new ArgumentException($"WHALEWALL_DNS_SERVERS: \"{entry}\" is not an address or address:port");
         }
+        var containerDns = new List<IPAddress>();
+        foreach (var entry in (env("WHALEWALL_CONTAINER_DNS") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (Addresses.TryParse(entry, out var address)) containerDns.Add(address);
+            else throw new ArgumentException($"WHALEWALL_CONTAINER_DNS: \"{entry}\" is not an address");
+        }
+        var resolvers = new ResolverSettings([.. containerDns.Distinct()], Get("WHALEWALL_DOCKER_CONFIG", ResolverSettings.DefaultDaemonConfig));
+
         TimeSpan Seconds(string key, TimeSpan fallback) =>
             env(key) is { Length: > 0 } v
                 ? double.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out var n) && n >= 0
@@ -62,7 +72,8 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
             Get("WHALEWALL_METRICS_ADDR", ":50000"),
             Get("WHALEWALL_LOG_DROPS", "false").ToLowerInvariant() is "1" or "true" or "yes",
             Get("WHALEWALL_DB", "sqlite"),
-            Get("WHALEWALL_NODE_NAME", Environment.MachineName));
+            Get("WHALEWALL_NODE_NAME", Environment.MachineName),
+            resolvers);
     }
 
     public StateOptions State => new(Db, DataDir, Node);

@@ -16,6 +16,10 @@ public sealed record ContainerOptions
     public IDictionary<int, int> PublishTcp { get; init; } = new Dictionary<int, int>();
     /// <summary>Published UDP ports: container port -> host port.</summary>
     public IDictionary<int, int> PublishUdp { get; init; } = new Dictionary<int, int>();
+    /// <summary>Give the container <c>--dns</c> (the test DNS server; the default). False: no
+    /// <c>--dns</c>, so the container uses the engine's configured DNS (<see
+    /// cref="DockerHarness.DaemonConfig"/>: the same test DNS server).</summary>
+    public bool OwnDns { get; init; } = true;
     /// <summary>Start right away (default) or only create.</summary>
     public bool Start { get; init; } = true;
     /// <summary>Default: `sleep 3600` under a shell that exits on SIGTERM (a bare sleep as pid 1
@@ -83,6 +87,8 @@ public sealed class DockerHarness : IAsyncDisposable
     public string DataRoot => Path.Combine(Dir, "data");
     public string ExecRoot => Path.Combine(Dir, "exec");
     public string DockerPidFile => Path.Combine(Dir, "docker.pid");
+    /// <summary>The engine's daemon.json: its "dns" is the test DNS server.</summary>
+    public string DaemonConfig => Path.Combine(Dir, "daemon.json");
 
     public DockerClient Docker { get; private set; } = null!;
     public string Image { get; private set; } = BusyboxImage.Name;
@@ -191,6 +197,9 @@ public sealed class DockerHarness : IAsyncDisposable
     {
         Directory.CreateDirectory(DataRoot);
         Directory.CreateDirectory(ExecRoot);
+        // the DNS every container without --dns gets, in a config file (not --dns) so that WhaleWall
+        // can read it like an operator's /etc/docker/daemon.json
+        File.WriteAllText(DaemonConfig, $$"""{"dns": ["{{TestNet.Dns}}"]}""" + "\n");
         // nsenter (not `ip netns exec`, which remounts /sys and breaks dockerd's cgroup detection)
         _dockerd = E2eProcess.StartLogged(DockerdLog, null,
             "nsenter", "--net=" + HostNsPath, Dockerd,
@@ -200,7 +209,7 @@ public sealed class DockerHarness : IAsyncDisposable
             "--pidfile", DockerPidFile,
             "--bip", TestNet.DockerBip,
             "--default-address-pool", $"base={TestNet.DockerAddressPool},size={TestNet.DockerAddressPoolSize}",
-            "--dns", TestNet.Dns,
+            "--config-file", DaemonConfig,
             "--storage-driver", "overlay2");
 
         Docker = new DockerClientBuilder().WithEndpoint(new Uri(DockerHost)).Build();
@@ -382,7 +391,7 @@ public sealed class DockerHarness : IAsyncDisposable
             {
                 NetworkMode = options.Network ?? "bridge",
                 PortBindings = bindings,
-                DNS = new List<string> { TestNet.Dns },
+                DNS = options.OwnDns ? new List<string> { TestNet.Dns } : null,
             },
         };
         var resp = await Docker.Containers.CreateContainerAsync(create);

@@ -59,7 +59,7 @@ public sealed class WhaleWallDaemon : IAsyncDisposable
     public static WhaleWallDaemon For(DockerHarness h)
     {
         var daemon = new WhaleWallDaemon(h.HostNsPath, h.DockerHost, "ww_" + h.RunId.Replace("-", "_"), Path.Combine(h.Dir, "whalewall"), Path.Combine(h.Dir, "whalewall.log"));
-        daemon.ExtraEnvironment["WHALEWALL_DOCKER_ROOT"] = h.DataRoot; // resolv.conf files for _dns_, readable in the sandbox
+        daemon.ExtraEnvironment["WHALEWALL_DOCKER_CONFIG"] = h.DaemonConfig; // the engine's "dns", for _dns_ of containers without --dns
         return daemon;
     }
 

@@ -16,8 +16,9 @@ namespace WhaleWall.Actors.Docker;
 /// event out to the container's own <see cref="ContainerActor"/>. After a stream failure it
 /// reconnects with <c>since=</c> the last event seen, and looks at every container again
 /// (Docker forgets its event history when it restarts). With a store, start-up first enforces
-/// what the journal remembers (even while Docker is unreachable), then reconciles with Docker,
-/// and follows events from the last checkpoint.</summary>
+/// what the journal remembers (even while Docker is unreachable; in deny-by-default mode with the
+/// gateway networks as last journalled), then reconciles with Docker, and follows events from the
+/// last checkpoint.</summary>
 public sealed class DockerEventsActor : ReceiveActor, IWithTimers
 {
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
@@ -95,7 +96,10 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
             Timers.StartSingleTimer("connect", Connect.Instance, Backoff());
         });
         Receive<NetworksListed>(n =>
-            writer.Tell(new NftWriterCommands.Program(Compiler.Gateways(n.Networks, gateway!), ++gatewayVersion)));
+        {
+            writer.Tell(new NftWriterCommands.Program(Compiler.Gateways(n.Networks, gateway!), ++gatewayVersion));
+            store?.Tell(new ContainerStoreCommands.RecordNetworks([.. n.Networks]));
+        });
         Receive<NetworksFailed>(f =>
         {
             log.Warning("cannot list networks ({0}); retrying", f.Error.Message);
@@ -139,10 +143,13 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         {
             // the table is rebuilt from the journal in one transaction, Docker or not
             started = true;
-            // deny-by-default: the gateway networks come from Docker (not journalled yet), so the
-            // table waits for them (the old table stays meanwhile) up to the writer's grace
+            // deny-by-default: the gateway subnets come from the networks as last journalled; a
+            // journal without them (older versions) waits for Docker's list (the old table stays
+            // meanwhile) up to the writer's grace
             var owners = state.Containers.Keys.ToImmutableHashSet();
             writer.Tell(new NftWriterCommands.ExpectOwners(gateway is null ? owners : owners.Add(Compiler.GatewayOwner)));
+            if (gateway is not null && !state.Networks.IsEmpty)
+                writer.Tell(new NftWriterCommands.Program(Compiler.Gateways(state.Networks, gateway), ++gatewayVersion));
             foreach (var (id, stored) in state.Containers)
                 Child(id).Tell(new ContainerCommands.Seed(stored.Facts));
             log.Info("replayed {0} containers from the journal; reconciling with Docker", state.Containers.Count);

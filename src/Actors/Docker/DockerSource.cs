@@ -9,9 +9,14 @@ using NetworkAttachment = WhaleWall.Firewall.Policy.NetworkAttachment;
 namespace WhaleWall.Actors.Docker;
 
 /// <summary>Adapter from Docker.DotNet to <see cref="IDockerSource"/>: translates SDK objects
-/// into WhaleWall's own records and nothing else.</summary>
-public sealed class DockerSource(DockerClient client) : IDockerSource, IDisposable
+/// into WhaleWall's own records and nothing else. Containers' resolvers come from
+/// <see cref="ContainerResolvers"/> (never from the container's own resolv.conf).</summary>
+public sealed class DockerSource(DockerClient client, ResolverSettings? resolvers = null, Action<string>? warn = null) : IDockerSource, IDisposable
 {
+    private readonly ResolverSettings resolvers = resolvers ?? ResolverSettings.Default;
+    private readonly HostFiles files = new();
+    private string? lastProblem;
+
     private static readonly HashSet<string> ContainerActions =
         ["create", "start", "restart", "die", "stop", "destroy", "rename", "update", "unpause"];
 
@@ -64,7 +69,8 @@ public sealed class DockerSource(DockerClient client) : IDockerSource, IDisposab
             attachments.Add(new NetworkAttachment(name, endpoint.NetworkID ?? "", v4, v6,
                 endpoint.IPPrefixLen > 0 ? (int)endpoint.IPPrefixLen : 32,
                 endpoint.GlobalIPv6PrefixLen > 0 ? (int)endpoint.GlobalIPv6PrefixLen : 128,
-                string.IsNullOrEmpty(endpoint.NetworkID) ? "" : await DriverOfAsync(endpoint.NetworkID, ct)));
+                string.IsNullOrEmpty(endpoint.NetworkID) ? "" : await DriverOfAsync(endpoint.NetworkID, ct),
+                Mac(endpoint.MacAddress)));
         }
 
         // A Swarm task on an overlay network reaches anything outside the overlay through a second
@@ -92,25 +98,19 @@ public sealed class DockerSource(DockerClient client) : IDockerSource, IDisposab
             (c.Config?.Labels ?? new Dictionary<string, string>()).ToImmutableDictionary(),
             attachments.ToImmutable(),
             ports.ToImmutable(),
-            DnsServersOf(c),
-            c.Config?.Image);
+            DnsServersOf(c, attachments),
+            c.Config?.Image,
+            string.IsNullOrEmpty(c.HostConfig?.NetworkMode) ? null : c.HostConfig.NetworkMode);
     }
 
-    /// <summary>Where the container's DNS queries go: its --dns servers, else the resolvers of
-    /// its resolv.conf (for user-defined networks Docker's embedded DNS forwards to the
-    /// "ExtServers" it notes there, from inside the container's namespace).</summary>
-    private static ImmutableArray<IPAddress> DnsServersOf(ContainerInspectResponse c)
+    /// <summary>Where the container's DNS queries go, from what it cannot change (its
+    /// <c>HostConfig.Dns</c>, the daemon's configuration, the host's resolvers).</summary>
+    private ImmutableArray<IPAddress> DnsServersOf(ContainerInspectResponse c, IEnumerable<NetworkAttachment> networks)
     {
-        var configured = (c.HostConfig?.DNS ?? []).Select(ParseAddress).OfType<IPAddress>().ToList();
-        if (configured.Count > 0) return [.. configured.Distinct()];
-        try
-        {
-            return !string.IsNullOrEmpty(c.ResolvConfPath) && File.Exists(c.ResolvConfPath)
-                ? ResolvConf.Servers(File.ReadAllText(c.ResolvConfPath))
-                : [];
-        }
-        catch (IOException) { return []; }
-        catch (UnauthorizedAccessException) { return []; }
+        var choice = ContainerResolvers.Choose(resolvers, c.HostConfig?.DNS?.ToList(), ContainerResolvers.UsesEmbeddedDns(networks), files.Read);
+        if (choice.Problem is { } problem && problem != lastProblem) warn?.Invoke(problem);
+        lastProblem = choice.Problem;
+        return choice.Servers;
     }
 
     public async Task<NetworkAttachment?> InspectEndpointAsync(string networkId, string containerId, CancellationToken ct)
@@ -121,7 +121,7 @@ public sealed class DockerSource(DockerClient client) : IDockerSource, IDisposab
             if (network.Containers is null || !network.Containers.TryGetValue(containerId, out var ep)) return null;
             drivers[network.ID] = network.Driver ?? "";
             return new NetworkAttachment(network.Name, network.ID, ParseAddress(StripPrefix(ep.IPv4Address)), ParseAddress(StripPrefix(ep.IPv6Address)),
-                PrefixOf(ep.IPv4Address, 32), PrefixOf(ep.IPv6Address, 128), network.Driver ?? "");
+                PrefixOf(ep.IPv4Address, 32), PrefixOf(ep.IPv6Address, 128), network.Driver ?? "", Mac(ep.MacAddress));
         }
         catch (DockerNetworkNotFoundException) { return null; }
     }
@@ -182,10 +182,34 @@ public sealed class DockerSource(DockerClient client) : IDockerSource, IDisposab
 
     private static string? StripPrefix(string? cidr) => cidr?.Split('/')[0];
 
+    private static string? Mac(string? mac) => string.IsNullOrEmpty(mac) ? null : mac.ToLowerInvariant();
+
     private static int PrefixOf(string? cidr, int fallback) =>
         cidr?.Split('/') is [_, var len] && int.TryParse(len, out var n) ? n : fallback;
 
     public void Dispose() => client.Dispose();
+
+    /// <summary>Small host files (daemon.json, resolv.conf) read at most every 2 s each.</summary>
+    private sealed class HostFiles
+    {
+        private const long MaxBytes = 1 << 20;
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long At, string? Text)> cache = new();
+
+        public string? Read(string path)
+        {
+            var now = Environment.TickCount64;
+            if (cache.TryGetValue(path, out var c) && now - c.At < 2000) return c.Text;
+            string? text;
+            try
+            {
+                var info = new FileInfo(path);
+                text = info.Exists && info.Length <= MaxBytes ? File.ReadAllText(path) : null;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { text = null; }
+            cache[path] = (now, text);
+            return text;
+        }
+    }
 
     private sealed class ChannelProgress(ChannelWriter<Message> writer) : IProgress<Message>
     {

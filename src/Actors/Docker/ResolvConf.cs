@@ -1,31 +1,24 @@
 using System.Collections.Immutable;
 using System.Net;
-using System.Text.RegularExpressions;
 using WhaleWall.Firewall.Policy;
 
 namespace WhaleWall.Actors.Docker;
 
-/// <summary>Reads the resolvers out of a container's resolv.conf as Docker writes it.</summary>
-public static partial class ResolvConf
+/// <summary>Reads the <c>nameserver</c> lines of a resolv.conf (the host's: a container's own file
+/// is never read, the container can write it). Comments (<c>#</c>, <c>;</c>) and entries that are
+/// not plain addresses (zone ids) are skipped.</summary>
+public static class ResolvConf
 {
-    public static ImmutableArray<IPAddress> Servers(string text)
+    public static ImmutableArray<IPAddress> Nameservers(string text)
     {
         var servers = new List<IPAddress>();
         foreach (var raw in text.Split('\n'))
         {
-            var line = raw.Trim();
-            if (line.StartsWith("nameserver", StringComparison.Ordinal) &&
-                line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries) is [_, var address, ..] &&
-                Addresses.TryParse(address, out var ip) && !IPAddress.IsLoopback(ip))
+            var line = raw.Split('#', ';')[0].Trim();
+            if (line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries) is ["nameserver", var address, ..] &&
+                Addresses.TryParse(address, out var ip))
                 servers.Add(ip);
-            else if (line.StartsWith("# ExtServers:", StringComparison.Ordinal))
-                foreach (Match m in ExtServer().Matches(line))
-                    if (Addresses.TryParse(m.Groups[1].Value, out var ext) && !IPAddress.IsLoopback(ext))
-                        servers.Add(ext);
         }
         return [.. servers.Distinct()];
     }
-
-    [GeneratedRegex(@"(?:host\()?([0-9a-fA-F:.]+)\)?")]
-    private static partial Regex ExtServer();
 }

@@ -49,6 +49,7 @@ public sealed class ContainerStoreActor : ReceivePersistentActor
         });
 
         Command<Record>(r => Handle(r, () => Sender.Tell(new Recorded(r.Facts.Id, r.Ticket))));
+        Command<RecordNetworks>(n => Handle(n, () => { }));
         Command<Forget>(f => Handle(f, () => { }));
         Command<Checkpoint>(c => Handle(c, () => { }));
         Command<GetState>(_ => Sender.Tell(new Snapshot(state, LastSequenceNr)));

@@ -9,6 +9,10 @@ public static class ContainerStoreCommands
     /// in its labels). Answered with <see cref="ContainerStoreEvents.Recorded"/> once durable.</summary>
     public sealed record Record(ContainerFacts Facts, ImmutableArray<string> Errors, long Ticket);
 
+    /// <summary>Remember the Docker networks as listed (deny-by-default mode rebuilds its gateway
+    /// subnets from them while Docker is unreachable). Not answered.</summary>
+    public sealed record RecordNetworks(ImmutableArray<DockerNetwork> Networks);
+
     /// <summary>The container is gone: forget it.</summary>
     public sealed record Forget(string Id);
 

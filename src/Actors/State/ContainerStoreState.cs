@@ -14,12 +14,17 @@ public sealed record ContainerStoreState(ImmutableSortedDictionary<string, Store
 {
     public static readonly ContainerStoreState Empty = new(ImmutableSortedDictionary<string, StoredContainer>.Empty, 0);
 
+    /// <summary>The Docker networks as last listed, sorted by id.</summary>
+    public ImmutableArray<DockerNetwork> Networks { get; init; } = [];
+
     /// <summary>The events a command causes (none when it changes nothing).</summary>
     public ImmutableArray<IStoredEvent> Decide(object command, long nowUnixMs) => command switch
     {
         Record r when Containers.TryGetValue(r.Facts.Id, out var known) &&
                       FactsComparer.Same(known.Facts, r.Facts) && known.Errors.SequenceEqual(r.Errors) => [],
         Record r => [new ContainerRecorded(r.Facts, r.Errors, nowUnixMs)],
+        RecordNetworks n when FactsSchema.NetworkList.Same(Networks, ById(n.Networks)) => [],
+        RecordNetworks n => [new NetworksRecorded(ById(n.Networks), nowUnixMs)],
         Forget f when !Containers.ContainsKey(f.Id) => [],
         Forget f => [new ContainerForgotten(f.Id, nowUnixMs)],
         Checkpoint c when c.DockerTimeNanos <= LastEventNanos => [],
@@ -32,21 +37,12 @@ public sealed record ContainerStoreState(ImmutableSortedDictionary<string, Store
     {
         ContainerRecorded r => this with { Containers = Containers.SetItem(r.Facts.Id, new StoredContainer(r.Facts, r.Errors, r.AtUnixMs)) },
         ContainerForgotten f => this with { Containers = Containers.Remove(f.Id) },
+        NetworksRecorded n => this with { Networks = n.Networks },
         EventsProcessed p => this with { LastEventNanos = Math.Max(LastEventNanos, p.DockerTimeNanos) },
         StateCleared => Empty,
         _ => this,
     };
-}
 
-/// <summary>Value equality of facts (the record's own compares its collections by reference).</summary>
-public static class FactsComparer
-{
-    public static bool Same(ContainerFacts? a, ContainerFacts? b)
-    {
-        if (a is null || b is null) return a is null && b is null;
-        return a.Id == b.Id && a.Name == b.Name && a.Running == b.Running &&
-               a.Labels.Count == b.Labels.Count &&
-               a.Labels.All(kv => b.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value) &&
-               a.Networks.SequenceEqual(b.Networks) && a.Ports.SequenceEqual(b.Ports);
-    }
+    private static ImmutableArray<DockerNetwork> ById(ImmutableArray<DockerNetwork> networks) =>
+        [.. networks.OrderBy(n => n.Id, StringComparer.Ordinal)];
 }

@@ -3,22 +3,26 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Akka.Actor;
 using Akka.Serialization;
-using WhaleWall.Firewall.Policy;
 using static WhaleWall.Actors.State.StoredEvents;
 
 namespace WhaleWall.Actors.State;
 
 /// <summary>Journal and snapshot format: JSON with explicit, versioned type names (the
 /// manifest) and explicit field names, independent of .NET type and member names. A name
-/// written once is read forever: change a shape by adding <c>.v2</c>, keep reading <c>.v1</c>.</summary>
+/// written once is read forever: change a shape by adding a new version and an upcaster
+/// (<see cref="StateUpcasters"/>) from the old one. Facts are written and read along
+/// <see cref="FactsSchema"/>.</summary>
 public sealed class StateSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {
     public const int Id = 47110;
-    public const string Recorded = "container-recorded.v1";
+    public const string Recorded = "container-recorded.v2";
+    public const string RecordedV1 = "container-recorded.v1";
     public const string Forgotten = "container-forgotten.v1";
+    public const string Networks = "docker-networks-recorded.v1";
     public const string Processed = "events-processed.v1";
     public const string Cleared = "state-cleared.v1";
-    public const string StateSnapshot = "containers-snapshot.v1";
+    public const string StateSnapshot = "containers-snapshot.v2";
+    public const string StateSnapshotV1 = "containers-snapshot.v1";
 
     public override int Identifier => Id;
 
@@ -26,6 +30,7 @@ public sealed class StateSerializer(ExtendedActorSystem system) : SerializerWith
     {
         ContainerRecorded => Recorded,
         ContainerForgotten => Forgotten,
+        NetworksRecorded => Networks,
         EventsProcessed => Processed,
         StateCleared => Cleared,
         ContainerStoreState => StateSnapshot,
@@ -38,83 +43,54 @@ public sealed class StateSerializer(ExtendedActorSystem system) : SerializerWith
 
     public static JsonObject ToJson(object o) => o switch
     {
-        ContainerRecorded r => new JsonObject
-        {
-            ["facts"] = FactsJson(r.Facts),
-            ["errors"] = new JsonArray(r.Errors.Select(e => (JsonNode)e).ToArray()),
-            ["at"] = r.AtUnixMs,
-        },
+        ContainerRecorded r => ContainerJson(r.Facts, r.Errors, r.AtUnixMs),
         ContainerForgotten f => new JsonObject { ["id"] = f.Id, ["at"] = f.AtUnixMs },
+        NetworksRecorded n => new JsonObject { ["networks"] = FactsSchema.NetworkList.Write(n.Networks), ["at"] = n.AtUnixMs },
         EventsProcessed p => new JsonObject { ["docker_time_ns"] = p.DockerTimeNanos },
         StateCleared c => new JsonObject { ["at"] = c.AtUnixMs },
         ContainerStoreState s => new JsonObject
         {
             ["docker_time_ns"] = s.LastEventNanos,
-            ["containers"] = new JsonArray(s.Containers.Values.Select(c => (JsonNode)new JsonObject
-            {
-                ["facts"] = FactsJson(c.Facts),
-                ["errors"] = new JsonArray(c.Errors.Select(e => (JsonNode)e).ToArray()),
-                ["at"] = c.UpdatedUnixMs,
-            }).ToArray()),
+            ["containers"] = new JsonArray([.. s.Containers.Values.Select(c => (JsonNode)ContainerJson(c.Facts, c.Errors, c.UpdatedUnixMs))]),
+            ["networks"] = FactsSchema.NetworkList.Write(s.Networks),
         },
         _ => throw new ArgumentException($"{o.GetType()} is not a WhaleWall state type"),
     };
 
     public static object FromJson(JsonObject j, string manifest) => manifest switch
     {
-        Recorded => new ContainerRecorded(ReadFacts(j["facts"]!.AsObject()), ReadErrors(j["errors"]), j["at"]!.GetValue<long>()),
+        Recorded => ReadRecorded(j),
+        RecordedV1 => FromJson(StateUpcasters.RecordedV1ToV2(j), Recorded),
         Forgotten => new ContainerForgotten(j["id"]!.GetValue<string>(), j["at"]!.GetValue<long>()),
+        Networks => new NetworksRecorded(FactsSchema.NetworkList.Read(j["networks"]), j["at"]!.GetValue<long>()),
         Processed => new EventsProcessed(j["docker_time_ns"]!.GetValue<long>()),
         Cleared => new StateCleared(j["at"]!.GetValue<long>()),
         StateSnapshot => new ContainerStoreState(
-            j["containers"]!.AsArray().Select(n => n!.AsObject()).Select(c => new StoredContainer(
-                    ReadFacts(c["facts"]!.AsObject()), ReadErrors(c["errors"]), c["at"]!.GetValue<long>()))
+            j["containers"]!.AsArray().Select(n => ReadContainer(n!.AsObject()))
                 .ToImmutableSortedDictionary(c => c.Facts.Id, c => c, StringComparer.Ordinal),
-            j["docker_time_ns"]!.GetValue<long>()),
+            j["docker_time_ns"]!.GetValue<long>())
+        {
+            Networks = FactsSchema.NetworkList.Read(j["networks"]),
+        },
+        StateSnapshotV1 => FromJson(StateUpcasters.SnapshotV1ToV2(j), StateSnapshot),
         _ => throw new System.Runtime.Serialization.SerializationException($"unknown WhaleWall state type \"{manifest}\" (written by a newer version?)"),
     };
 
-    private static JsonObject FactsJson(ContainerFacts f) => new()
+    private static JsonObject ContainerJson(Firewall.Policy.ContainerFacts facts, ImmutableArray<string> errors, long at) => new()
     {
-        ["id"] = f.Id,
-        ["name"] = f.Name,
-        ["running"] = f.Running,
-        ["labels"] = new JsonObject(f.Labels.OrderBy(l => l.Key, StringComparer.Ordinal)
-            .Select(l => KeyValuePair.Create(l.Key, (JsonNode?)l.Value))),
-        ["networks"] = new JsonArray(f.Networks.Select(n => (JsonNode)new JsonObject
-        {
-            ["name"] = n.Name,
-            ["id"] = n.Id,
-            ["ipv4"] = n.IPv4?.ToString(),
-            ["ipv6"] = n.IPv6?.ToString(),
-        }).ToArray()),
-        ["ports"] = new JsonArray(f.Ports.Select(p => (JsonNode)new JsonObject
-        {
-            ["container_port"] = p.ContainerPort,
-            ["proto"] = p.Proto == L4Proto.Udp ? "udp" : "tcp",
-            ["host_ip"] = p.HostIp,
-            ["host_port"] = p.HostPort,
-        }).ToArray()),
+        ["facts"] = FactsSchema.Container.Write(facts),
+        ["errors"] = new JsonArray([.. errors.Select(e => (JsonNode)e)]),
+        ["at"] = at,
     };
 
-    private static ContainerFacts ReadFacts(JsonObject j) => new(
-        j["id"]!.GetValue<string>(),
-        j["name"]!.GetValue<string>(),
-        j["running"]!.GetValue<bool>(),
-        j["labels"]!.AsObject().ToImmutableDictionary(kv => kv.Key, kv => kv.Value!.GetValue<string>()),
-        [.. j["networks"]!.AsArray().Select(n => new NetworkAttachment(
-            n!["name"]!.GetValue<string>(),
-            n["id"]!.GetValue<string>(),
-            ReadAddress(n["ipv4"]),
-            ReadAddress(n["ipv6"])))],
-        [.. j["ports"]!.AsArray().Select(p => new PublishedPort(
-            p!["container_port"]!.GetValue<ushort>(),
-            p["proto"]!.GetValue<string>() == "udp" ? L4Proto.Udp : L4Proto.Tcp,
-            p["host_ip"]!.GetValue<string>(),
-            p["host_port"]!.GetValue<ushort>()))]);
+    private static ContainerRecorded ReadRecorded(JsonObject j)
+    {
+        var c = ReadContainer(j);
+        return new ContainerRecorded(c.Facts, c.Errors, c.UpdatedUnixMs);
+    }
 
-    private static System.Net.IPAddress? ReadAddress(JsonNode? n) =>
-        n?.GetValue<string>() is { } s && Addresses.TryParse(s, out var a) ? a : null;
+    private static StoredContainer ReadContainer(JsonObject j) =>
+        new(FactsSchema.Container.Read(j["facts"]!.AsObject()), ReadErrors(j["errors"]), j["at"]!.GetValue<long>());
 
     private static ImmutableArray<string> ReadErrors(JsonNode? n) =>
         n is null ? [] : [.. n.AsArray().Select(e => e!.GetValue<string>())];

@@ -36,8 +36,11 @@ public static class SandboxPaths
         // intent and keeps the socket reachable should a later ABI start to
         // TLS client certificates for a tcp:// Docker endpoint
         if (Environment.GetEnvironmentVariable("DOCKER_CERT_PATH") is { Length: > 0 } certs) rules.Add((certs, ro));
-        // containers' resolv.conf files (what `_dns_` opens), read only
-        rules.Add((Path.Combine(Environment.GetEnvironmentVariable("WHALEWALL_DOCKER_ROOT") is { Length: > 0 } root ? root : "/var/lib/docker", "containers"), ro));
+        // what `_dns_` opens when a container has no --dns (ContainerResolvers): the Docker daemon's
+        // daemon.json (under /etc by default) and systemd-resolved's resolv.conf, read only; never
+        // the containers' own resolv.conf files
+        rules.Add((Environment.GetEnvironmentVariable("WHALEWALL_DOCKER_CONFIG") is { Length: > 0 } config ? config : WhaleWall.Actors.Docker.ResolverSettings.DefaultDaemonConfig, Landlock.ReadFile));
+        rules.Add((Path.GetDirectoryName(WhaleWall.Actors.Docker.ContainerResolvers.SystemdResolvConf)!, Landlock.ReadFile | Landlock.ReadDir));
         if (dockerHost.StartsWith("unix://", StringComparison.Ordinal))
             rules.Add((dockerHost["unix://".Length..], Landlock.ReadFile | Landlock.WriteFile));
         return rules;

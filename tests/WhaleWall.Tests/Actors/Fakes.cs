@@ -58,7 +58,9 @@ public sealed class FakeDockerSource : IDockerSource
     public ConcurrentBag<DockerNetwork> Networks { get; } = new();
 
     public Task<IReadOnlyList<DockerNetwork>> ListNetworksAsync(CancellationToken ct) =>
-        Task.FromResult<IReadOnlyList<DockerNetwork>>(Networks.ToList());
+        ListFailure is { } e
+            ? Task.FromException<IReadOnlyList<DockerNetwork>>(e)
+            : Task.FromResult<IReadOnlyList<DockerNetwork>>(Networks.ToList());
 
     public async Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct)
     {

@@ -1,6 +1,5 @@
 using System.Collections.Immutable;
 using System.Net;
-using WhaleWall.Actors.Docker;
 using WhaleWall.Firewall.Compile;
 using WhaleWall.Firewall.Decide;
 using WhaleWall.Firewall.Labels;
@@ -108,13 +107,5 @@ public class DockerwallTests
             new("ov", "3", "overlay", [AddressSyntax.Parse("198.18.200.0/24").Range!]),
         ];
         Assert.Equal(["gw4 198.18.130.0-198.18.130.255"], Compiler.Gateways(networks, AllBridges).Elements.Select(e => e.Key));
-    }
-
-    [Fact]
-    public void Resolv_conf_gives_nameservers_and_the_embedded_dns_upstreams()
-    {
-        Assert.Equal([IPAddress.Parse("198.19.0.53")], ResolvConf.Servers("nameserver 198.19.0.53\noptions ndots:0\n").ToArray());
-        Assert.Equal([IPAddress.Parse("198.19.0.53"), IPAddress.Parse("2001:db8::53")],
-            ResolvConf.Servers("nameserver 127.0.0.11\noptions ndots:0\n\n# Based on host file: '/etc/resolv.conf' (internal resolver)\n# ExtServers: [198.19.0.53 host(2001:db8::53)]\n").ToArray());
     }
 }

@@ -1,4 +1,6 @@
+using System.Collections.Immutable;
 using System.Diagnostics;
+using FsCheck.Fluent;
 using System.Net;
 using Akka.Actor;
 using Akka.Configuration;
@@ -182,6 +184,110 @@ public abstract class ContainerStoreSpecs : TestKit
         var state = StateOf();
         Assert.Equal([fresh.Id, kept.Id], state.Containers.Keys.OrderBy(k => k, StringComparer.Ordinal));
         Assert.True(FactsComparer.Same(relabelled, state.Containers[kept.Id].Facts));
+    }
+
+    /// <summary>The elements the transaction adds to one set, as JSON text.</summary>
+    private static List<string> ElementsOf(string transaction, string set) =>
+        [.. System.Text.Json.Nodes.JsonNode.Parse(transaction)!["nftables"]!.AsArray()
+            .Select(c => c!["add"]?["element"])
+            .Where(e => e?["name"]?.GetValue<string>() == set)
+            .SelectMany(e => e!["elem"]!.AsArray().Select(x => x!.ToJsonString()))];
+
+    [Fact]
+    public void Deny_by_default_start_up_builds_the_whole_table_from_the_journal_while_Docker_is_unreachable()
+    {
+        var gateway = GatewayConfig.Parse("gw", "_dns_");
+        var a = JournalV2FixtureSpecs.Dual;
+        var b = a with { Id = "b-id", Name = "b", Networks = [a.Networks[0] with { IPv4 = IPAddress.Parse("198.18.130.3"), IPv6 = null, MacAddress = "02:42:c6:12:82:03" }] };
+        var store = Store();
+        Remember(store, a, 1);
+        Remember(store, b, 2);
+        store.Tell(new RecordNetworks(JournalV2FixtureSpecs.Networks));
+        Sync(store);
+        StopAndWait(store);
+
+        var docker = new FakeDockerSource { ListFailure = new IOException("docker.sock: no such file") };
+        var nft = new FakeNftables();
+        var sw = Stopwatch.StartNew();
+        store = Store();
+        var writer = Sys.ActorOf(NftWriterActor.Props(nft, "t"));
+        var peers = Sys.ActorOf(Props.Create<PeerDirectoryActor>());
+        Sys.ActorOf(DockerEventsActor.Props(docker, writer, peers, gateway, store: store));
+
+        // at once (not after the writer's 60 s start-up grace), without Docker
+        AwaitCondition(() => !nft.Transactions.IsEmpty, TimeSpan.FromSeconds(15), TimeSpan.FromMilliseconds(10));
+        output.WriteLine($"journal -> start-up transaction in {sw.ElapsedMilliseconds} ms");
+        var table = nft.Transactions.First();
+        foreach (var set in new[] { "gw4", "out4", "in4", "out6" }) output.WriteLine($"{set}: {string.Join("\n  ", ElementsOf(table, set))}");
+        // the gateway network's subnet: unknown sources on it send nothing
+        Assert.Equal(["""{"prefix":{"addr":"198.18.130.0","len":24}}"""], ElementsOf(table, "gw4"));
+        // neighbours: the whole /24 (and /64) both ways, not /32s
+        const string subnet = """{"prefix":{"addr":"198.18.130.0","len":24}}""";
+        Assert.Contains($$"""{"concat":["198.18.130.2",{{subnet}},{"range":[0,255]},{"range":[0,65535]},{"range":[0,65535]}]}""", ElementsOf(table, "out4"));
+        Assert.Contains($$"""{"concat":[{{subnet}},"198.18.130.3",{"range":[0,255]},{"range":[0,65535]}]}""", ElementsOf(table, "in4"));
+        Assert.Contains("""{"concat":["2001:db8:130::2",{"prefix":{"addr":"2001:db8:130::","len":64}},{"range":[0,255]},{"range":[0,65535]},{"range":[0,65535]}]}""", ElementsOf(table, "out6"));
+        // _dns_: port 53 to the journalled resolvers, IPv4 and IPv6
+        Assert.Contains("""{"concat":["198.18.130.2","198.19.0.53",17,{"range":[0,65535]},53]}""", ElementsOf(table, "out4"));
+        Assert.Contains("""{"concat":["2001:db8:130::2","2001:db8:19::53",17,{"range":[0,65535]},53]}""", ElementsOf(table, "out6"));
+    }
+
+    [Fact]
+    public void A_restart_with_nothing_changed_writes_nothing_to_the_journal()
+    {
+        // fully populated facts and the networks, recorded as the actors would
+        var facts = FactsGen.Facts.Sample(5).Select((f, i) => f with { Id = $"c{i}-id" }).ToList();
+        var networks = FactsGen.Network.Sample(3).ToImmutableArray();
+        var store = Store();
+        foreach (var (f, i) in facts.Select((f, i) => (f, i))) Remember(store, f, i + 1);
+        store.Tell(new RecordNetworks(networks));
+        store.Tell(new Checkpoint(1_700_000_000_000_000_000));
+        Sync(store);
+        StopAndWait(store);
+
+        // replay, then the same facts again (equal copies, networks in another order)
+        store = Store();
+        store.Tell(GetState.Instance);
+        var before = ExpectMsg<Snapshot>(TimeSpan.FromSeconds(30));
+        Assert.Equal(facts.Count, before.State.Containers.Count);
+        foreach (var (f, i) in facts.Select((f, i) => (f, i)))
+            Remember(store, f with { Labels = f.Labels.ToImmutableDictionary(), Networks = [.. f.Networks], DnsServers = [.. f.DnsServers] }, 100 + i);
+        store.Tell(new RecordNetworks([.. networks.Reverse()]));
+        store.Tell(new Checkpoint(1_700_000_000_000_000_000));
+        store.Tell(GetState.Instance);
+        var after = ExpectMsg<Snapshot>(TimeSpan.FromSeconds(30));
+        Assert.Equal(before.SequenceNr, after.SequenceNr);
+    }
+
+    [Fact]
+    public void A_restart_of_the_actors_with_Docker_unchanged_writes_nothing_to_the_journal()
+    {
+        var gateway = GatewayConfig.Parse("", "_dns_");
+        var docker = new FakeDockerSource();
+        foreach (var f in FactsGen.Facts.Sample(6).Select((f, i) => f with { Id = $"c{i}-id", Running = true }))
+            docker.Containers[f.Id] = f;
+        foreach (var n in JournalV2FixtureSpecs.Networks) docker.Networks.Add(n);
+
+        long Run()
+        {
+            var store = Store();
+            var nft = new FakeNftables();
+            var writer = Sys.ActorOf(NftWriterActor.Props(nft, "t"));
+            var peers = Sys.ActorOf(Props.Create<PeerDirectoryActor>());
+            var events = Sys.ActorOf(DockerEventsActor.Props(docker, writer, peers, gateway, store: store));
+            AwaitCondition(() => docker.StreamSinces.Count > 0 && !nft.Transactions.IsEmpty, TimeSpan.FromSeconds(30));
+            Thread.Sleep(1500); // the reconcile's inspections, records and a checkpoint tick
+            store.Tell(GetState.Instance);
+            var snapshot = ExpectMsg<Snapshot>(TimeSpan.FromSeconds(30));
+            Assert.Equal(docker.Containers.Keys.Order(), snapshot.State.Containers.Keys.Order());
+            foreach (var actor in new[] { events, writer, peers, store }) StopAndWait(actor);
+            while (docker.StreamSinces.TryDequeue(out _)) { }
+            return snapshot.SequenceNr;
+        }
+
+        var first = Run();
+        Assert.True(first >= docker.Containers.Count + 1, $"first run wrote {first} events");
+        Assert.Equal(first, Run());
+        Assert.Equal(first, Run());
     }
 
     [Fact]
