@@ -27,6 +27,10 @@ public static class SandboxEntry
     /// <summary>The data dir the sandbox was entered for (the self-test writes its exec probe there).</summary>
     internal static string? DataDir { get; private set; }
 
+    /// <summary>The second stage's filter denies execve: an exec attempt never enters the kernel's
+    /// exec path (see <see cref="SandboxSelfTest"/> for why that matters to the self-test).</summary>
+    internal static bool ExecFiltered { get; private set; }
+
     /// <summary>Returns when the caller may go on (sandboxed, or sandbox off). In the first stage
     /// it does not return: it re-executes the process. Returns what is missing of the sandbox
     /// (for `/healthz`), null when it is complete or switched off on purpose.</summary>
@@ -113,6 +117,7 @@ public static class SandboxEntry
             if (Environment.GetEnvironmentVariable(SandboxSelfTest.Variable) is { Length: > 0 } && DataDir is { } dataDir)
                 SandboxSelfTest.LogDataDirExec(dataDir, info);
             var unknown = Seccomp.LoadAfterStart();
+            ExecFiltered = true;
             if (unknown.Count > 0) info($"sandbox: libseccomp does not know {string.Join(", ", unknown)} (left allowed)");
             seccomp = $"seccomp ({Seccomp.Denied.Length} system calls denied, clone with namespace flags denied, " +
                       $"{string.Join("/", Seccomp.NotImplemented)} ENOSYS; {string.Join("/", Seccomp.DeniedAfterStart)} denied after the re-exec)";
