@@ -1,6 +1,6 @@
 using System.Collections.Immutable;
 using WhaleWall.Firewall.Policy;
-using YamlDotNet.Core;
+using WhaleWall.Firewall.Labels;
 using YamlDotNet.RepresentationModel;
 
 namespace WhaleWall.Firewall.Check;
@@ -16,17 +16,10 @@ public static class ComposeFile
 
     public static Result Parse(string yaml, string defaultProject)
     {
-        YamlNode? root;
-        try
-        {
-            var stream = new YamlStream();
-            stream.Load(new StringReader(yaml));
-            root = stream.Documents.Count == 0 ? null : stream.Documents[0].RootNode;
-        }
-        catch (YamlException e)
-        {
-            return new(defaultProject, [], $"line {e.Start.Line}: invalid YAML: {e.Message.Split('\n')[0]}");
-        }
+        var loaded = BoundedYaml.Load(yaml, BoundedYaml.Compose);
+        if (loaded.Error is { } problem)
+            return new(defaultProject, [], problem.Line is { } line ? $"line {line}: {problem.Message}" : problem.Message);
+        var root = loaded.Documents.IsEmpty ? null : loaded.Documents[0];
         if (root is not YamlMappingNode map) return new(defaultProject, [], "not a compose file: expected a mapping with `services`");
         var project = Scalar(map, "name") ?? defaultProject;
         if (!map.Children.TryGetValue(new YamlScalarNode("services"), out var servicesNode) || servicesNode is not YamlMappingNode services)

@@ -1,0 +1,46 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+
+namespace WhaleWall.TestSupport;
+
+/// <summary>What one piece of work cost the calling thread: CPU time (unlike wall time, it
+/// does not grow when other processes load the machine), wall time and bytes allocated.
+/// For hostile-input tests that bound time and memory per case.</summary>
+public readonly record struct WorkCost(TimeSpan Cpu, TimeSpan Wall, long Allocated)
+{
+    public override string ToString() =>
+        $"{Cpu.TotalMilliseconds:F1} ms CPU, {Wall.TotalMilliseconds:F1} ms wall, {Allocated / 1024.0:F0} KiB allocated";
+}
+
+public static class WorkMeter
+{
+    public static (T Result, WorkCost Cost) Measure<T>(Func<T> work)
+    {
+        var allocated = GC.GetAllocatedBytesForCurrentThread();
+        var cpu = ThreadCpu();
+        var wall = Stopwatch.StartNew();
+        var result = work();
+        wall.Stop();
+        var cost = new WorkCost(ThreadCpu() - cpu, wall.Elapsed, GC.GetAllocatedBytesForCurrentThread() - allocated);
+        return (result, cost);
+    }
+
+    /// <summary>CPU time the calling thread has used (CLOCK_THREAD_CPUTIME_ID).</summary>
+    public static TimeSpan ThreadCpu()
+    {
+        if (clock_gettime(ClockThreadCpuTime, out var ts) != 0) throw new InvalidOperationException("clock_gettime failed");
+        return TimeSpan.FromTicks(ts.Seconds * TimeSpan.TicksPerSecond + ts.Nanoseconds / 100);
+    }
+
+    private const int ClockThreadCpuTime = 3;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int clock_gettime(int clock, out Timespec ts);
+}
