@@ -25,9 +25,9 @@ public class BoxSetProperties
     {
         Prop.ForAll(Box.ListOf().Select(l => l.ToList()).ToArbitrary(), boxes =>
         {
-            var result = BoxSet.Disjoint(boxes);
-            for (var i = 0; i < result.Length; i++)
-            for (var j = i + 1; j < result.Length; j++)
+            var result = BoxSet.Disjoint(boxes).Pieces.Select(p => p.Box).ToList();
+            for (var i = 0; i < result.Count; i++)
+            for (var j = i + 1; j < result.Count; j++)
                 if (BoxSet.Intersects(result[i], result[j])) return false;
             for (var x = 0; x <= 20; x++)
             for (var y = 0; y <= 20; y++)
