@@ -12,7 +12,8 @@ namespace WhaleWall.Firewall.Compile;
 /// are made; past a bound the result is an error, never a long stall.</para></summary>
 public static class BoxSet
 {
-    /// <param name="MaxPieces">Most pieces (before merging) the result may hold.</param>
+    /// <param name="MaxPieces">Most pieces made while splitting (before merging), counting
+    /// those that later cuts remove again.</param>
     /// <param name="MaxPairs">Most pairs of boxes that overlap in the field that separates
     /// them best, i.e. the pairs that must be compared box by box.</param>
     /// <param name="MaxCuts">Most piece-by-box subtractions.</param>
@@ -43,25 +44,46 @@ public static class BoxSet
         if (error is not null) return new([], error);
 
         var result = new List<(ImmutableArray<Field> Box, T Tag)>();
-        long cuts = 0;
+        long cuts = 0, made = 0;
         for (var j = 0; j < boxes.Count; j++)
         {
-            var pieces = new List<ImmutableArray<Field>> { boxes[j].Box };
+            var box = boxes[j].Box;
+            // covered by one earlier box: nothing of it is left (the common case of overlaps)
+            if (earlier[j].Any(i => Covers(boxes[i].Box, box))) continue;
+            var pieces = new List<ImmutableArray<Field>> { box };
             foreach (var i in earlier[j])
             {
+                var cut = boxes[i].Box;
                 cuts += pieces.Count;
                 if (cuts > budget.MaxCuts)
                     return new([], $"overlapping ranges need more than {budget.MaxCuts} cuts to split");
                 var next = new List<ImmutableArray<Field>>(pieces.Count);
-                foreach (var piece in pieces) Subtract(piece, boxes[i].Box, next);
+                foreach (var piece in pieces)
+                {
+                    if (!Intersects(piece, cut)) next.Add(piece);
+                    else if (!Covers(cut, piece))
+                    {
+                        var before = next.Count;
+                        Subtract(piece, cut, next);
+                        made += next.Count - before;
+                    }
+                }
                 pieces = next;
-                if (pieces.Count == 0) break;
-                if (result.Count + pieces.Count > budget.MaxPieces)
+                if (made > budget.MaxPieces)
                     return new([], $"overlapping ranges split into more than {budget.MaxPieces} pieces");
+                if (pieces.Count == 0) break;
             }
             foreach (var piece in pieces) result.Add((piece, boxes[j].Tag));
         }
         return new([.. result.GroupBy(r => r.Tag).SelectMany(g => Merge(g.Select(r => r.Box)).Select(b => (b, g.Key)))], null);
+    }
+
+    /// <summary>True when <paramref name="outer"/> holds every point of <paramref name="inner"/>.</summary>
+    public static bool Covers(ImmutableArray<Field> outer, ImmutableArray<Field> inner)
+    {
+        for (var i = 0; i < outer.Length; i++)
+            if (inner[i].Lo < outer[i].Lo || inner[i].Hi > outer[i].Hi) return false;
+        return true;
     }
 
     /// <summary>For each box, the indexes of the earlier boxes that intersect it, in order.
@@ -172,7 +194,7 @@ public static class BoxSet
 
     /// <summary>Most rounds of <see cref="Merge"/>; merging only tidies (the boxes are already
     /// disjoint and cover the same points), so a bound keeps its time bounded without harm.</summary>
-    private const int MaxMergeRounds = 16;
+    private const int MaxMergeRounds = 4;
 
     /// <summary>Joins disjoint boxes that differ in one field only and touch there, so that
     /// splitting overlaps does not leave needless fragments (198.19.0.0-9, .10, .11-255 -> /24).
