@@ -40,6 +40,21 @@ public static class HostileLabels
         $"src_ports: [{string.Join(", ", Enumerable.Range(0, n).Select(i => 1000 + i))}], " +
         $"dst_ports: [{string.Join(", ", Enumerable.Range(0, n).Select(i => 2000 + i))}]}}]";
 
+    /// <summary>The three shapes, each next to a harmless rule allowing tcp to
+    /// <paramref name="server"/>:<paramref name="port"/> (still under 64 KiB): a daemon that
+    /// ignored the hostile part and enforced the rest would let that connection through.</summary>
+    public static IReadOnlyDictionary<string, string> ReproducedWithAnAllowedRule(string server, int port)
+    {
+        var allowed = $"{{ips: [{server}], proto: tcp, dst_ports: [{port}]}}";
+        var multiplicative = Multiplicative();
+        return new Dictionary<string, string>
+        {
+            ["deep-nesting"] = $"output: [{allowed}, " + new string('[', 29_980) + new string(']', 29_980) + "]",
+            ["alias-graph-as-key"] = AnchorChain(60) + $"output: [{allowed}]\n? *a60 : 1\n",
+            ["multiplicative"] = $"output: [{allowed}, " + multiplicative["output: [".Length..],
+        };
+    }
+
     /// <summary>The three shapes of the issue, by name.</summary>
     public static IReadOnlyDictionary<string, string> Reproduced => new Dictionary<string, string>
     {
