@@ -17,8 +17,8 @@ public static class PolicySize
 
     /// <summary>The elements one rule adds for a container with one IPv4 and one IPv6 address,
     /// before knowing its peers: per family, destinations x source ports (or ICMP types) x
-    /// destination ports; a container reference counts one peer address and twice (egress and
-    /// the peer's ingress), a host name one address, the resolvers one.</summary>
+    /// destination ports; a container reference counts one peer address per family and twice
+    /// (egress and the peer's ingress), a host name one address per family, the resolvers one.</summary>
     public static long PerAddress(OutputRule rule, out string detail)
     {
         var sports = rule.Proto is L4Proto.Icmp or L4Proto.Icmpv6 ? rule.IcmpTypesOrEmpty.Length : rule.SrcPorts.Length;
