@@ -38,6 +38,7 @@ public static class BoxSet
         foreach (var item in input)
             if (seen.Add(item.Box)) boxes.Add(item);
         if (boxes.Count == 0) return new([], null);
+        boxes = WithoutCoveredByWide(boxes);
 
         // for each box, the earlier boxes it intersects: only those can take a part of it
         var earlier = EarlierIntersecting(boxes.Select(b => b.Box).ToList(), budget, out var error);
@@ -84,6 +85,35 @@ public static class BoxSet
         for (var i = 0; i < outer.Length; i++)
             if (inner[i].Lo < outer[i].Lo || inner[i].Hi > outer[i].Hi) return false;
         return true;
+    }
+
+    /// <summary>How many of the widest boxes <see cref="WithoutCoveredByWide"/> tries as covers.</summary>
+    private const int WideBoxes = 32;
+
+    /// <summary>Drops the boxes that one of the <see cref="WideBoxes"/> widest earlier boxes
+    /// covers (nothing of them would be left): nested ranges under a catch-all then cost
+    /// O(n) instead of counting against the pair budget. O(n x 32).</summary>
+    private static List<(ImmutableArray<Field> Box, T Tag)> WithoutCoveredByWide<T>(List<(ImmutableArray<Field> Box, T Tag)> boxes)
+    {
+        if (boxes.Count < 2) return boxes;
+        var wide = Enumerable.Range(0, boxes.Count).OrderByDescending(i => Width(boxes[i].Box)).ThenBy(i => i).Take(WideBoxes).ToArray();
+        var kept = new List<(ImmutableArray<Field> Box, T Tag)>(boxes.Count);
+        for (var j = 0; j < boxes.Count; j++)
+        {
+            var covered = false;
+            foreach (var i in wide)
+                if (i < j && Covers(boxes[i].Box, boxes[j].Box)) { covered = true; break; }
+            if (!covered) kept.Add(boxes[j]);
+        }
+        return kept;
+    }
+
+    /// <summary>log2 of a box's volume: wider boxes cover more.</summary>
+    private static double Width(ImmutableArray<Field> box)
+    {
+        var bits = 0.0;
+        foreach (var f in box) bits += Math.Log2((double)(f.Hi - f.Lo) + 1);
+        return bits;
     }
 
     /// <summary>For each box, the indexes of the earlier boxes that intersect it, in order.
