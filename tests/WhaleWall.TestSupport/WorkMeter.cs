@@ -14,6 +14,15 @@ public readonly record struct WorkCost(TimeSpan Cpu, TimeSpan Wall, long Allocat
 
 public static class WorkMeter
 {
+    /// <summary>CPU bound for one hostile case once the code is hot. The design aims at well
+    /// under 100 ms (measured 1-50 ms per shape on an idle core); thread CPU time still grows
+    /// a few times when other processes and test classes share the cores (SMT, caches), so the
+    /// bound leaves that room. Before the fix the same shapes took seconds or never ended.</summary>
+    public static readonly TimeSpan HotCpuBound = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>CPU bound for a first run, JIT compilation included.</summary>
+    public static readonly TimeSpan ColdCpuBound = TimeSpan.FromSeconds(1);
+
     public static (T Result, WorkCost Cost) Measure<T>(Func<T> work)
     {
         var allocated = GC.GetAllocatedBytesForCurrentThread();

@@ -16,7 +16,7 @@ namespace WhaleWall.Tests.Compile;
 /// and either succeeds with disjoint elements or fails closed with a reason.</summary>
 public class HostileCompileTests(ITestOutputHelper output)
 {
-    private static readonly TimeSpan CpuBound = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan CpuBound = WorkMeter.HotCpuBound;
     private const long AllocationBound = 64L << 20;
 
     private static string Range(int lo, int hi) => $"{lo}-{hi}";

@@ -90,7 +90,7 @@ public class FuzzProperties(ITestOutputHelper output)
                 return (d, Compiler.Compile(self, d, Peers));
             });
             if (cost.Cpu > worst.Cost.Cpu) worst = (cost, yaml);
-            if (cost.Cpu > TimeSpan.FromMilliseconds(250) || cost.Allocated > 64L << 20)
+            if (cost.Cpu > WorkMeter.HotCpuBound || cost.Allocated > 64L << 20)
                 throw new Exception($"{cost} for a label of {yaml.Length} characters:\n{yaml[..Math.Min(300, yaml.Length)]}");
             var fragment = result.Fragment;
             switch (decision)
