@@ -36,7 +36,9 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
         var dnsServers = new List<IPEndPoint>();
         foreach (var entry in (env("WHALEWALL_DNS_SERVERS") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            if (IPEndPoint.TryParse(entry, out var ep) && Addresses.TryParse(ep.Address.ToString(), out _))
+            // the address as written goes through the strict parser (no octal-looking 010.0.0.1 read as 8.0.0.1)
+            var host = entry.StartsWith('[') ? entry[1..Math.Max(1, entry.IndexOf(']'))] : entry.Count(c => c == ':') == 1 ? entry[..entry.IndexOf(':')] : entry;
+            if (IPEndPoint.TryParse(entry, out var ep) && Addresses.TryParse(host, out _))
                 dnsServers.Add(ep.Port == 0 ? new IPEndPoint(ep.Address, 53) : ep);
             else throw new ArgumentException($"WHALEWALL_DNS_SERVERS: \"{entry}\" is not an address or address:port");
         }

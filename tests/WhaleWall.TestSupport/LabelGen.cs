@@ -134,4 +134,83 @@ public static class LabelGen
             .Where(kv => kv.Item2 is not null)
             .ToDictionary(kv => kv.Item1, kv => kv.Item2!);
 
+    // ------------------------------------------------------------------ hostile shapes
+
+    /// <summary>Nesting far past what the schema needs: flow lists and mappings (balanced or
+    /// not, up to the 64 KiB label limit), block mappings and block lists, or a mix.</summary>
+    public static Gen<string> DeepNesting =>
+        from depth in Gen.Frequency((3, Gen.Choose(5, 40)), (2, Gen.Choose(40, 2000)), (1, Gen.Choose(2000, 32000)))
+        from style in Gen.Choose(0, 4)
+        from balanced in Gen.Elements(true, true, false)
+        from at in Gen.Elements("output: ", "output:\n  - ips: ", "mapped_ports:\n  external: ", "")
+        select Cap(style switch
+        {
+            0 => at + new string('[', depth) + (balanced ? new string(']', depth) : ""),
+            1 => at + string.Concat(Enumerable.Repeat("{a: ", depth)) + "x" + (balanced ? new string('}', depth) : ""),
+            2 => at + string.Concat(Enumerable.Range(0, depth).Select(i => i % 2 == 0 ? "[" : "{k: ")) +
+                 (balanced ? string.Concat(Enumerable.Range(0, depth).Reverse().Select(i => i % 2 == 0 ? "]" : "}")) : ""),
+            3 => Lines(Math.Min(depth, 300), i => new string(' ', i) + "k:") + new string(' ', Math.Min(depth, 300)) + "v\n",
+            _ => Lines(Math.Min(depth, 300), i => new string(' ', 2 * i) + "-") + new string(' ', 2 * Math.Min(depth, 300)) + "x\n",
+        });
+
+    /// <summary>At most the label limit (64 KiB).</summary>
+    private static string Cap(string text) => text.Length > 64 * 1024 ? text[..(64 * 1024)] : text;
+
+    /// <summary>Anchor graphs: a chain where each level aliases the one below
+    /// <c>fanout</c> times (billion laughs: fanout^levels nodes once expanded), used as a
+    /// value, as a mapping key, inside a key, in a cycle, forward, or through merge keys.</summary>
+    public static Gen<string> AliasGraphs =>
+        from levels in Gen.Choose(1, 64)
+        from fanout in Gen.Choose(1, 6)
+        from use in Gen.Choose(0, 7)
+        select AliasGraph(levels, fanout, use);
+
+    private static string AliasGraph(int levels, int fanout, int use)
+    {
+        var chain = "x-anchors:\n  a0: &a0 [198.19.0.1, 198.19.0.2]\n" + string.Concat(Enumerable.Range(1, levels).Select(n =>
+            $"  a{n}: &a{n} [{string.Join(", ", Enumerable.Repeat($"*a{n - 1}", fanout))}]\n"));
+        var top = $"*a{levels}";
+        return use switch
+        {
+            0 => chain + $"output:\n  - ips: {top}\n",                                    // as a value
+            1 => chain + $"? {top}\n: 1\n",                                              // as a key
+            2 => chain + $"? [{top}]\n: 1\n",                                            // inside a key
+            3 => chain + $"output: [{{ips: [198.19.0.1], proto: tcp, dst_ports: {top}}}]\n", // in a port list
+            4 => $"output: &loop [{{ips: *loop}}]\n",                                     // a cycle
+            5 => $"output:\n  - ips: *later\nx: &later [198.19.0.1]\n",                   // forward
+            6 => chain + $"output:\n  - <<: {{ips: {top}}}\n    proto: tcp\n",             // merge key
+            _ => chain + "output:\n" + string.Concat(Enumerable.Range(0, Math.Min(256, 1 << Math.Min(levels, 8))).Select(_ => $"  - ips: {top}\n")),
+        };
+    }
+
+    /// <summary>Rules whose lists multiply: up to 256 destinations x source ports x destination
+    /// ports (or ICMP types), in one or many rules, with or without overlaps.</summary>
+    public static Gen<string> Multiplicative =>
+        from rules in Gen.Choose(1, 8)
+        from text in (
+            from ips in Size
+            from sports in Gen.Frequency((2, Gen.Constant(0)), (3, Size))
+            from dports in Gen.Frequency((1, Gen.Constant(0)), (3, Size))
+            from overlap in Gen.Elements(false, true)
+            from icmp in Gen.Frequency((5, Gen.Constant(false)), (1, Gen.Constant(true)))
+            select icmp
+                ? $"  - ips: [{string.Join(", ", Enumerable.Range(0, ips).Select(i => $"198.19.{i / 256}.{i % 256}"))}]\n    proto: icmp\n" +
+                  $"    icmp_types: [{string.Join(", ", Enumerable.Range(0, Math.Max(1, sports)))}]\n"
+                : $"  - ips: [{string.Join(", ", Enumerable.Range(0, ips).Select(i => overlap ? $"198.19.0.0-198.19.{i}.255" : $"198.19.{i / 256}.{i % 256}"))}]\n    proto: tcp\n" +
+                  (sports == 0 ? "" : $"    src_ports: [{string.Join(", ", Enumerable.Range(0, sports).Select(p => overlap ? $"{1000 + p}-{3000 + p}" : $"{1000 + p}"))}]\n") +
+                  (dports == 0 ? "" : $"    dst_ports: [{string.Join(", ", Enumerable.Range(0, dports).Select(p => overlap ? $"{10 + p}-{700 - p}" : $"{4000 + p}"))}]\n")
+        ).ListOf(rules)
+        select Cap("output:\n" + string.Concat(text));
+
+    /// <summary>A list length: mostly small (so that some policies fit the element limit), up to 256.</summary>
+    private static Gen<int> Size => Gen.Frequency((4, Gen.Choose(1, 8)), (3, Gen.Choose(8, 64)), (2, Gen.Choose(64, 256)), (1, Gen.Constant(256)));
+
+    /// <summary>Any of the hostile shapes, sometimes mutated.</summary>
+    public static Gen<string> Hostile =>
+        from shape in Gen.Frequency((2, DeepNesting), (2, AliasGraphs), (2, Multiplicative))
+        from mutate in Gen.Frequency((4, Gen.Constant(false)), (1, Gen.Constant(true)))
+        from seed in Gen.Choose(0, int.MaxValue)
+        select mutate ? Mutate(shape, 3, new Random(seed)) : shape;
+
+    private static string Lines(int n, Func<int, string> line) => string.Concat(Enumerable.Range(0, n).Select(i => line(i) + "\n"));
 }

@@ -178,7 +178,7 @@ public sealed class WhaleWallDaemon : IAsyncDisposable
         catch (IOException) { return ""; }
     }
 
-    private static string DotnetHost()
+    public static string DotnetHost()
     {
         if (System.Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } p && File.Exists(p)) return p;
         foreach (var dir in (System.Environment.GetEnvironmentVariable("PATH") ?? "").Split(':'))

@@ -87,10 +87,12 @@ public sealed class ContainerCounters(INftables reader, string table, DaemonView
                 if (exported.Remove(key, out var old)) Remove(old);
                 continue;
             }
+            var (id, name, image) = (MetricLabel.Bound(c.ShortId), MetricLabel.Bound(c.Name), MetricLabel.Bound(c.Image));
             var labels = new Series(
-                [key.Egress ? "egress" : "ingress", key.Accepted ? "accept" : "drop", c.ShortId, c.Name, c.Image, c.ComposeProject, c.ComposeService],
+                [key.Egress ? "egress" : "ingress", key.Accepted ? "accept" : "drop", id, name, image,
+                    MetricLabel.Bound(c.ComposeProject), MetricLabel.Bound(c.ComposeService)],
                 // dockerwall: egress only, containers by the first 18 characters of their id
-                key.Egress ? [c.Id.Length > 18 ? c.Id[..18] : c.Id, c.Name, c.Image, key.Accepted ? "accept" : "drop"] : null);
+                key.Egress ? [MetricLabel.Bound(c.Id.Length > 18 ? c.Id[..18] : c.Id), name, image, key.Accepted ? "accept" : "drop"] : null);
             if (exported.TryGetValue(key, out var previous) && !previous.SameAs(labels)) Remove(previous);
             exported[key] = labels;
             WhaleWallMetrics.ContainerPackets.WithLabels(labels.WhaleWall).IncTo(t.Packets);

@@ -3,8 +3,9 @@ using Prometheus;
 namespace WhaleWall.Actors.Metrics;
 
 /// <summary>Every metric WhaleWall exports, in one place (README "Metrics"). Label values are
-/// bounded: container id/name/image/compose labels, Docker event types, set names, states;
-/// never addresses or host names.</summary>
+/// bounded: container id/name/image/compose labels (each cut to
+/// <see cref="MetricLabel.MaxLength"/> characters by <see cref="MetricLabel.Bound"/>), Docker
+/// event types, set names, states; never addresses or host names.</summary>
 public static class WhaleWallMetrics
 {
     /// <summary>Labels of the per-container series.</summary>

@@ -53,27 +53,27 @@ public static class CheckReport
             var outcome = decision.After(compiled);
             var reasons = decision.Reasons(compiled);
             var rules = decision.Policy is PolicyDecision.Enforced e ? e.Policy.Output.Length : 0;
-            verdicts.Add(new ServiceVerdict(container.Name, outcome, reasons, rules, compiled?.Fragment.Elements.Length ?? 0));
+            verdicts.Add(new ServiceVerdict(SafeText.Escape(container.Name), outcome, reasons, rules, compiled?.Fragment.Elements.Length ?? 0));
             switch (outcome)
             {
                 case Outcome.Unmanaged:
                     text.AppendLine(context.Gateway is null
-                        ? $"{container.Name}: not managed (no {LabelKeys.Enabled}=true)"
-                        : $"{container.Name}: not managed (no {LabelKeys.Enabled}=true, not on a gateway network)");
+                        ? $"{SafeText.Escape(container.Name)}: not managed (no {LabelKeys.Enabled}=true)"
+                        : $"{SafeText.Escape(container.Name)}: not managed (no {LabelKeys.Enabled}=true, not on a gateway network)");
                     break;
                 case Outcome.FailClosed:
                     text.AppendLine(reasons.Length == 1 && compiled?.Error is not null
-                        ? $"{container.Name}: INVALID, would be drop-all: {reasons[0]}"
-                        : $"{container.Name}: INVALID, would be drop-all:");
+                        ? $"{SafeText.Escape(container.Name)}: INVALID, would be drop-all: {reasons[0]}"
+                        : $"{SafeText.Escape(container.Name)}: INVALID, would be drop-all:");
                     if (!(reasons.Length == 1 && compiled?.Error is not null))
                         foreach (var reason in reasons) text.AppendLine($"  {reason}");
                     break;
                 case Outcome.Unfilterable:
-                    text.AppendLine($"{container.Name}: UNFILTERABLE, its labels would NOT be (fully) enforced:");
+                    text.AppendLine($"{SafeText.Escape(container.Name)}: UNFILTERABLE, its labels would NOT be (fully) enforced:");
                     foreach (var reason in reasons) text.AppendLine($"  {reason}");
                     break;
                 case Outcome.Enforced:
-                    text.AppendLine($"{container.Name}: ok ({rules} output rules, {compiled!.Fragment.Elements.Length} set elements)");
+                    text.AppendLine($"{SafeText.Escape(container.Name)}: ok ({rules} output rules, {compiled!.Fragment.Elements.Length} set elements)");
                     if (printNft) AppendNft(text, container, compiled.Fragment);
                     break;
             }

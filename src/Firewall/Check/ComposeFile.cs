@@ -1,6 +1,6 @@
 using System.Collections.Immutable;
 using WhaleWall.Firewall.Policy;
-using YamlDotNet.Core;
+using WhaleWall.Firewall.Labels;
 using YamlDotNet.RepresentationModel;
 
 namespace WhaleWall.Firewall.Check;
@@ -22,47 +22,43 @@ public sealed record ComposeService(string Name, ImmutableDictionary<string, str
 }
 
 /// <summary>Reads services' labels (map or list form) and published ports from a compose
-/// file's text. Pure: text in, services or an error out.</summary>
+/// file's text, with merge keys (<c>&lt;&lt;: *defaults</c>) applied as docker compose does.
+/// Pure: text in, services or an error out. The text goes through <see cref="BoundedYaml"/>
+/// first: a compose file checked in CI may be as hostile as a label.</summary>
 public static class ComposeFile
 {
     public sealed record Result(string Project, ImmutableArray<ComposeService> Services, string? Error);
 
     public static Result Parse(string yaml, string defaultProject)
     {
-        YamlNode? root;
+        var loaded = BoundedYaml.Load(yaml, BoundedYaml.Compose);
+        if (loaded.Error is { } problem)
+            return new(defaultProject, [], problem.Line is { } line ? $"line {line}: {problem.Message}" : problem.Message);
+        var root = loaded.Documents.IsEmpty ? null : loaded.Documents[0];
+        if (root is not YamlMappingNode rootMap) return new(defaultProject, [], "not a compose file: expected a mapping with `services`");
         try
         {
-            var stream = new YamlStream();
-            stream.Load(new StringReader(yaml));
-            root = stream.Documents.Count == 0 ? null : stream.Documents[0].RootNode;
-        }
-        catch (YamlException e)
-        {
-            return new(defaultProject, [], $"line {e.Start.Line}: invalid YAML: {e.Message.Split('\n')[0]}");
-        }
-        if (root is not YamlMappingNode map) return new(defaultProject, [], "not a compose file: expected a mapping with `services`");
-        var project = Scalar(map, "name") ?? defaultProject;
-        if (!map.Children.TryGetValue(new YamlScalarNode("services"), out var servicesNode) || servicesNode is not YamlMappingNode services)
-            return new(project, [], "no `services` mapping");
+            var map = Entries(rootMap);
+            var project = Scalar(map, "name") ?? defaultProject;
+            if (!map.TryGetValue("services", out var servicesNode) || servicesNode is not YamlMappingNode services)
+                return new(project, [], "no `services` mapping");
 
-        var declared = DeclaredNetworks(map, project);
-        var result = ImmutableArray.CreateBuilder<ComposeService>();
-        foreach (var (key, value) in services.Children)
-        {
-            var name = (key as YamlScalarNode)?.Value ?? "";
-            if (value is not YamlMappingNode service) continue;
-            var (networks, mode) = NetworksOf(service, declared, project);
-            var labels = ImmutableDictionary.CreateBuilder<string, string>();
-            if (service.Children.TryGetValue(new YamlScalarNode("labels"), out var labelsNode))
+            var declared = DeclaredNetworks(map, project);
+            var result = ImmutableArray.CreateBuilder<ComposeService>();
+            foreach (var (name, value) in Entries(services))
             {
-                switch (labelsNode)
+                if (value is not YamlMappingNode serviceMap) continue;
+                var service = Entries(serviceMap);
+                var (networks, mode) = NetworksOf(service, declared, project);
+                var labels = ImmutableDictionary.CreateBuilder<string, string>();
+                switch (service.GetValueOrDefault("labels"))
                 {
                     case YamlMappingNode m:
-                        foreach (var (k, v) in m.Children)
-                            labels[((YamlScalarNode)k).Value ?? ""] = (v as YamlScalarNode)?.Value ?? "";
+                        foreach (var (k, v) in Entries(m))
+                            labels[k] = (v as YamlScalarNode)?.Value ?? "";
                         break;
-                    case YamlSequenceNode s:
-                        foreach (var item in s.Children.OfType<YamlScalarNode>())
+                    case YamlSequenceNode seq:
+                        foreach (var item in seq.Children.OfType<YamlScalarNode>())
                         {
                             var text = item.Value ?? "";
                             var eq = text.IndexOf('=');
@@ -70,25 +66,59 @@ public static class ComposeFile
                         }
                         break;
                 }
+                labels[ContainerFacts.ComposeProjectLabel] = project;
+                labels[ContainerFacts.ComposeServiceLabel] = name;
+                result.Add(new ComposeService(name, labels.ToImmutable(), Ports(service), networks, mode));
             }
-            labels[ContainerFacts.ComposeProjectLabel] = project;
-            labels[ContainerFacts.ComposeServiceLabel] = name;
-            result.Add(new ComposeService(name, labels.ToImmutable(), Ports(service), networks, mode));
+            return new(project, result.ToImmutable(), null);
         }
-        return new(project, result.ToImmutable(), null);
+        catch (MergeTooDeep e)
+        {
+            return new(defaultProject, [], e.Message);
+        }
+    }
+
+    /// <summary>Most merge keys followed one inside another (each may name a mapping that has its own).</summary>
+    private const int MaxMergeDepth = 8;
+
+    private sealed class MergeTooDeep(int? line) : Exception($"{(line is { } l ? $"line {l}: " : "")}merge keys (`<<`) nested deeper than {MaxMergeDepth}");
+
+    /// <summary>A mapping's entries with YAML merge keys applied, as docker compose reads them:
+    /// <c>&lt;&lt;: *defaults</c> (or a list of such) adds the keys the mapping does not have
+    /// itself, earlier ones first. The loader refused non-scalar keys and bounded the aliases.</summary>
+    private static Dictionary<string, YamlNode> Entries(YamlMappingNode map, int depth = 0)
+    {
+        if (depth > MaxMergeDepth) throw new MergeTooDeep((int)map.Start.Line);
+        var entries = new Dictionary<string, YamlNode>(StringComparer.Ordinal);
+        YamlNode? merge = null;
+        foreach (var (key, value) in map.Children)
+        {
+            var name = (key as YamlScalarNode)?.Value ?? "";
+            if (name == "<<" && key is YamlScalarNode { Style: not (YamlDotNet.Core.ScalarStyle.SingleQuoted or YamlDotNet.Core.ScalarStyle.DoubleQuoted) }) merge = value;
+            else entries[name] = value;
+        }
+        var sources = merge switch
+        {
+            YamlMappingNode one => [one],
+            YamlSequenceNode list => list.Children.OfType<YamlMappingNode>().ToList(),
+            _ => new List<YamlMappingNode>(),
+        };
+        foreach (var source in sources)
+            foreach (var (key, value) in Entries(source, depth + 1))
+                entries.TryAdd(key, value);
+        return entries;
     }
 
     /// <summary>Top-level <c>networks:</c>: key -> the network Docker will create or use
     /// (<c>name:</c>, else the key when <c>external</c>, else <c>&lt;project&gt;_&lt;key&gt;</c>) and its
     /// driver (default bridge). <c>default</c> is always there.</summary>
-    private static Dictionary<string, ComposeNetwork> DeclaredNetworks(YamlMappingNode root, string project)
+    private static Dictionary<string, ComposeNetwork> DeclaredNetworks(Dictionary<string, YamlNode> root, string project)
     {
         var declared = new Dictionary<string, ComposeNetwork>(StringComparer.Ordinal) { ["default"] = new($"{project}_default", "bridge") };
-        if (!root.Children.TryGetValue(new YamlScalarNode("networks"), out var node) || node is not YamlMappingNode networks) return declared;
-        foreach (var (k, v) in networks.Children)
+        if (!root.TryGetValue("networks", out var node) || node is not YamlMappingNode networks) return declared;
+        foreach (var (key, v) in Entries(networks))
         {
-            if ((k as YamlScalarNode)?.Value is not { } key) continue;
-            var spec = v as YamlMappingNode;
+            var spec = v is YamlMappingNode m ? Entries(m) : null;
             var external = spec is not null && Scalar(spec, "external") is "true" or "True" or "yes";
             var name = (spec is null ? null : Scalar(spec, "name")) ?? (external ? key : $"{project}_{key}");
             declared[key] = new ComposeNetwork(name, (spec is null ? null : Scalar(spec, "driver")) ?? "bridge");
@@ -99,7 +129,7 @@ public static class ComposeFile
     /// <summary>A service's <c>network_mode</c> (host, none, bridge, <c>service:x</c> and
     /// <c>container:x</c> -> <c>container:x</c>) or its <c>networks:</c> (list or map form;
     /// none: the project's default network).</summary>
-    private static (ImmutableArray<ComposeNetwork> Networks, string? Mode) NetworksOf(YamlMappingNode service,
+    private static (ImmutableArray<ComposeNetwork> Networks, string? Mode) NetworksOf(Dictionary<string, YamlNode> service,
         Dictionary<string, ComposeNetwork> declared, string project)
     {
         switch (Scalar(service, "network_mode"))
@@ -110,7 +140,7 @@ public static class ComposeFile
             case { } mode when mode.StartsWith("service:", StringComparison.Ordinal): return ([], "container:" + mode["service:".Length..]);
             case { } mode when mode.StartsWith("container:", StringComparison.Ordinal): return ([], mode);
         }
-        if (!service.Children.TryGetValue(new YamlScalarNode("networks"), out var node)) return ([declared["default"]], null);
+        if (!service.TryGetValue("networks", out var node)) return ([declared["default"]], null);
         IEnumerable<string> keys = node switch
         {
             YamlSequenceNode list => list.Children.OfType<YamlScalarNode>().Select(n => n.Value ?? ""),
@@ -123,9 +153,9 @@ public static class ComposeFile
 
     /// <summary>Short syntax ("8080", "18080:8080", "127.0.0.1:18080:8080/udp") and long syntax
     /// (target/published/protocol).</summary>
-    private static ImmutableArray<PublishedPort> Ports(YamlMappingNode service)
+    private static ImmutableArray<PublishedPort> Ports(Dictionary<string, YamlNode> service)
     {
-        if (!service.Children.TryGetValue(new YamlScalarNode("ports"), out var node) || node is not YamlSequenceNode list) return [];
+        if (!service.TryGetValue("ports", out var node) || node is not YamlSequenceNode list) return [];
         var ports = ImmutableArray.CreateBuilder<PublishedPort>();
         foreach (var item in list.Children)
         {
@@ -136,7 +166,7 @@ public static class ComposeFile
                 if (ushort.TryParse(parts[^1].Split('-')[0], out var target))
                     ports.Add(new PublishedPort(target, proto, "0.0.0.0", parts.Length > 1 && ushort.TryParse(parts[^2], out var p) ? p : target));
             }
-            else if (item is YamlMappingNode m && ushort.TryParse(Scalar(m, "target"), out var target))
+            else if (item is YamlMappingNode port && Entries(port) is var m && ushort.TryParse(Scalar(m, "target"), out var target))
             {
                 var proto = Scalar(m, "protocol") == "udp" ? L4Proto.Udp : L4Proto.Tcp;
                 ports.Add(new PublishedPort(target, proto, "0.0.0.0", ushort.TryParse(Scalar(m, "published"), out var p) ? p : target));
@@ -145,6 +175,6 @@ public static class ComposeFile
         return ports.ToImmutable();
     }
 
-    private static string? Scalar(YamlMappingNode map, string key) =>
-        map.Children.TryGetValue(new YamlScalarNode(key), out var v) ? (v as YamlScalarNode)?.Value : null;
+    private static string? Scalar(Dictionary<string, YamlNode> map, string key) =>
+        map.TryGetValue(key, out var v) ? (v as YamlScalarNode)?.Value : null;
 }

@@ -1,5 +1,4 @@
 using System.Collections.Immutable;
-using System.Text;
 using WhaleWall.Firewall.Compile;
 using WhaleWall.Firewall.Policy;
 
@@ -59,30 +58,9 @@ public sealed record Decision(PolicyDecision Policy, ImmutableArray<InvisibleAtt
         Outcome != Outcome.Unfilterable ? null
             : Escape($"{container}: UNFILTERABLE, its labels are not (fully) enforced: {string.Join("; ", Invisible.Select(i => i.Reason))}");
 
-    /// <summary>Control characters (newlines first of all), backslashes and Unicode line
-    /// separators as escapes: text from labels or Docker cannot forge a second log line.</summary>
-    public static string Escape(string text)
-    {
-        if (!text.Any(NeedsEscape)) return text;
-        var sb = new StringBuilder(text.Length + 8);
-        foreach (var c in text)
-        {
-            switch (c)
-            {
-                case '\\': sb.Append(@"\\"); break;
-                case '\n': sb.Append(@"\n"); break;
-                case '\r': sb.Append(@"\r"); break;
-                case '\t': sb.Append(@"\t"); break;
-                default:
-                    if (NeedsEscape(c)) sb.Append($"\\u{(int)c:x4}"); else sb.Append(c);
-                    break;
-            }
-        }
-        return sb.ToString();
-    }
-
-    private static bool NeedsEscape(char c) =>
-        c == '\\' || char.IsControl(c) || c is '\u2028' or '\u2029';
+    /// <summary>Text from labels or Docker made safe for one line (<see cref="SafeText.Escape(string?)"/>:
+    /// idempotent, so layers that each escape do not double it).</summary>
+    public static string Escape(string text) => SafeText.Escape(text);
 }
 
 public static class Outcomes

@@ -20,9 +20,9 @@ public static class AddressSyntax
             if (lo.Error is not null) return lo;
             if (hi.Error is not null) return hi;
             if (lo.Range!.Lo != lo.Range.Hi || hi.Range!.Lo != hi.Range.Hi)
-                return Error($"range \"{text}\" must join two single addresses");
-            if (lo.Range.Family != hi.Range.Family) return Error($"range \"{text}\" mixes IPv4 and IPv6");
-            if (lo.Range.Lo > hi.Range.Lo) return Error($"range \"{text}\" ends before it starts");
+                return Error($"range \"{LabelParser.Truncate(text)}\" must join two single addresses");
+            if (lo.Range.Family != hi.Range.Family) return Error($"range \"{LabelParser.Truncate(text)}\" mixes IPv4 and IPv6");
+            if (lo.Range.Lo > hi.Range.Lo) return Error($"range \"{LabelParser.Truncate(text)}\" ends before it starts");
             return new(new AddressRange(lo.Range.Family, lo.Range.Lo, hi.Range.Hi), null);
         }
 
@@ -34,11 +34,14 @@ public static class AddressSyntax
         if (slash < 0) return new(new AddressRange(family, value, value), null);
 
         var bits = Addresses.Bits(family);
-        if (!int.TryParse(text[(slash + 1)..], out var prefix) || prefix < 0 || prefix > bits)
-            return Error($"\"{text}\" has an invalid prefix length (0-{bits})");
+        var prefixText = text[(slash + 1)..];
+        // decimal digits only, no leading zero: "/024", "/+24" and "/ 24" are not prefix lengths
+        if (prefixText.Length is 0 or > 3 || !prefixText.All(char.IsAsciiDigit) || (prefixText.Length > 1 && prefixText[0] == '0') ||
+            !int.TryParse(prefixText, out var prefix) || prefix > bits)
+            return Error($"\"{LabelParser.Truncate(text)}\" has an invalid prefix length (0-{bits})");
         var hostMask = prefix == bits ? UInt128.Zero : (UInt128.One << (bits - prefix)) - 1;
         if ((value & hostMask) != 0)
-            return Error($"\"{text}\" has host bits set; did you mean {Addresses.Format(family, value & ~hostMask)}/{prefix}?");
+            return Error($"\"{LabelParser.Truncate(text)}\" has host bits set; did you mean {Addresses.Format(family, value & ~hostMask)}/{prefix}?");
         return new(new AddressRange(family, value, value | hostMask), null);
     }
 

@@ -1,6 +1,5 @@
 using System.Collections.Immutable;
 using WhaleWall.Firewall.Policy;
-using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace WhaleWall.Firewall.Labels;
@@ -42,28 +41,18 @@ public static class LabelParser
             return new RulesResult(ContainerPolicy.DropAll, errors.ToImmutable());
         }
 
-        YamlNode? root;
-        try
+        var loaded = BoundedYaml.Load(yaml, BoundedYaml.Label);
+        if (loaded.Error is { } problem)
         {
-            var stream = new YamlStream();
-            stream.Load(new StringReader(yaml));
-            if (stream.Documents.Count > 1)
-            {
-                errors.Add("", (int?)null, "more than one YAML document");
-                return new RulesResult(ContainerPolicy.DropAll, errors.ToImmutable());
-            }
-            root = stream.Documents.Count == 0 ? null : stream.Documents[0].RootNode;
-        }
-        catch (YamlException e)
-        {
-            errors.Add("", (int)e.Start.Line, "invalid YAML: " + FirstLine(e.Message));
+            errors.Add("", problem.Line, problem.Message);
             return new RulesResult(ContainerPolicy.DropAll, errors.ToImmutable());
         }
-        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        if (loaded.Documents.Length > 1)
         {
-            errors.Add("", (int?)null, "invalid YAML: " + FirstLine(e.Message));
+            errors.Add("", (int?)null, "more than one YAML document");
             return new RulesResult(ContainerPolicy.DropAll, errors.ToImmutable());
         }
+        var root = loaded.Documents.IsEmpty ? null : loaded.Documents[0];
 
         if (root is null || root is YamlScalarNode { Value: null or "" or "~" or "null" })
             return new RulesResult(ContainerPolicy.DropAll, errors.ToImmutable());
@@ -73,8 +62,7 @@ public static class LabelParser
         return new RulesResult(errors.Count == 0 ? policy : ContainerPolicy.DropAll, errors.ToImmutable());
     }
 
-    internal static string Truncate(string text, int max = 64) =>
-        text.Length <= max ? text : text[..max] + "…";
-
-    private static string FirstLine(string text) => text.Split('\n')[0].Trim();
+    /// <summary>Label text quoted in an error: escaped (<see cref="SafeText"/>) and cut to
+    /// <paramref name="max"/> characters.</summary>
+    internal static string Truncate(string text, int max = 64) => SafeText.Escape(text, max);
 }

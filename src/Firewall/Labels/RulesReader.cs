@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using WhaleWall.Firewall.Nft;
 using WhaleWall.Firewall.Policy;
 using YamlDotNet.RepresentationModel;
 
@@ -23,16 +24,40 @@ internal sealed class RulesReader(ErrorSink errors)
         CheckKeys(map, "", RootKeys);
 
         var output = ImmutableArray<OutputRule>.Empty;
+        long size = 0;
         if (Get(map, "output") is { } outputNode)
         {
-            var rules = Sequence(outputNode, "output", LabelKeys.MaxRules);
-            output = rules.Select((node, i) => Rule(node, $"output[{i}]")).OfType<OutputRule>().ToImmutableArray();
+            // `output: []` is no rule: nothing allowed, unlike an empty list inside a rule
+            var rules = Sequence(outputNode, "output", LabelKeys.MaxRules, allowEmpty: true);
+            var parsed = ImmutableArray.CreateBuilder<OutputRule>();
+            for (var i = 0; i < rules.Count; i++)
+            {
+                if (Rule(rules[i], $"output[{i}]") is not { } rule) continue;
+                parsed.Add(rule);
+                size = PolicySize.Plus(size, Size(rule, rules[i], $"output[{i}]"));
+            }
+            output = parsed.ToImmutable();
         }
 
         var mapped = Get(map, "mapped_ports") is { } mappedNode
             ? MappedPorts(mappedNode, "mapped_ports")
             : MappedPortsPolicy.Closed;
+        size = PolicySize.Plus(size, PolicySize.PerAddress(mapped));
+        if (size > PolicySize.MaxElements && errors.Count == 0)
+            errors.Add("", root, $"the rules together expand to {size} set elements for a container with one IPv4 and one IPv6 address, " +
+                $"more than the limit of {PolicySize.MaxElements}");
         return new ContainerPolicy(output, mapped);
+    }
+
+    /// <summary>What one rule expands to, counted before anything is built; a rule past the
+    /// element limit is an error of its own, with its path.</summary>
+    private long Size(OutputRule rule, YamlNode node, string path)
+    {
+        var size = PolicySize.PerAddress(rule, out var detail);
+        if (size > PolicySize.MaxElements)
+            errors.Add(path, node, $"this rule expands to {size} set elements per container address ({detail}), " +
+                $"more than the limit of {PolicySize.MaxElements}; split it or use ranges/CIDRs");
+        return size;
     }
 
     private OutputRule? Rule(YamlNode node, string path)
@@ -126,10 +151,10 @@ internal sealed class RulesReader(ErrorSink errors)
         CheckKeys(map, path, VerdictKeys);
         var before = errors.Count;
         var chain = Get(map, "chain") is { } c ? ChainName(c, path + ".chain") : null;
-        ushort? Queue(string key) => Get(map, key) is { } q ? QueueNumber(q, $"{path}.{key}") : null;
-        var queue = Queue("queue");
-        var inEst = Queue("input_est_queue");
-        var outEst = Queue("output_est_queue");
+        ushort? Queue(string key, int max) => Get(map, key) is { } q ? QueueNumber(q, $"{path}.{key}", max) : null;
+        var queue = Queue("queue", ushort.MaxValue);
+        var inEst = Queue("input_est_queue", PolicySize.MaxEstQueue);
+        var outEst = Queue("output_est_queue", PolicySize.MaxEstQueue);
         if (chain is not null && queue is not null)
             errors.Add(path, node, "give either `chain` or `queue`, not both");
         if ((inEst is null) != (outEst is null) && errors.Count == before)
@@ -145,18 +170,19 @@ internal sealed class RulesReader(ErrorSink errors)
         if (name is null) return null;
         if (!System.Text.RegularExpressions.Regex.IsMatch(name, "^[A-Za-z][A-Za-z0-9_-]{0,63}$"))
             return Fail<string?>(path, node, "chain name must be a letter followed by up to 63 letters, digits, _ or -");
-        if (ReservedChains.Contains(name) || name.StartsWith("r_", StringComparison.Ordinal))
-            return Fail<string?>(path, node, $"`{name}` is one of WhaleWall's own chains");
+        if (NftLayout.IsOwnChain(name))
+            return Fail<string?>(path, node, $"`{LabelParser.Truncate(name)}` is one of WhaleWall's own chain names " +
+                $"({string.Join(", ", NftLayout.FixedChains)}, or starting with {string.Join(" or ", NftLayout.OwnChainPrefixes)})");
         return name;
     }
 
-    private static readonly string[] ReservedChains = ["forward", "input", "output", "egress", "ingress", "from_host"];
-
-    private ushort? QueueNumber(YamlNode node, string path) =>
+    /// <summary>An NFQUEUE number, 0-<paramref name="max"/>: 65535 for `queue`; est queues stop
+    /// at <see cref="PolicySize.MaxEstQueue"/> because the flow's ct mark is made of them.</summary>
+    private ushort? QueueNumber(YamlNode node, string path, int max) =>
         Scalar(node, path) is { } text
-            ? ushort.TryParse(text, System.Globalization.NumberStyles.None, null, out var n)
+            ? ushort.TryParse(text, System.Globalization.NumberStyles.None, null, out var n) && n <= max
                 ? n
-                : Fail<ushort?>(path, node, $"\"{LabelParser.Truncate(text)}\" is not a queue number (0-65535)")
+                : Fail<ushort?>(path, node, $"\"{LabelParser.Truncate(text)}\" is not a queue number (0-{max})")
             : null;
 
     private ImmutableArray<byte> IcmpTypes(YamlNode node, string path, L4Proto? proto) =>
@@ -259,10 +285,15 @@ internal sealed class RulesReader(ErrorSink errors)
         _ => Fail<YamlMappingNode?>(path, node, "must be a mapping"),
     };
 
-    private IReadOnlyList<YamlNode> Sequence(YamlNode node, string path, int max)
+    /// <summary>A list of at most <paramref name="max"/> entries. Inside a rule a missing list
+    /// means "any" (any destination, any port), so an explicitly empty one is refused: it reads
+    /// like "none" and would have meant "any".</summary>
+    private IReadOnlyList<YamlNode> Sequence(YamlNode node, string path, int max, bool allowEmpty = false)
     {
         if (node is not YamlSequenceNode seq) return Fail<IReadOnlyList<YamlNode>>(path, node, "must be a list", []);
         if (seq.Children.Count > max) return Fail<IReadOnlyList<YamlNode>>(path, node, $"at most {max} entries allowed, got {seq.Children.Count}", []);
+        if (seq.Children.Count == 0 && !allowEmpty)
+            return Fail<IReadOnlyList<YamlNode>>(path, node, "an empty list is not allowed: leave the key out to mean any, or list what to allow", []);
         return seq.Children.ToList();
     }
 
@@ -277,9 +308,12 @@ internal sealed class RulesReader(ErrorSink errors)
         foreach (var key in map.Children.Keys)
         {
             var name = (key as YamlScalarNode)?.Value ?? "";
-            var at = path.Length == 0 ? name : $"{path}.{name}";
             if (allowed.Contains(name)) continue;
-            errors.Add(at, key, $"unknown key `{LabelParser.Truncate(name)}` (expected one of: {string.Join(", ", allowed)})");
+            var shown = LabelParser.Truncate(name);
+            var at = path.Length == 0 ? shown : $"{path}.{shown}";
+            errors.Add(at, key, name == "<<"
+                ? "merge keys (`<<`) are not supported: write the keys out (an alias can share a whole value)"
+                : $"unknown key `{shown}` (expected one of: {string.Join(", ", allowed)})");
         }
     }
 

@@ -1,4 +1,7 @@
 using System.Collections.Immutable;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
 using WhaleWall.Firewall.Policy;
 
 namespace WhaleWall.Firewall.Nft;
@@ -49,7 +52,11 @@ public sealed class Element : IEquatable<Element>, IComparable<Element>
 
 /// <summary>A small chain of WhaleWall's for what a set cannot say: a rule's log prefix and
 /// verdict (<c>r_*</c>), or the queues of a flow's established packets (<c>q_*</c>). Its name
-/// is derived from its content, so equal chains are shared and a changed one is a new one.</summary>
+/// is derived from its content, so equal chains are shared and a changed one is a new one.
+/// Label authors choose that content, so the derivation must not let one forge another's
+/// name: <c>r_</c> names are 128 bits of SHA-256 over an unambiguous encoding of the content;
+/// <c>q_</c> names and est-queue ct marks spell the two queue numbers themselves, so they
+/// cannot collide at all and stay the same across restarts and versions.</summary>
 public sealed record RuleChain(string Name, string? LogPrefix, uint? SetMark, string? Jump, ushort? Queue,
     ushort? OriginalQueue, ushort? ReplyQueue) : IComparable<RuleChain>
 {
@@ -59,25 +66,35 @@ public sealed record RuleChain(string Name, string? LogPrefix, uint? SetMark, st
     /// <summary>Log (rate-limited), remember the flow for its est queues, then the verdict.
     /// Without a verdict the chain ends and the packet goes on being checked as allowed.</summary>
     public static RuleChain ForRule(string? logPrefix, uint? setMark, string? jump, ushort? queue) =>
-        new(RulePrefix + Hash($"{logPrefix}|{setMark}|{jump}|{queue}"), logPrefix, setMark, jump, queue, null, null);
+        new(RulePrefix + Digest(Field(logPrefix) + Field(setMark?.ToString(CultureInfo.InvariantCulture)) + Field(jump) +
+                                Field(queue?.ToString(CultureInfo.InvariantCulture))),
+            logPrefix, setMark, jump, queue, null, null);
 
-    /// <summary>Established packets of a marked flow: original direction to one queue, replies to the other.</summary>
+    /// <summary>Established packets of a marked flow: original direction to one queue, replies
+    /// to the other. Both at most <see cref="PolicySize.MaxEstQueue"/> (the parser refuses more).</summary>
     public static RuleChain ForEstablished(ushort original, ushort reply) =>
-        new(QueuePrefix + Hash($"{original}|{reply}"), null, null, null, null, original, reply);
+        new($"{QueuePrefix}{original}_{reply}", null, null, null, null, original, reply);
 
-    /// <summary>The ct mark that sends a flow's established packets to <paramref name="chain"/>.</summary>
-    public static uint MarkOf(RuleChain chain) => 0x80000000u | (uint)(Fnv(chain.Name) & 0x7fffffff);
+    /// <summary>The ct mark that sends a flow's established packets to <paramref name="chain"/>:
+    /// <c>0x80000000 | original &lt;&lt; 15 | reply</c>, one mark per queue pair and no other.</summary>
+    public static uint MarkOf(RuleChain chain)
+    {
+        if (chain.OriginalQueue is not { } original || chain.ReplyQueue is not { } reply ||
+            original > PolicySize.MaxEstQueue || reply > PolicySize.MaxEstQueue)
+            throw new ArgumentException($"{chain.Name} is not an est-queue chain with queues 0-{PolicySize.MaxEstQueue}", nameof(chain));
+        return 0x80000000u | ((uint)original << 15) | reply;
+    }
 
     public int CompareTo(RuleChain? other) => string.CompareOrdinal(Name, other?.Name);
 
-    private static string Hash(string text) => Fnv(text).ToString("x16");
+    /// <summary>A field of the content, length-prefixed so that no two contents encode alike
+    /// (<c>-</c> for absent).</summary>
+    private static string Field(string? value) => value is null ? "-;" : $"{value.Length}:{value};";
 
-    private static ulong Fnv(string text)
-    {
-        var hash = 14695981039346656037UL;
-        foreach (var b in System.Text.Encoding.UTF8.GetBytes(text)) hash = (hash ^ b) * 1099511628211UL;
-        return hash;
-    }
+    /// <summary>128 bits of SHA-256, in hex: forging a second content with the same name takes
+    /// about 2^128 tries.</summary>
+    private static string Digest(string content) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(content)), 0, 16);
 }
 
 /// <summary>Everything one owner (a container) contributes to the kernel.</summary>

@@ -9,8 +9,21 @@ public static class NftLayout
     /// <summary>Base chains run before Docker's filter rules (filter priority 0).</summary>
     public const int Priority = -10;
 
+    /// <summary>The chains on netfilter hooks (each named for its hook).</summary>
+    public static readonly string[] BaseChains = ["forward", "input", "output"];
+
     /// <summary>The chains WhaleWall owns whatever the containers: flushed and refilled at start-up.</summary>
     public static readonly string[] FixedChains = ["forward", "input", "output", "egress", "ingress", "from_host"];
+
+    /// <summary>The name prefixes of the per-rule chains WhaleWall makes (<see cref="RuleChain"/>).</summary>
+    public static readonly string[] OwnChainPrefixes = [RuleChain.RulePrefix, RuleChain.QueuePrefix];
+
+    /// <summary>True for every chain name WhaleWall makes or may make: a label's
+    /// <c>verdict.chain</c> must name none of them (it would jump into another container's
+    /// chain, or keep it from being deleted).</summary>
+    public static bool IsOwnChain(string name) =>
+        FixedChains.Contains(name, StringComparer.Ordinal) ||
+        OwnChainPrefixes.Any(prefix => name.StartsWith(prefix, StringComparison.Ordinal));
 
     /// <summary>Sets, maps and chains: adding them again is a no-op when they exist.</summary>
     public static IEnumerable<JsonObject> Declarations(string table)
@@ -18,11 +31,10 @@ public static class NftLayout
         foreach (var set in NftSets.All)
             yield return NftJson.Command("add", set.VerdictMap ? "map" : "set", SetObject(table, set));
 
-        yield return BaseChain(table, "forward");
-        yield return BaseChain(table, "input");
-        yield return BaseChain(table, "output");
-        foreach (var name in new[] { "egress", "ingress", "from_host" })
-            yield return NftJson.Command("add", "chain", new JsonObject { ["family"] = "inet", ["table"] = table, ["name"] = name });
+        foreach (var name in FixedChains)
+            yield return BaseChains.Contains(name)
+                ? BaseChain(table, name)
+                : NftJson.Command("add", "chain", new JsonObject { ["family"] = "inet", ["table"] = table, ["name"] = name });
     }
 
     /// <summary>Prefixes of the optional drop log (<c>WHALEWALL_LOG_DROPS</c>).</summary>

@@ -17,6 +17,5 @@ public static class NftListing
     }
 
     public static bool IsRuleChain(string name) =>
-        name.StartsWith(RuleChain.RulePrefix, StringComparison.Ordinal) ||
-        name.StartsWith(RuleChain.QueuePrefix, StringComparison.Ordinal);
+        NftLayout.OwnChainPrefixes.Any(prefix => name.StartsWith(prefix, StringComparison.Ordinal));
 }

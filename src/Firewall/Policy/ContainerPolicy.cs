@@ -77,9 +77,10 @@ public abstract record PolicyDecision
     public bool IsManaged => this is not Unmanaged;
 }
 
-/// <summary>One problem in a label: which label, where in its YAML, what is wrong.</summary>
+/// <summary>One problem in a label: which label, where in its YAML, what is wrong. Path and
+/// message may quote label text: <see cref="ToString"/> escapes it (one line, no bidi tricks).</summary>
 public sealed record LabelError(string Label, string Path, int? Line, string Message)
 {
     public override string ToString() =>
-        $"{Label}: {(Path.Length > 0 ? Path : "(root)")}{(Line is { } l ? $" (line {l})" : "")}: {Message}";
+        SafeText.Escape($"{Label}: {(Path.Length > 0 ? Path : "(root)")}{(Line is { } l ? $" (line {l})" : "")}: {Message}");
 }

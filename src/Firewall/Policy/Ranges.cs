@@ -55,16 +55,41 @@ public static class Addresses
 
     public static int Bits(IpFamily family) => family == IpFamily.V4 ? 32 : 128;
 
-    /// <summary>Parses an address literal strictly (no host names, no zone ids).</summary>
+    /// <summary>Parses an address literal strictly: IPv4 as four decimal octets without
+    /// leading zeros (<see cref="IPAddress.TryParse(string?, out IPAddress?)"/> reads
+    /// <c>010.0.0.1</c> as octal 8.0.0.1, <c>0xa.0.0.1</c> as hex and <c>1.2</c> as a shorthand:
+    /// a firewall must not guess), IPv6 as hex groups with an optional IPv4 tail held to the same
+    /// rule; no host names, zone ids, brackets or spaces.</summary>
     public static bool TryParse(string text, out IPAddress address)
     {
         address = IPAddress.None;
-        if (string.IsNullOrWhiteSpace(text) || text.Contains('%')) return false;
-        if (!IPAddress.TryParse(text, out var parsed)) return false;
-        // IPAddress.TryParse accepts "1" or "1.2" as IPv4 shorthands; a firewall must not guess.
-        if (parsed.AddressFamily == AddressFamily.InterNetwork && text.Count(c => c == '.') != 3) return false;
+        if (!IsStrictLiteral(text) || !IPAddress.TryParse(text, out var parsed)) return false;
         address = parsed;
         return true;
     }
 
+    private static bool IsStrictLiteral(string? text)
+    {
+        if (string.IsNullOrEmpty(text) || text.Length > 45) return false;
+        var colon = text.LastIndexOf(':');
+        if (colon < 0) return IsDottedQuad(text);
+        var tail = text[(colon + 1)..];
+        foreach (var ch in text[..colon])
+            if (ch != ':' && !char.IsAsciiHexDigit(ch)) return false;
+        return tail.Contains('.') ? IsDottedQuad(tail) : tail.All(char.IsAsciiHexDigit);
+    }
+
+    /// <summary><c>a.b.c.d</c>, each 0-255 in decimal without leading zeros.</summary>
+    private static bool IsDottedQuad(string text)
+    {
+        var octets = text.Split('.');
+        if (octets.Length != 4) return false;
+        foreach (var octet in octets)
+        {
+            if (octet.Length is 0 or > 3 || !octet.All(char.IsAsciiDigit)) return false;
+            if (octet.Length > 1 && octet[0] == '0') return false;
+            if (int.Parse(octet, System.Globalization.CultureInfo.InvariantCulture) > 255) return false;
+        }
+        return true;
+    }
 }

@@ -67,4 +67,42 @@ public class CheckTests
     [Fact]
     public void Not_a_compose_file_is_an_error() =>
         Assert.NotNull(ComposeFile.Parse("- a\n- b\n", "dir").Error);
+
+    [Fact]
+    public void Merge_keys_apply_as_in_docker_compose()
+    {
+        var result = ComposeFile.Parse("""
+            x-firewalled: &firewalled
+              labels: &labels
+                whalewall.enabled: "true"
+                whalewall.rules: "output: []"
+              ports: [{ target: 8080, published: 18080 }]
+            x-more: &more { team: a }
+            services:
+              web:
+                <<: *firewalled
+              api:
+                <<: *firewalled
+                labels:
+                  <<: [*labels, *more]
+                  team: b
+              literal:
+                labels:
+                  "<<": not a merge
+            """, "dir");
+        Assert.Null(result.Error);
+        var web = result.Services.Single(s => s.Name == "web");
+        Assert.Equal("true", web.Labels["whalewall.enabled"]);
+        Assert.Equal(8080, Assert.Single(web.Ports).ContainerPort);
+        var api = result.Services.Single(s => s.Name == "api");
+        Assert.Equal(("true", "b"), (api.Labels["whalewall.enabled"], api.Labels["team"]));
+        Assert.Equal("not a merge", result.Services.Single(s => s.Name == "literal").Labels["<<"]);
+        Assert.True(CheckReport.For([web], printNft: false).Valid);
+    }
+
+    [Theory]
+    [InlineData("services:\n  web:\n    labels:\n      ? [a]\n      : b\n", "line 4: a list or mapping cannot be a mapping key")]
+    [InlineData("x: &a [1]\nservices:\n  web:\n    labels:\n      *a : b\n", "line 5: an alias (`*a`) cannot be a mapping key")]
+    public void A_compose_file_the_loader_refuses_is_an_error_not_a_crash(string yaml, string error) =>
+        Assert.Equal(error, ComposeFile.Parse(yaml, "dir").Error);
 }

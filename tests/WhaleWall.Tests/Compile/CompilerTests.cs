@@ -157,11 +157,16 @@ public class CompilerTests
     [Fact]
     public void Policy_larger_than_the_element_limit_is_drop_all_with_an_error()
     {
-        var ips = string.Join(", ", Enumerable.Range(0, 200).Select(i => $"198.19.{i}.1"));
-        var ports = string.Join(", ", Enumerable.Range(1, 30).Select(p => (p * 2).ToString()));
+        // within the parser's count (one address), past the limit with this container's 16 addresses
+        var ips = string.Join(", ", Enumerable.Range(0, 20).Select(i => $"198.19.{i}.1"));
+        var ports = string.Join(", ", Enumerable.Range(1, 20).Select(p => (p * 2).ToString()));
         var a = Facts.Container("a", "198.18.128.2", $"output:\n  - ips: [{ips}]\n    proto: tcp\n    dst_ports: [{ports}]\n");
-        var result = Compiler.Compile(a, LabelParser.Decide(a.Labels), []);
-        Assert.Contains("limit", result.Error);
-        Assert.Equal(["managed4 198.18.128.2"], result.Fragment.Elements.Where(e => !Facts.IsDropCounter(e)).Select(e => e.Key));
+        a = a with { Networks = [.. Enumerable.Range(2, 16).Select(i => new NetworkAttachment($"n{i}", $"n{i}", IPAddress.Parse($"198.18.{i}.2"), null))] };
+        var decision = LabelParser.Decide(a.Labels);
+        Assert.IsType<PolicyDecision.Enforced>(decision);
+        var result = Compiler.Compile(a, decision, []);
+        Assert.Equal("policy expands to 6400 set elements, more than the limit of 4096; dropping all traffic", result.Error);
+        Assert.All(result.Fragment.Elements, e => Assert.True(NftSets.KeptWhenFailClosed(e.Set)));
+        Assert.Equal(16, result.Fragment.Elements.Count(e => e.Set == "managed4"));
     }
 }

@@ -42,6 +42,18 @@ public class DockerwallTests
         Assert.Contains(rules, r => r.HostsOrEmpty.SequenceEqual(["api.test.example"]));
     }
 
+    [Theory]
+    [InlineData("010.0.0.1")]
+    [InlineData("198.19.0.0/024")]
+    [InlineData("198.19.0.1-198.19.0.010")]
+    [InlineData("::ffff:010.0.0.1")]
+    public void Outbound_address_with_leading_zeros_is_an_error_not_octal(string entry)
+    {
+        var (rules, errors) = OutboundList.Parse("198.19.0.10," + entry, "dockerwall.outbound");
+        Assert.Equal("[1]", Assert.Single(errors).Path);
+        Assert.DoesNotContain(rules, r => r.Ips.Any(i => i.ToString().StartsWith("8.")));
+    }
+
     [Fact]
     public void Bad_outbound_entry_fails_closed_naming_the_entry()
     {

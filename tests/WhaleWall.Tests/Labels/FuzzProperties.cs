@@ -67,4 +67,51 @@ public class FuzzProperties(ITestOutputHelper output)
         }
         return true;
     }
+
+    private static int HostileCount => int.TryParse(Environment.GetEnvironmentVariable("WHALEWALL_FUZZ_HOSTILE_COUNT"), out var n) ? n : 400;
+
+    /// <summary>Deep nesting, alias graphs (as values, keys, cycles, billion laughs) and
+    /// multiplicative rules, generated and mutated: each decides and compiles without throwing,
+    /// within a CPU and an allocation bound; an invalid one is drop-all.</summary>
+    [Fact]
+    public void Hostile_labels_decide_and_compile_in_bounded_time_and_memory_and_fail_closed()
+    {
+        var worst = (Cost: default(WorkCost), Yaml: "");
+        var stats = new int[3];
+        // the bounds are for hot code: compile the paths once first
+        foreach (var warm in LabelGen.Hostile.Sample(40))
+            Compiler.Compile(Facts.Container("w", "198.18.128.9", warm), LabelParser.Decide(Facts.Container("w", "198.18.128.9", warm).Labels), Peers);
+        Prop.ForAll(LabelGen.Hostile.ToArbitrary(), yaml =>
+        {
+            var self = Facts.Container("self", "198.18.128.2", yaml, ipv6: "2001:db8:128::2",
+                ports: [new PublishedPort(8080, L4Proto.Tcp, "0.0.0.0", 18080)]);
+            var ((decision, result), cost) = WorkMeter.Measure(() =>
+            {
+                var d = ContainerDecider.Decide(DecisionContext.Default, self).Policy;
+                return (d, Compiler.Compile(self, d, Peers));
+            });
+            if (cost.Cpu > worst.Cost.Cpu) worst = (cost, yaml);
+            if (cost.Cpu > WorkMeter.HotCpuBound || cost.Allocated > 64L << 20)
+                throw new Exception($"{cost} for a label of {yaml.Length} characters:\n{yaml[..Math.Min(300, yaml.Length)]}");
+            var fragment = result.Fragment;
+            switch (decision)
+            {
+                case PolicyDecision.FailClosed failed:
+                    stats[0]++;
+                    return failed.Errors.All(e => e.Message.Length > 0 && !e.ToString().Contains('\n')) &&
+                           fragment.Elements.All(e => NftSets.KeptWhenFailClosed(e.Set)) && fragment.ChainsOrEmpty.IsEmpty;
+                case PolicyDecision.Enforced when result.Error is not null:
+                    stats[2]++;
+                    return fragment.Elements.All(e => NftSets.KeptWhenFailClosed(e.Set)) && fragment.ChainsOrEmpty.IsEmpty;
+                case PolicyDecision.Enforced:
+                    stats[1]++;
+                    return fragment.Elements.Count(e => !NftSets.KeptWhenFailClosed(e.Set)) <= Compiler.MaxElements && DisjointPerSet(fragment);
+                default:
+                    return false;
+            }
+        }).Check(Config.QuickThrowOnFailure.WithMaxTest(HostileCount).WithQuietOnSuccess(true));
+        output.WriteLine($"{HostileCount} hostile label sets: {stats[0]} invalid, {stats[1]} valid, {stats[2]} valid but refused by the compiler");
+        output.WriteLine($"worst: {worst.Cost} for {worst.Yaml.Length} characters: {worst.Yaml[..Math.Min(120, worst.Yaml.Length)].Replace("\n", "\\n")}");
+        Assert.True(stats[0] > 0 && stats[1] + stats[2] > 0, "the generator must produce accepted and refused labels");
+    }
 }

@@ -150,4 +150,121 @@ public class LabelParserTests
         var error = SingleError("output:\n  - ips: [nope]\n");
         Assert.Equal("whalewall.rules: output[0].ips[0] (line 2): \"nope\" is not an IP address, CIDR or range", error.ToString());
     }
+
+    [Theory]
+    [InlineData("output:\n  - ips: []\n", "output[0].ips")]
+    [InlineData("output:\n  - ip: []\n", "output[0].ip")]
+    [InlineData("output:\n  - hosts: []\n", "output[0].hosts")]
+    [InlineData("output:\n  - ips: [198.19.0.10]\n    proto: tcp\n    dst_ports: []\n", "output[0].dst_ports")]
+    [InlineData("output:\n  - ips: [198.19.0.10]\n    proto: tcp\n    port: []\n", "output[0].port")]
+    [InlineData("output:\n  - ips: [198.19.0.10]\n    proto: tcp\n    src_ports: []\n", "output[0].src_ports")]
+    [InlineData("output:\n  - ips: [198.19.0.10]\n    proto: icmp\n    icmp_types: []\n", "output[0].icmp_types")]
+    [InlineData("mapped_ports:\n  external: { allow: true, ips: [] }\n", "mapped_ports.external.ips")]
+    public void An_empty_list_that_would_mean_any_is_an_error(string rules, string path)
+    {
+        var error = SingleError(rules);
+        Assert.Equal(path, error.Path);
+        Assert.Contains("empty list", error.Message);
+    }
+
+    [Fact]
+    public void Empty_output_is_no_rule_and_external_without_ips_is_every_client()
+    {
+        var policy = Assert.IsType<PolicyDecision.Enforced>(Decide("output: []\nmapped_ports:\n  external: { allow: true }\n")).Policy;
+        Assert.Empty(policy.Output);
+        Assert.True(policy.MappedPorts.External.Allow);
+        Assert.Empty(policy.MappedPorts.External.Ips);
+    }
+
+    public static TheoryData<string> OwnChainNames()
+    {
+        var names = new TheoryData<string>();
+        foreach (var chain in WhaleWall.Firewall.Nft.NftLayout.FixedChains) names.Add(chain);
+        foreach (var prefix in WhaleWall.Firewall.Nft.NftLayout.OwnChainPrefixes) names.Add(prefix + "0123abcd");
+        names.Add(WhaleWall.Firewall.Nft.RuleChain.ForEstablished(1, 2).Name);
+        names.Add(WhaleWall.Firewall.Nft.RuleChain.ForRule("x ", null, null, 3).Name);
+        return names;
+    }
+
+    [Theory]
+    [MemberData(nameof(OwnChainNames))]
+    public void A_verdict_cannot_jump_into_a_chain_of_WhaleWall(string chain)
+    {
+        var error = SingleError($"output:\n  - ips: [198.19.0.10]\n    verdict: {{ chain: {chain} }}\n");
+        Assert.Equal("output[0].verdict.chain", error.Path);
+        Assert.Contains("own chain names", error.Message);
+    }
+
+    [Theory]
+    [InlineData("audit")]
+    [InlineData("R_audit")]
+    [InlineData("queue_x")]
+    public void Operator_chains_outside_the_reserved_names_are_accepted(string chain) =>
+        Assert.IsType<PolicyDecision.Enforced>(Decide($"output:\n  - ips: [198.19.0.10]\n    verdict: {{ chain: {chain} }}\n"));
+
+    [Theory]
+    [InlineData("input_est_queue: 32767, output_est_queue: 0", true)]
+    [InlineData("input_est_queue: 32768, output_est_queue: 1", false)]
+    [InlineData("input_est_queue: 1, output_est_queue: 65535", false)]
+    [InlineData("queue: 65535", true)]
+    [InlineData("queue: 65536", false)]
+    public void Est_queue_numbers_stop_at_32767_plain_queues_at_65535(string verdict, bool valid)
+    {
+        var decision = Decide($"output:\n  - ips: [198.19.0.10]\n    verdict: {{ {verdict} }}\n");
+        Assert.Equal(valid, decision is PolicyDecision.Enforced);
+    }
+
+    [Fact]
+    public void A_merge_key_is_refused_with_a_reason() =>
+        Assert.Contains("merge keys (`<<`) are not supported",
+            SingleError("output:\n  - &base { ips: [198.19.0.10] }\n  - <<: *base\n    proto: tcp\n").Message);
+
+    [Fact]
+    public void Aliases_may_share_a_value()
+    {
+        var policy = Assert.IsType<PolicyDecision.Enforced>(Decide(
+            "output:\n  - ips: &servers [198.19.0.10, 198.19.0.11]\n    proto: tcp\n  - ips: *servers\n    proto: udp\n")).Policy;
+        Assert.Equal(2, policy.Output[1].Ips.Length);
+    }
+
+    [Fact]
+    public void A_rule_that_expands_past_the_element_limit_is_an_error_with_its_path()
+    {
+        var ips = string.Join(", ", Enumerable.Range(0, 64).Select(i => $"198.19.0.{i}"));
+        var ports = string.Join(", ", Enumerable.Range(1, 65).Select(p => p.ToString()));
+        var error = SingleError($"output:\n  - ips: [198.19.0.10]\n  - ips: [{ips}]\n    proto: tcp\n    dst_ports: [{ports}]\n");
+        Assert.Equal(("output[1]", 3), (error.Path, error.Line));
+        Assert.Equal("this rule expands to 4160 set elements per container address (64 destinations x 1 source ports or ICMP types x 65 destination ports), " +
+            "more than the limit of 4096; split it or use ranges/CIDRs", error.Message);
+    }
+
+    [Fact]
+    public void Rules_that_together_expand_past_the_element_limit_are_an_error()
+    {
+        var ips = string.Join(", ", Enumerable.Range(0, 64).Select(i => $"198.19.0.{i}"));
+        var ports = string.Join(", ", Enumerable.Range(1, 40).Select(p => p.ToString()));
+        var rule = $"  - ips: [{ips}]\n    proto: tcp\n    dst_ports: [{ports}]\n";
+        var error = SingleError("output:\n" + rule + rule.Replace("tcp", "udp"));
+        Assert.Equal("", error.Path);
+        Assert.Contains("the rules together expand to 5120 set elements", error.Message);
+    }
+
+    [Fact]
+    public void Label_text_in_errors_is_escaped()
+    {
+        var error = SingleError("output:\n  - ips: [\"198.19.0.1\\nwhalewall: all good\\u202e\"]\n");
+        Assert.DoesNotContain('\n', error.ToString());
+        Assert.DoesNotContain('\u202e', error.ToString());
+        Assert.Contains("198.19.0.1\\nwhalewall: all good\\u{202E}", error.ToString());
+    }
+
+    [Fact]
+    public void A_hostile_key_is_escaped_and_cut_in_the_path()
+    {
+        var key = "k\\n" + new string('x', 5000);
+        var error = SingleError($"? \"{key}\"\n: 1\n"); // an explicit key: an implicit one stops at 1,024 characters
+        Assert.Contains("unknown key", error.Message);
+        Assert.True(error.Path.Length < 100, error.Path);
+        Assert.DoesNotContain('\n', error.ToString());
+    }
 }

@@ -108,4 +108,29 @@ public sealed class ContainerCountersTests
         Assert.Equal("arriving-id", view.Current.Owners[System.Net.IPAddress.Parse("198.18.128.2")]);
         Assert.Equal(2, Dropped("arriving"));
     }
+
+    [Fact]
+    public void Container_label_values_are_bounded_and_escaped()
+    {
+        var longName = "n" + new string('x', 5000);
+        var view = new DaemonView();
+        var facts = Facts.Container(longName, "198.18.128.2", labels: new Dictionary<string, string>
+        {
+            [WhaleWall.Firewall.Policy.ContainerFacts.ComposeProjectLabel] = new string('p', 300),
+            [WhaleWall.Firewall.Policy.ContainerFacts.ComposeServiceLabel] = "svc\nforged 1",
+        }) with { Image = new string('i', 200_000) };
+        view.Apply(new ContainerNotices.StateChanged(facts.Id, facts, ContainerState.Enforced));
+        var kernel = new FakeSets();
+        kernel.Sets["out4"] = [(Out, 4, 100)];
+        new ContainerCounters(kernel, "t", view).Update();
+
+        var bounded = MetricLabel.Bound(longName);
+        Assert.Equal(MetricLabel.MaxLength + 1, bounded.Length);
+        Assert.EndsWith("…", bounded);
+        var series = WhaleWallMetrics.ContainerPackets.GetAllLabelValues().Single(v => v[3] == bounded);
+        Assert.All(series, v => Assert.True(v.Length <= MetricLabel.MaxLength + 1, $"{v.Length}"));
+        Assert.Equal("svc\\nforged 1", series[6]);
+        Assert.Equal(4, WhaleWallMetrics.ContainerPackets.WithLabels(series).Value);
+        Assert.Contains(WhaleWallMetrics.DockerwallPackets.GetAllLabelValues(), v => v[1] == bounded && v[2].Length == MetricLabel.MaxLength + 1);
+    }
 }
