@@ -142,7 +142,8 @@ public sealed class WhaleWallDaemon : IAsyncDisposable
 
     private string SafeExitCode()
     {
-        try { return _process!.HasExited ? _process.ExitCode.ToString() : "?"; } catch { return "?"; }
+        // the process may be gone before Process has reaped it: wait for that, then read the code
+        try { return _process!.WaitForExit(TimeSpan.FromSeconds(5)) ? _process.ExitCode.ToString() : "?"; } catch { return "?"; }
     }
 
     /// <summary>SIGTERM and wait (SIGKILL after the grace period). True if it stopped on SIGTERM.</summary>

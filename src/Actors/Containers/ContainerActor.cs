@@ -151,7 +151,8 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
                 log.Info("{0}: opted in with {1} output rules", Short, e.Policy.Output.Length);
                 break;
         }
-        if (d.Decision.UnfilterableWarning(Short) is { } warning && (before.Decision.Outcome != Outcome.Unfilterable || !sameReasons))
+        // once, when it becomes unfilterable (a later inspection may add reasons: status shows them all)
+        if (d.Decision.UnfilterableWarning(Short) is { } warning && before.Decision.Outcome != Outcome.Unfilterable)
             log.Warning("{0}", warning);
     }
 }
