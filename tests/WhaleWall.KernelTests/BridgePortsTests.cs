@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using WhaleWall.Firewall.Kernel.Netlink;
+using WhaleWall.TestSupport;
+using Xunit;
+
+namespace WhaleWall.KernelTests;
+
+/// <summary>The rtnetlink adapter that finds a container's port on a bridge, against the real
+/// kernel: a host namespace with two bridges and "container" namespaces on them.</summary>
+public sealed class BridgePortsTests
+{
+    [Fact]
+    public void Finds_each_containers_port_from_its_namespace_file()
+    {
+        using var lab = new BridgeLab(withInternet: false);
+        var a = lab.AddContainer(2);
+        var b = lab.AddContainer(3);
+        var other = lab.AddContainer(4, BridgeLab.Bridge1);
+        using var ports = new BridgePorts(lab.HostNs);
+
+        foreach (var c in new[] { a, b })
+        {
+            var port = ports.Find(c.NsPath, BridgeLab.Bridge0);
+            Assert.NotNull(port);
+            Assert.Equal(c.PortIndex, port.Index);
+            Assert.Equal(c.Port, port.Name);
+            Assert.Equal(c.EthIndex, port.PeerIndex);
+            Assert.Equal(c.Mac, port.PeerMac); // read in the container's namespace from outside
+        }
+        // on the other bridge, and not on br0
+        Assert.Equal(other.PortIndex, ports.Find(other.NsPath, BridgeLab.Bridge1)?.Index);
+        Assert.Null(ports.Find(other.NsPath, BridgeLab.Bridge0));
+        Assert.Null(ports.Find(a.NsPath, BridgeLab.Bridge1));
+        Assert.Null(ports.Find(a.NsPath, "nosuchbridge"));
+        Assert.Null(ports.Find("/run/netns/wwb-nosuchns", BridgeLab.Bridge0));
+    }
+
+    [Fact]
+    public void A_container_on_two_bridges_has_one_port_on_each()
+    {
+        using var lab = new BridgeLab(withInternet: false);
+        var a = lab.AddContainer(2);
+        // a second interface into the same namespace, on br1 (Docker: `network connect`)
+        lab.Ip(lab.HostName, "link", "add", "x" + lab.Id, "type", "veth", "peer", "name", "eth1", "netns", a.Name);
+        lab.Ip(lab.HostName, "link", "set", "x" + lab.Id, "master", BridgeLab.Bridge1);
+        using var ports = new BridgePorts(lab.HostNs);
+
+        Assert.Equal(a.PortIndex, ports.Find(a.NsPath, BridgeLab.Bridge0)?.Index);
+        var second = ports.Find(a.NsPath, BridgeLab.Bridge1);
+        Assert.NotNull(second);
+        Assert.Equal("x" + lab.Id, second.Name);
+        Assert.Equal(lab.IfIndex(a.Name, "eth1"), second.PeerIndex);
+    }
+
+    [Fact]
+    public void Finds_the_port_from_a_pid_in_the_namespace()
+    {
+        using var lab = new BridgeLab(withInternet: false);
+        var a = lab.AddContainer(2);
+        lab.AddContainer(3);
+        // `ip netns exec` execs the program: the pid we get lives in a's namespace
+        using var sleeper = Process.Start(new ProcessStartInfo("ip", ["netns", "exec", a.Name, "sleep", "30"]))!;
+        try
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+            while (File.ReadAllText($"/proc/{sleeper.Id}/comm").Trim() != "sleep" && DateTime.UtcNow < deadline) Thread.Sleep(10);
+            using var ports = new BridgePorts(lab.HostNs);
+            Assert.Equal(a.PortIndex, ports.FindByPid(sleeper.Id, BridgeLab.Bridge0)?.Index);
+        }
+        finally
+        {
+            sleeper.Kill();
+            sleeper.WaitForExit();
+        }
+    }
+
+    [Fact]
+    public void A_removed_port_is_gone_and_its_index_is_not_reused()
+    {
+        using var lab = new BridgeLab(withInternet: false);
+        var a = lab.AddContainer(2);
+        using var ports = new BridgePorts(lab.HostNs);
+        Assert.True(ports.Exists(a.PortIndex, a.Port));
+        Assert.False(ports.Exists(a.PortIndex, "someothername"));
+
+        lab.RemoveContainer(a);
+        Assert.False(ports.Exists(a.PortIndex, a.Port));
+
+        // a new container with the same address and port name gets a new index
+        var again = lab.AddContainer(2);
+        Assert.Equal(a.Port, again.Port);
+        Assert.NotEqual(a.PortIndex, again.PortIndex);
+        Assert.Equal(again.PortIndex, ports.Find(again.NsPath, BridgeLab.Bridge0)?.Index);
+    }
+}
