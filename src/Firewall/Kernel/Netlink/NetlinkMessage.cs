@@ -152,7 +152,9 @@ internal sealed class NetlinkAttributes
 
     public bool Has(ushort type) => _byType.ContainsKey(type);
 
-    public ReadOnlyMemory<byte>? Bytes(ushort type) => _byType.TryGetValue(type, out var v) ? v : null;
+    // (the cast matters: a bare null would become an empty ReadOnlyMemory through its implicit
+    // conversion from byte[], and "absent" would read as "present and empty")
+    public ReadOnlyMemory<byte>? Bytes(ushort type) => _byType.TryGetValue(type, out var v) ? v : (ReadOnlyMemory<byte>?)null;
 
     public NetlinkAttributes? Nested(ushort type) => Bytes(type) is { } v ? Parse(v) : null;
 
