@@ -146,6 +146,21 @@ public sealed class BridgeLab : IDisposable
         }
     }
 
+    /// <summary>The host's link-local address on a bridge (it appears once the bridge has a port up).</summary>
+    public string BridgeLinkLocal(string bridge)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (true)
+        {
+            var json = JsonNode.Parse(Ip(HostName, "-j", "-6", "addr", "show", "dev", bridge))!.AsArray();
+            var found = json.SelectMany(l => l?["addr_info"] as JsonArray ?? [])
+                .FirstOrDefault(a => a?["local"] is JsonValue v && v.GetValue<string>().StartsWith("fe80:") && a["tentative"] is null);
+            if (found is not null) return found["local"]!.GetValue<string>();
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{bridge} has no link-local address");
+            Thread.Sleep(20);
+        }
+    }
+
     public int IfIndex(string nsName, string dev)
     {
         var json = JsonNode.Parse(Ip(nsName, "-j", "link", "show", "dev", dev))!;

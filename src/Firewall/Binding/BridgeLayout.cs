@@ -1,0 +1,335 @@
+using System.Net;
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+
+namespace WhaleWall.Firewall.Binding;
+
+/// <summary>
+/// WhaleWall's bridge-family table (docs/binding.md): a constant handful of rules that look up
+/// hash sets keyed by port (the host-side veth's ifindex, <c>meta iif</c>) and address. It
+/// binds each managed container to its port (only its own MAC and addresses leave it; router
+/// advertisements, redirects and foreign neighbour advertisements never do), refuses a managed
+/// address or MAC from any other port, and makes unclassified source addresses wait on networks
+/// that hold a managed container. Pure: renders libnftables JSON.
+/// <para>Two sets are keyed by raw payload (<c>@th,64,128</c>, the neighbour discovery target
+/// address: libnftables 1.0.6 has no <c>icmpv6 taddr</c>) and need a <c>typeof</c> declaration,
+/// which its JSON parser cannot read: run <see cref="RawSetDeclarations"/> (nft syntax) once
+/// before the JSON start-up transaction. Declaring an empty set ahead is harmless.</para>
+/// </summary>
+public static class BridgeLayout
+{
+    public const string Family = "bridge";
+
+    /// <summary>Before the bridge filter priority (-200): ahead of ebtables-nft and of
+    /// br_netfilter (priority 0), which hands bridged IP packets to the inet hooks.</summary>
+    public const int Priority = -210;
+
+    // managed ports and what each may send
+    public const string Ports = "ports";            // iface_index: managed ports
+    public const string PortMac = "port_mac";       // iface_index . ether_addr
+    public const string PortIp4 = "port_ip4";       // iface_index . ipv4_addr (managed and known ports)
+    public const string PortIp6 = "port_ip6";       // iface_index . ipv6_addr, global (managed and known ports)
+    public const string PortLl6 = "port_ll6";       // iface_index . ipv6_addr, link-local (managed ports)
+    public const string PortNd6 = "port_nd6";       // typeof iif . @th,64,128: ND targets a managed port may advertise
+    // what no other port may use
+    public const string OwnedMac = "owned_mac";     // ether_addr
+    public const string Owned4 = "owned4";          // ipv4_addr
+    public const string Owned6 = "owned6";          // ipv6_addr (global and link-local)
+    public const string OwnedNd6 = "owned_nd6";     // typeof @th,64,128
+    // networks that hold a managed container
+    public const string Guard4 = "guard4";          // ipv4_addr, interval, timeout
+    public const string Guard6 = "guard6";          // ipv6_addr, interval, timeout
+
+    public static readonly string[] Chains = ["prerouting", "forward", "output", "from_port", "from_port4", "from_port6", "from_port_arp", "to_port"];
+
+    private sealed record SetShape(string Name, string[] Type, bool Interval = false);
+
+    private static readonly SetShape[] TypedSets =
+    [
+        new(Ports, ["iface_index"]),
+        new(PortMac, ["iface_index", "ether_addr"]),
+        new(PortIp4, ["iface_index", "ipv4_addr"]),
+        new(PortIp6, ["iface_index", "ipv6_addr"]),
+        new(PortLl6, ["iface_index", "ipv6_addr"]),
+        new(OwnedMac, ["ether_addr"]),
+        new(Owned4, ["ipv4_addr"]),
+        new(Owned6, ["ipv6_addr"]),
+        new(Guard4, ["ipv4_addr"], Interval: true),
+        new(Guard6, ["ipv6_addr"], Interval: true),
+    ];
+
+    public static readonly string[] Sets = [.. TypedSets.Select(s => s.Name), PortNd6, OwnedNd6];
+
+    /// <summary>ICMPv6 a managed container sends from its link-local address (or with its
+    /// addresses as the subject): neighbour and router solicitation, neighbour advertisement
+    /// (target checked), multicast listener reports and done.</summary>
+    private static readonly string[] NeighbourTypesOut =
+        ["nd-router-solicit", "nd-neighbor-solicit", "nd-neighbor-advert", "mld-listener-report", "mld-listener-done", "mld2-listener-report"];
+
+    /// <summary>... and receives (multicast listener queries too).</summary>
+    private static readonly string[] NeighbourTypesIn = [.. NeighbourTypesOut, "mld-listener-query"];
+
+    /// <summary>Never from a managed container, never to one: they re-route its neighbours.</summary>
+    private static readonly string[] RouterTypes = ["nd-router-advert", "nd-redirect", "router-renumbering"];
+
+    /// <summary>nft syntax: the table and the two raw-keyed sets (no-ops when they exist).</summary>
+    public static string RawSetDeclarations(string table) =>
+        $"add table bridge {table}\n" +
+        $"add set bridge {table} {PortNd6} {{ typeof iif . @th,64,128; }}\n" +
+        $"add set bridge {table} {OwnedNd6} {{ typeof @th,64,128; }}\n";
+
+    /// <summary>One transaction that (re)builds the table: declarations (no-ops when they
+    /// exist), every chain and set flushed, the rules, the elements. Run
+    /// <see cref="RawSetDeclarations"/> first.</summary>
+    public static string FullTable(string table, IEnumerable<BridgeElement> elements)
+    {
+        var commands = new JsonArray { Command("add", "table", new JsonObject { ["family"] = Family, ["name"] = table }) };
+        foreach (var set in TypedSets) commands.Add(Command("add", "set", SetObject(table, set)));
+        foreach (var chain in Chains) commands.Add(Command("add", "chain", ChainObject(table, chain)));
+        foreach (var chain in Chains) commands.Add(Command("flush", "chain", new JsonObject { ["family"] = Family, ["table"] = table, ["name"] = chain }));
+        foreach (var set in Sets) commands.Add(Command("flush", "set", new JsonObject { ["family"] = Family, ["table"] = table, ["name"] = set }));
+        foreach (var rule in Rules(table)) commands.Add(rule);
+        AddElements(commands, "add", table, elements);
+        return Render(commands);
+    }
+
+    /// <summary>One transaction: element deletes, then adds (both may be empty).</summary>
+    public static string Changes(string table, IEnumerable<BridgeElement> deletes, IEnumerable<BridgeElement> adds)
+    {
+        var commands = new JsonArray();
+        AddElements(commands, "delete", table, deletes);
+        AddElements(commands, "add", table, adds);
+        return Render(commands);
+    }
+
+    public static string DeleteTable(string table) => Render(
+    [
+        Command("add", "table", new JsonObject { ["family"] = Family, ["name"] = table }),
+        Command("delete", "table", new JsonObject { ["family"] = Family, ["name"] = table }),
+    ]);
+
+    // ------------------------------------------------------------------ elements
+
+    /// <summary>Everything a managed container's binding puts in the table.</summary>
+    public static IEnumerable<BridgeElement> Elements(PortBinding b)
+    {
+        var port = b.Port;
+        var mac = Mac(b.Mac);
+        yield return new(Ports, $"{port}", () => JsonValue.Create(port));
+        yield return new(PortMac, $"{port} . {mac}", () => Concat(JsonValue.Create(port), mac));
+        yield return new(OwnedMac, mac, () => JsonValue.Create(mac)!);
+        if (b.IPv4 is { } v4)
+        {
+            var a = Address(v4, AddressFamily.InterNetwork);
+            yield return new(PortIp4, $"{port} . {a}", () => Concat(JsonValue.Create(port), a));
+            yield return new(Owned4, a, () => JsonValue.Create(a)!);
+        }
+        if (b.IPv6 is { } v6)
+        {
+            var a = Address(v6, AddressFamily.InterNetworkV6);
+            yield return new(PortIp6, $"{port} . {a}", () => Concat(JsonValue.Create(port), a));
+        }
+        var ll = Address(b.LinkLocal, AddressFamily.InterNetworkV6);
+        yield return new(PortLl6, $"{port} . {ll}", () => Concat(JsonValue.Create(port), ll));
+        foreach (var address in b.IPv6Addresses)
+        {
+            var a = Address(address, AddressFamily.InterNetworkV6);
+            var raw = Raw128(address);
+            yield return new(Owned6, a, () => JsonValue.Create(a)!);
+            yield return new(PortNd6, $"{port} . {a}", () => Concat(JsonValue.Create(port), raw));
+            yield return new(OwnedNd6, a, () => JsonValue.Create(raw)!);
+        }
+    }
+
+    /// <summary>A knowingly unmanaged container's addresses, classified on its own port.</summary>
+    public static IEnumerable<BridgeElement> Elements(KnownPort k)
+    {
+        var port = k.Port;
+        if (k.IPv4 is { } v4)
+        {
+            var a = Address(v4, AddressFamily.InterNetwork);
+            yield return new(PortIp4, $"{port} . {a}", () => Concat(JsonValue.Create(port), a));
+        }
+        if (k.IPv6 is { } v6)
+        {
+            var a = Address(v6, AddressFamily.InterNetworkV6);
+            yield return new(PortIp6, $"{port} . {a}", () => Concat(JsonValue.Create(port), a));
+        }
+    }
+
+    /// <summary>The guard of a network that holds a managed container.</summary>
+    public static BridgeElement Element(GuardedSubnet g)
+    {
+        var v4 = g.Subnet.BaseAddress.AddressFamily == AddressFamily.InterNetwork;
+        var addr = g.Subnet.BaseAddress.ToString();
+        var len = g.Subnet.PrefixLength;
+        int? timeout = g.Lease is { } lease ? Math.Max(1, (int)Math.Ceiling(lease.TotalSeconds)) : null;
+        return new(v4 ? Guard4 : Guard6, $"{addr}/{len}",
+            () => new JsonObject { ["prefix"] = new JsonObject { ["addr"] = addr, ["len"] = len } }, timeout);
+    }
+
+    // ------------------------------------------------------------------ rules
+
+    /// <summary>The rules: a constant number, whatever the number of containers.</summary>
+    public static IEnumerable<JsonObject> Rules(string table)
+    {
+        JsonObject R(string chain, params JsonObject[] expr) => Rule(table, chain, expr);
+
+        // --- prerouting: every frame entering a bridge from one of its ports, before the bridge
+        // learns its source MAC and before br_netfilter hands it to the inet hooks
+        yield return R("prerouting", Match(Iif(), "@" + Ports), Jump("from_port"));
+        // not a managed port: nothing of a managed container's
+        yield return R("prerouting", Match(P("ether", "saddr"), "@" + OwnedMac), Drop());
+        yield return R("prerouting", Match(P("ip", "saddr"), "@" + Owned4), Drop());
+        yield return R("prerouting", Match(P("ip6", "saddr"), "@" + Owned6), Drop());
+        yield return R("prerouting", Match(P("arp", "saddr ether"), "@" + OwnedMac), Drop());
+        yield return R("prerouting", Match(P("arp", "saddr ip"), "@" + Owned4), Drop());
+        yield return R("prerouting", Match(P("icmpv6", "type"), "nd-neighbor-advert"), Match(NdTarget(), "@" + OwnedNd6), Drop());
+        // duplicate address detection of a managed address (a neighbour claiming it)
+        yield return R("prerouting", Match(P("ip6", "saddr"), "::"), Match(P("icmpv6", "type"), "nd-neighbor-solicit"),
+            Match(NdTarget(), "@" + OwnedNd6), Drop());
+        // unknown addresses wait: on a guarded network, a source not classified on its port
+        yield return R("prerouting", Match(P("ip", "saddr"), "@" + Guard4), Match(Concat(Iif(), P("ip", "saddr")), "@" + PortIp4, "!="), Drop());
+        yield return R("prerouting", Match(P("ip6", "saddr"), "@" + Guard6), Match(Concat(Iif(), P("ip6", "saddr")), "@" + PortIp6, "!="), Drop());
+        yield return R("prerouting", Match(P("arp", "saddr ip"), "@" + Guard4), Match(Concat(Iif(), P("arp", "saddr ip")), "@" + PortIp4, "!="), Drop());
+
+        // --- a managed port: its MAC, then by protocol; anything else (VLAN tags included) is dropped
+        yield return R("from_port", Match(Concat(Iif(), P("ether", "saddr")), "@" + PortMac, "!="), Drop());
+        yield return R("from_port", new JsonObject
+        {
+            ["vmap"] = new JsonObject
+            {
+                ["key"] = P("ether", "type"),
+                ["data"] = new JsonObject
+                {
+                    ["set"] = new JsonArray(
+                        new JsonArray("ip", Jump("from_port4")),
+                        new JsonArray("arp", Jump("from_port_arp")),
+                        new JsonArray("ip6", Jump("from_port6"))),
+                },
+            },
+        });
+        yield return R("from_port", Drop());
+
+        yield return R("from_port4", Match(Concat(Iif(), P("ip", "saddr")), "@" + PortIp4), Accept());
+        yield return R("from_port4", Drop());
+
+        yield return R("from_port_arp",
+            Match(P("arp", "htype"), 1), Match(P("arp", "ptype"), "ip"), Match(P("arp", "hlen"), 6), Match(P("arp", "plen"), 4),
+            Match(Concat(Iif(), P("arp", "saddr ether")), "@" + PortMac),
+            Match(Concat(Iif(), P("arp", "saddr ip")), "@" + PortIp4), Accept());
+        yield return R("from_port_arp", Drop());
+
+        // neighbour advertisements only for its own addresses; no router advertisements,
+        // redirects, renumbering or multicast listener queries
+        yield return R("from_port6", Match(P("icmpv6", "type"), "nd-neighbor-advert"), Match(Concat(Iif(), NdTarget()), "@" + PortNd6, "!="), Drop());
+        yield return R("from_port6", Match(P("icmpv6", "type"), Set([.. RouterTypes, "mld-listener-query"])), Drop());
+        // duplicate address detection of its own addresses; listener reports before it has an address
+        yield return R("from_port6", Match(P("ip6", "saddr"), "::"), Match(P("icmpv6", "type"), "nd-neighbor-solicit"),
+            Match(Concat(Iif(), NdTarget()), "@" + PortNd6), Accept());
+        yield return R("from_port6", Match(P("ip6", "saddr"), "::"), Match(P("icmpv6", "type"), "mld2-listener-report"), Accept());
+        // neighbour discovery from its own link-local or global address
+        yield return R("from_port6", Match(P("icmpv6", "type"), Set(NeighbourTypesOut)), Match(Concat(Iif(), P("ip6", "saddr")), "@" + PortLl6), Accept());
+        yield return R("from_port6", Match(P("icmpv6", "type"), Set(NeighbourTypesOut)), Match(Concat(Iif(), P("ip6", "saddr")), "@" + PortIp6), Accept());
+        // nothing else to link-local destinations (its policy cannot name them)
+        yield return R("from_port6", Match(P("ip6", "daddr"), Prefix("fe80::", 10)), Drop());
+        yield return R("from_port6", Match(Concat(Iif(), P("ip6", "saddr")), "@" + PortIp6), Accept());
+        yield return R("from_port6", Drop());
+
+        // --- towards a managed port (bridged from a neighbour, or sent by the host)
+        yield return R("forward", Match(Oif(), "@" + Ports), Jump("to_port"));
+        yield return R("output", Match(Oif(), "@" + Ports), Jump("to_port"));
+        yield return R("to_port", Match(P("ether", "type"), Set(["8021q", "8021ad"])), Drop());
+        yield return R("to_port", Match(P("icmpv6", "type"), Set(RouterTypes)), Drop());
+        yield return R("to_port", Match(P("icmpv6", "type"), Set(NeighbourTypesIn)), Accept());
+        yield return R("to_port", Match(P("ip6", "saddr"), Prefix("fe80::", 10)), Drop());
+        yield return R("to_port", Match(P("ip6", "daddr"), Prefix("fe80::", 10)), Drop());
+    }
+
+    // ------------------------------------------------------------------ JSON helpers
+
+    private static JsonObject SetObject(string table, SetShape set)
+    {
+        var body = new JsonObject
+        {
+            ["family"] = Family,
+            ["table"] = table,
+            ["name"] = set.Name,
+            ["type"] = set.Type.Length == 1 ? set.Type[0] : new JsonArray(set.Type.Select(t => (JsonNode)t!).ToArray()),
+        };
+        if (set.Interval) body["flags"] = new JsonArray("interval", "timeout");
+        return body;
+    }
+
+    private static JsonObject ChainObject(string table, string chain)
+    {
+        var body = new JsonObject { ["family"] = Family, ["table"] = table, ["name"] = chain };
+        if (chain is "prerouting" or "forward" or "output")
+        {
+            body["type"] = "filter";
+            body["hook"] = chain;
+            body["prio"] = Priority;
+            body["policy"] = "accept";
+        }
+        return body;
+    }
+
+    private static void AddElements(JsonArray commands, string verb, string table, IEnumerable<BridgeElement> elements)
+    {
+        foreach (var group in elements.Distinct().Order().GroupBy(e => e.Set))
+            commands.Add(Command(verb, "element", new JsonObject
+            {
+                ["family"] = Family,
+                ["table"] = table,
+                ["name"] = group.Key,
+                ["elem"] = new JsonArray(group.Select(e => verb == "delete" && e.TimeoutSeconds is not null
+                    ? ((JsonObject)e.Json())["elem"]!["val"]!.DeepClone() : e.Json()).ToArray()),
+            }));
+    }
+
+    private static JsonObject Command(string verb, string kind, JsonObject body) => new() { [verb] = new JsonObject { [kind] = body } };
+
+    private static JsonObject Rule(string table, string chain, JsonObject[] expr) => Command("add", "rule", new JsonObject
+    {
+        ["family"] = Family,
+        ["table"] = table,
+        ["chain"] = chain,
+        ["expr"] = new JsonArray(expr),
+    });
+
+    private static JsonObject Match(JsonNode left, JsonNode right, string op = "==") =>
+        new() { ["match"] = new JsonObject { ["op"] = op, ["left"] = left, ["right"] = right } };
+
+    private static JsonObject P(string protocol, string field) =>
+        new() { ["payload"] = new JsonObject { ["protocol"] = protocol, ["field"] = field } };
+
+    /// <summary>The target address of a neighbour solicitation/advertisement: 16 bytes at
+    /// offset 8 of the ICMPv6 header.</summary>
+    private static JsonObject NdTarget() => new() { ["payload"] = new JsonObject { ["base"] = "th", ["offset"] = 64, ["len"] = 128 } };
+
+    private static JsonObject Iif() => new() { ["meta"] = new JsonObject { ["key"] = "iif" } };
+    private static JsonObject Oif() => new() { ["meta"] = new JsonObject { ["key"] = "oif" } };
+    private static JsonObject Concat(params JsonNode[] parts) => new() { ["concat"] = new JsonArray(parts) };
+    private static JsonObject Set(IEnumerable<string> items) => new() { ["set"] = new JsonArray(items.Select(i => (JsonNode)i!).ToArray()) };
+    private static JsonObject Prefix(string addr, int len) => new() { ["prefix"] = new JsonObject { ["addr"] = addr, ["len"] = len } };
+    private static JsonObject Jump(string chain) => new() { ["jump"] = new JsonObject { ["target"] = chain } };
+    private static JsonObject Drop() => new() { ["drop"] = null };
+    private static JsonObject Accept() => new() { ["accept"] = null };
+
+    private static string Render(JsonArray commands) => new JsonObject { ["nftables"] = commands }.ToJsonString();
+
+    /// <summary>aa:bb:cc:dd:ee:ff, lower case.</summary>
+    public static string Mac(PhysicalAddress mac) =>
+        string.Join(':', mac.GetAddressBytes().Select(b => b.ToString("x2")));
+
+    private static string Address(IPAddress address, AddressFamily family)
+    {
+        if (address.AddressFamily != family) throw new ArgumentException($"{address} is not {family}");
+        // canonical text, no zone id: never anything libnftables could take for a host name
+        return new IPAddress(address.GetAddressBytes()).ToString();
+    }
+
+    /// <summary>An IPv6 address as the 128-bit integer a raw-payload set holds (0x + 32 hex digits).</summary>
+    private static string Raw128(IPAddress address) => "0x" + Convert.ToHexString(address.GetAddressBytes()).ToLowerInvariant();
+}

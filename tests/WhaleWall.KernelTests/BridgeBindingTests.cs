@@ -1,0 +1,304 @@
+using System.Collections.Immutable;
+using System.Net;
+using System.Net.NetworkInformation;
+using System.Text;
+using WhaleWall.Firewall.Binding;
+using WhaleWall.Firewall.Compile;
+using WhaleWall.Firewall.Labels;
+using WhaleWall.Firewall.Nft;
+using WhaleWall.Firewall.Policy;
+using WhaleWall.TestSupport;
+using Xunit;
+
+namespace WhaleWall.KernelTests;
+
+/// <summary>
+/// The bridge table of docs/binding.md against real packets: a <see cref="BridgeLab"/> (a host
+/// namespace with bridges, "container" namespaces on veth ports, an "internet" namespace routed
+/// through the host). Each test shows the hole without the table first, so none can pass
+/// vacuously, then the same packets with it.
+/// </summary>
+public sealed class BridgeBindingTests
+{
+    private const string Table = "wwbind";
+    private static readonly TimeSpan Delivered = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan NotDelivered = TimeSpan.FromMilliseconds(800);
+    private static readonly TimeSpan Denied = TimeSpan.FromSeconds(1);
+
+    // ------------------------------------------------------------------ helpers
+
+    private static PortBinding Binding(LabContainer c) =>
+        PortBinding.Of(c.PortIndex, RawFrames.Mac(c.Mac), IPAddress.Parse(c.Ip4), IPAddress.Parse(c.Ip6));
+
+    private static KnownPort Known(LabContainer c) => new(c.PortIndex, IPAddress.Parse(c.Ip4), IPAddress.Parse(c.Ip6));
+
+    private static void Install(BridgeLab lab, IEnumerable<PortBinding> bindings, IEnumerable<KnownPort>? known = null,
+        IEnumerable<GuardedSubnet>? guards = null)
+    {
+        var raw = lab.Nft.Run(BridgeLayout.RawSetDeclarations(Table));
+        Assert.True(raw.Ok, raw.Error);
+        var elements = bindings.SelectMany(BridgeLayout.Elements)
+            .Concat((known ?? []).SelectMany(BridgeLayout.Elements))
+            .Concat((guards ?? []).Select(BridgeLayout.Element));
+        var full = lab.Nft.Run(BridgeLayout.FullTable(Table, elements));
+        Assert.True(full.Ok, full.Error);
+    }
+
+    private static void Change(BridgeLab lab, IEnumerable<BridgeElement> deletes, IEnumerable<BridgeElement> adds)
+    {
+        var r = lab.Nft.Run(BridgeLayout.Changes(Table, deletes, adds));
+        Assert.True(r.Ok, r.Error);
+    }
+
+    private static byte[] Marker(string what) => Encoding.ASCII.GetBytes($"ww-marker-{what}-{Guid.NewGuid():N}");
+
+    /// <summary>Sends one spoofed UDP frame from <paramref name="from"/> to <paramref name="to"/>'s
+    /// address and MAC, returns whether it arrived on <paramref name="to"/>'s interface.</summary>
+    private static bool UdpArrives(LabContainer from, LabContainer to, string srcMac, string srcIp, bool v6 = false)
+    {
+        var marker = Marker("udp");
+        using var capture = new RawFrames.Capture(to.NsPath, "eth0");
+        var frame = v6
+            ? RawFrames.Udp6(RawFrames.Mac(to.Mac), RawFrames.Mac(srcMac), IPAddress.Parse(srcIp), IPAddress.Parse(to.Ip6), 9999, marker)
+            : RawFrames.Udp4(RawFrames.Mac(to.Mac), RawFrames.Mac(srcMac), IPAddress.Parse(srcIp), IPAddress.Parse(to.Ip4), 9999, marker);
+        RawFrames.Send(from.NsPath, "eth0", frame);
+        return capture.Saw(marker, v6 || srcIp == (v6 ? from.Ip6 : from.Ip4) ? Delivered : NotDelivered);
+    }
+
+    // ------------------------------------------------------------------ the table itself
+
+    [Fact]
+    public void Table_loads_twice_lists_its_rules_and_leaves_other_tables_alone()
+    {
+        using var lab = new BridgeLab(withInternet: false);
+        var a = lab.AddContainer(2);
+        // somebody else's tables in the same namespace, bridge family included
+        Assert.True(lab.Nft.Run("add table bridge theirs\nadd chain bridge theirs c { type filter hook prerouting priority 0; }\nadd rule bridge theirs c counter\nadd table inet theirs4").Ok);
+        var before = lab.Nft.Run("list table bridge theirs").Output;
+
+        Install(lab, [Binding(a)], guards: [new GuardedSubnet(IPNetwork.Parse(BridgeLab.Subnet0v4))]);
+        Install(lab, [Binding(a)], guards: [new GuardedSubnet(IPNetwork.Parse(BridgeLab.Subnet0v4))]); // start-up again: same table
+
+        var listed = lab.Nft.Run($"list table bridge {Table}");
+        Assert.True(listed.Ok, listed.Error);
+        Assert.Equal(BridgeLayout.Rules(Table).Count(), Rules(lab).Count());
+        Assert.Equal(before, lab.Nft.Run("list table bridge theirs").Output);
+        Assert.True(lab.Nft.Run("list table inet theirs4").Ok);
+
+        Assert.True(lab.Nft.Run(BridgeLayout.DeleteTable(Table)).Ok);
+        Assert.Equal(before, lab.Nft.Run("list table bridge theirs").Output);
+
+        IEnumerable<string> Rules(BridgeLab l) =>
+            RawNft.Objects(l.Nft.Run(RawNft.Batch(new System.Text.Json.Nodes.JsonObject
+            {
+                ["list"] = new System.Text.Json.Nodes.JsonObject { ["table"] = new System.Text.Json.Nodes.JsonObject { ["family"] = "bridge", ["name"] = Table } },
+            })).Output).Where(o => o.ContainsKey("rule")).Select(o => o.ToJsonString());
+    }
+
+    // ------------------------------------------------------------------ a managed port
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Frames_from_a_managed_port_pass_only_with_its_own_mac_and_address(bool v6)
+    {
+        using var lab = new BridgeLab(withInternet: false);
+        var a = lab.AddContainer(2);
+        var b = lab.AddContainer(3);
+        var neighbour = lab.AddContainer(4);
+        string Ip(LabContainer c) => v6 ? c.Ip6 : c.Ip4;
+        var free = v6 ? "2001:db8:30::77" : "198.18.30.77";
+
+        // without the table every spoof arrives: the test can see a hole
+        Assert.True(UdpArrives(a, neighbour, a.Mac, Ip(b), v6));
+        Assert.True(UdpArrives(a, neighbour, b.Mac, Ip(a), v6));
+
+        Install(lab, [Binding(a), Binding(b)]);
+
+        Assert.True(UdpArrives(a, neighbour, a.Mac, Ip(a), v6));                    // its own: passes
+        Assert.False(UdpArrives(a, neighbour, a.Mac, Ip(b), v6));                   // another managed address
+        Assert.False(UdpArrives(a, neighbour, a.Mac, free, v6));                    // a free address of the subnet
+        Assert.False(UdpArrives(a, neighbour, b.Mac, Ip(a), v6));                   // another managed MAC
+        Assert.False(UdpArrives(a, neighbour, "02:42:c6:12:1e:99", Ip(a), v6));     // any other MAC
+        if (v6) Assert.False(UdpArrives(a, neighbour, a.Mac, b.LinkLocal, v6));    // another managed link-local
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_managed_address_or_mac_from_any_other_port_is_dropped(bool v6)
+    {
+        using var lab = new BridgeLab(withInternet: false);
+        var a = lab.AddContainer(2);
+        var other = lab.AddContainer(3);   // not managed
+        var neighbour = lab.AddContainer(4);
+        string Ip(LabContainer c) => v6 ? c.Ip6 : c.Ip4;
+
+        Assert.True(UdpArrives(other, neighbour, other.Mac, Ip(a), v6));
+
+        Install(lab, [Binding(a)]);
+
+        Assert.True(UdpArrives(other, neighbour, other.Mac, Ip(other), v6));        // unmanaged, its own: untouched
+        Assert.False(UdpArrives(other, neighbour, other.Mac, Ip(a), v6));           // a's address
+        Assert.False(UdpArrives(other, neighbour, a.Mac, Ip(other), v6));           // a's MAC
+        if (v6) Assert.False(UdpArrives(other, neighbour, other.Mac, a.LinkLocal, v6)); // a's link-local
+    }
+
+    // ------------------------------------------------------------------ ARP and neighbour discovery
+
+    /// <summary>The MAC <paramref name="ns"/>'s neighbour cache holds for <paramref name="ip"/> ("" if none).</summary>
+    private static string CachedMac(BridgeLab lab, LabContainer ns, string ip)
+    {
+        var json = System.Text.Json.Nodes.JsonNode.Parse(lab.Ip(ns.Name, "-j", "neigh", "show", ip, "dev", "eth0"))!.AsArray();
+        return json.Count == 0 ? "" : (string?)json[0]!["lladdr"] ?? "";
+    }
+
+    /// <summary>Makes <paramref name="ns"/> resolve <paramref name="ip"/> (a datagram to it), then
+    /// waits out ARP's lock time so that a later reply could override the entry.</summary>
+    private static void Resolve(BridgeLab lab, LabContainer ns, string ip, string expectedMac)
+    {
+        Probe.UdpEcho(ns.NsPath, ip, 9, TimeSpan.FromMilliseconds(300));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(3);
+        while (CachedMac(lab, ns, ip) != expectedMac)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"{ns.Name} did not resolve {ip}");
+            Thread.Sleep(20);
+        }
+        Thread.Sleep(1100);
+    }
+
+    [Fact]
+    public void Arp_replies_with_a_foreign_sender_change_no_neighbours_cache()
+    {
+        using var lab = new BridgeLab(withInternet: false);
+        var a = lab.AddContainer(2);
+        var b = lab.AddContainer(3);
+        var other = lab.AddContainer(5); // not managed
+        var neighbour = lab.AddContainer(4);
+        void Claim(LabContainer from, LabContainer victim) => RawFrames.Send(from.NsPath, "eth0",
+            RawFrames.ArpReply(RawFrames.Mac(from.Mac), RawFrames.Mac(from.Mac), IPAddress.Parse(victim.Ip4),
+                RawFrames.Mac(neighbour.Mac), IPAddress.Parse(neighbour.Ip4), RawFrames.Mac(neighbour.Mac)));
+
+        // without the table: a poisons the neighbour's entry for b
+        Resolve(lab, neighbour, b.Ip4, b.Mac);
+        Claim(a, b);
+        Thread.Sleep(300);
+        Assert.Equal(a.Mac, CachedMac(lab, neighbour, b.Ip4));
+
+        lab.Ip(neighbour.Name, "neigh", "flush", "dev", "eth0");
+        Install(lab, [Binding(a), Binding(b)]);
+        Resolve(lab, neighbour, b.Ip4, b.Mac);  // b's own ARP replies pass
+        Claim(a, b);                            // a managed port claiming another address
+        Claim(other, b);                        // any other port claiming a managed address
+        Thread.Sleep(500);
+        Assert.Equal(b.Mac, CachedMac(lab, neighbour, b.Ip4));
+    }
+
+    [Fact]
+    public void Neighbour_advertisements_for_foreign_targets_change_no_neighbours_cache()
+    {
+        using var lab = new BridgeLab(withInternet: false);
+        var a = lab.AddContainer(2);
+        var b = lab.AddContainer(3);
+        var other = lab.AddContainer(5); // not managed
+        var neighbour = lab.AddContainer(4);
+        byte[] Advertise(LabContainer from, string target) => RawFrames.NeighbourAdvertisement(
+            RawFrames.Mac(from.Mac), IPAddress.Parse(from.LinkLocal), IPAddress.Parse(target), RawFrames.Mac(from.Mac));
+
+        Resolve(lab, neighbour, b.Ip6, b.Mac);
+        RawFrames.Send(a.NsPath, "eth0", Advertise(a, b.Ip6));
+        Thread.Sleep(300);
+        Assert.Equal(a.Mac, CachedMac(lab, neighbour, b.Ip6)); // the hole, without the table
+
+        lab.Ip(neighbour.Name, "neigh", "flush", "dev", "eth0");
+        Install(lab, [Binding(a), Binding(b)]);
+        Resolve(lab, neighbour, b.Ip6, b.Mac); // neighbour discovery itself still works
+        RawFrames.Send(a.NsPath, "eth0", Advertise(a, b.Ip6));
+        RawFrames.Send(other.NsPath, "eth0", Advertise(other, b.Ip6));
+        Thread.Sleep(500);
+        Assert.Equal(b.Mac, CachedMac(lab, neighbour, b.Ip6));
+
+        // an advertisement for its own address goes through
+        using var capture = new RawFrames.Capture(neighbour.NsPath, "eth0");
+        var own = Advertise(a, a.Ip6);
+        RawFrames.Send(a.NsPath, "eth0", own);
+        Assert.True(capture.Saw(own[54..], Delivered));
+    }
+
+    private static string Routes6(BridgeLab lab, LabContainer c) =>
+        lab.Ip(c.Name, "-6", "route", "show") + lab.Ip(c.Name, "-6", "addr", "show", "dev", "eth0");
+
+    private static bool RaTookEffect(BridgeLab lab, LabContainer c, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (DateTime.UtcNow < deadline)
+        {
+            var state = Routes6(lab, c);
+            if (state.Contains("proto ra") || state.Contains("2001:db8:30:99:")) return true;
+            Thread.Sleep(50);
+        }
+        return false;
+    }
+
+    [Fact]
+    public void Router_advertisements_from_a_port_change_nothing_for_neighbours()
+    {
+        using var lab = new BridgeLab(withInternet: false);
+        var a = lab.AddContainer(2);
+        var other = lab.AddContainer(5);     // not managed
+        var first = lab.AddContainer(3);     // sees the hole
+        var second = lab.AddContainer(4);    // must see nothing once the table is in
+        void AcceptRa(LabContainer c)
+        {
+            lab.Sysctl(c.Name, "net.ipv6.conf.eth0.accept_ra=1");
+            lab.Sysctl(c.Name, "net.ipv6.conf.eth0.autoconf=1");
+        }
+        byte[] Ra(LabContainer from) => RawFrames.RouterAdvertisement(RawFrames.Mac(from.Mac), IPAddress.Parse(from.LinkLocal),
+            IPAddress.Parse("2001:db8:30:99::"), 64);
+
+        AcceptRa(first);
+        RawFrames.Send(a.NsPath, "eth0", Ra(a));
+        Assert.True(RaTookEffect(lab, first, TimeSpan.FromSeconds(3)), "without the table a neighbour follows the advertisement");
+
+        Install(lab, [Binding(a), Binding(second)]);
+        AcceptRa(second);
+        var before = Routes6(lab, second);
+        RawFrames.Send(a.NsPath, "eth0", Ra(a));          // from a managed port
+        RawFrames.Send(other.NsPath, "eth0", Ra(other));  // to a managed port, from anyone
+        Assert.False(RaTookEffect(lab, second, TimeSpan.FromSeconds(1.5)));
+        Assert.Equal(before, Routes6(lab, second));
+    }
+
+    // ------------------------------------------------------------------ link-local
+
+    [Fact]
+    public void A_managed_container_reaches_no_link_local_address_and_none_reaches_it()
+    {
+        using var lab = new BridgeLab(withInternet: false);
+        var a = lab.AddContainer(2);
+        var neighbour = lab.AddContainer(3);
+        using var atNeighbour = TcpServer.Start(neighbour.NsPath, "::", 8080);
+        using var atHost = TcpServer.Start(lab.HostNs, "::", 8080);
+        using var atA = TcpServer.Start(a.NsPath, "::", 8080);
+        var hostLinkLocal = lab.BridgeLinkLocal(BridgeLab.Bridge0);
+        var toNeighbour = $"{neighbour.LinkLocal}%{a.EthIndex}";
+        var toHost = $"{hostLinkLocal}%{a.EthIndex}";
+        var toA = $"{a.LinkLocal}%{neighbour.EthIndex}";
+
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, toNeighbour, 8080));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, toHost, 8080));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(neighbour.NsPath, toA, 8080));
+
+        Install(lab, [Binding(a)]);
+
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(a.NsPath, toNeighbour, 8080, Denied));
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(a.NsPath, toHost, 8080, Denied));
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(neighbour.NsPath, toA, 8080, Denied));
+        // neighbour discovery still works: its global IPv6 address reaches and is reached (no inet table here)
+        lab.Ip(a.Name, "neigh", "flush", "dev", "eth0");
+        lab.Ip(neighbour.Name, "neigh", "flush", "dev", "eth0");
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, neighbour.Ip6, 8080));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(neighbour.NsPath, a.Ip6, 8080));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, BridgeLab.Gateway0v6, 8080));
+    }
+}
