@@ -301,4 +301,172 @@ public sealed class BridgeBindingTests
         Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(neighbour.NsPath, a.Ip6, 8080));
         Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, BridgeLab.Gateway0v6, 8080));
     }
+
+    // ------------------------------------------------------------------ with WhaleWall's inet table
+
+    /// <summary>WhaleWall's real inet table (compiled from labels) in the host namespace, holding
+    /// <paramref name="c"/>'s policy: it may reach the internet server on tcp/80 only.</summary>
+    private static void InstallPolicy(BridgeLab lab, LabContainer c)
+    {
+        var labels = new Dictionary<string, string>
+        {
+            [LabelKeys.Enabled] = "true",
+            [LabelKeys.Rules] = $"output:\n  - ips: [{BridgeLab.InternetIp4}, {BridgeLab.InternetIp6}]\n    proto: tcp\n    dst_ports: [80]\n",
+        }.ToImmutableDictionary();
+        var facts = new ContainerFacts(c.Name, c.Name, true, labels,
+            [new NetworkAttachment("br0", "br0", IPAddress.Parse(c.Ip4), IPAddress.Parse(c.Ip6), 24, 64, MacAddress: c.Mac)], []);
+        var compiled = Compiler.Compile(facts, LabelParser.Decide(labels), []);
+        Assert.Null(compiled.Error);
+        var r = lab.Nft.Run(NftJson.FullTable(Table, compiled.Fragment.Elements));
+        Assert.True(r.Ok, r.Error);
+    }
+
+    [Theory]
+    [InlineData("198.18.30.50", "/24", BridgeLab.InternetIp4)]
+    [InlineData("2001:db8:30::50", "/64", BridgeLab.InternetIp6)]
+    public void A_container_that_adds_an_address_reaches_nothing_through_it_and_its_policy_still_holds(string added, string prefix, string server)
+    {
+        using var lab = new BridgeLab();
+        var a = lab.AddContainer(2);
+        var neighbour = lab.AddContainer(3);
+        var v6 = added.Contains(':');
+        var own = v6 ? a.Ip6 : a.Ip4;
+        using var http = TcpServer.Start(lab.InternetNs, server, 80);
+        using var other = TcpServer.Start(lab.InternetNs, server, 81);
+        using var atNeighbour = TcpServer.Start(neighbour.NsPath, "::", 8080);
+        var toNeighbour = v6 ? neighbour.Ip6 : neighbour.Ip4;
+
+        InstallPolicy(lab, a);
+        // the container (NET_ADMIN) takes another address of its subnet
+        lab.Ip(a.Name, v6 ? "-6" : "-4", "addr", "add", added + prefix, "dev", "eth0", "nodad");
+
+        // the hole, with the inet table alone: the added address is "unmanaged" and reaches anything
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, server, 81, sourceIp: added));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, toNeighbour, 8080, sourceIp: added));
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(a.NsPath, server, 81, Denied, sourceIp: own));
+
+        Install(lab, [Binding(a)]);
+
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(a.NsPath, server, 81, Denied, sourceIp: added));
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(a.NsPath, server, 80, Denied, sourceIp: added));
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(a.NsPath, toNeighbour, 8080, Denied, sourceIp: added));
+        // its own address: its policy, unchanged
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, server, 80, sourceIp: own));
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(a.NsPath, server, 81, Denied, sourceIp: own));
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(a.NsPath, toNeighbour, 8080, Denied, sourceIp: own));
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public void The_bridge_table_drops_a_spoofed_frame_before_br_netfilter_hands_it_to_the_inet_hooks(int callIptables)
+    {
+        using var lab = new BridgeLab(withInternet: false);
+        var a = lab.AddContainer(2);
+        var b = lab.AddContainer(3);
+        var neighbour = lab.AddContainer(4);
+        lab.Sysctl(lab.HostName, $"net.bridge.bridge-nf-call-iptables={callIptables}");
+        // an inet forward chain that counts what it sees from b's address
+        Assert.True(lab.Nft.Run($"add table inet seen\nadd chain inet seen counted {{ type filter hook forward priority -500; }}\nadd rule inet seen counted ip saddr {b.Ip4} counter").Ok);
+        long Seen() => long.Parse(System.Text.RegularExpressions.Regex.Match(lab.Nft.Run("list chain inet seen counted").Output, @"""packets"":\s*(\d+)").Groups[1].Value);
+
+        Assert.True(UdpArrives(a, neighbour, a.Mac, b.Ip4));
+        Assert.Equal(callIptables == 1 ? 1 : 0, Seen()); // bridged IPv4 reaches the inet hooks only through br_netfilter
+
+        Install(lab, [Binding(a), Binding(b)]);
+        Assert.False(UdpArrives(a, neighbour, a.Mac, b.Ip4));
+        Assert.Equal(callIptables == 1 ? 1 : 0, Seen()); // dropped in bridge prerouting: the inet hooks never saw it
+    }
+
+    // ------------------------------------------------------------------ unknown addresses wait
+
+    [Fact]
+    public void Unknown_addresses_wait_on_a_network_with_a_managed_container_and_nowhere_else()
+    {
+        using var lab = new BridgeLab();
+        var managed = lab.AddContainer(2);
+        var known = lab.AddContainer(3);
+        var fresh = lab.AddContainer(4);                     // started, not yet classified
+        var elsewhere = lab.AddContainer(5, BridgeLab.Bridge1); // a network without managed containers
+        using var http = TcpServer.Start(lab.InternetNs, "::", 80);
+        var internet4 = BridgeLab.InternetIp4;
+        var internet6 = BridgeLab.InternetIp6;
+
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(fresh.NsPath, internet4, 80));
+
+        Install(lab, [Binding(managed)], [Known(known)],
+            [new GuardedSubnet(IPNetwork.Parse(BridgeLab.Subnet0v4)), new GuardedSubnet(IPNetwork.Parse(BridgeLab.Subnet0v6))]);
+
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(fresh.NsPath, internet4, 80, Denied));
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(fresh.NsPath, internet6, 80, Denied));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(known.NsPath, internet4, 80));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(known.NsPath, internet6, 80));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(elsewhere.NsPath, internet4, 80));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(elsewhere.NsPath, internet6, 80));
+        // a known container's address is classified on its own port only
+        lab.Ip(fresh.Name, "addr", "add", "198.18.30.3/32", "dev", "eth0");
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(fresh.NsPath, internet4, 80, Denied, sourceIp: "198.18.30.3"));
+
+        // classified (knowingly unmanaged): it goes
+        Change(lab, [], BridgeLayout.Elements(Known(fresh)));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(fresh.NsPath, internet4, 80, sourceIp: fresh.Ip4));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(fresh.NsPath, internet6, 80));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void While_the_daemon_is_away_unknown_addresses_wait_in_strict_mode_and_pass_once_a_lenient_lease_lapses(bool strict)
+    {
+        using var lab = new BridgeLab();
+        var managed = lab.AddContainer(2);
+        var fresh = lab.AddContainer(4);
+        using var http = TcpServer.Start(lab.InternetNs, BridgeLab.InternetIp4, 80);
+        var lease = strict ? (TimeSpan?)null : TimeSpan.FromSeconds(2);
+        var guard = new GuardedSubnet(IPNetwork.Parse(BridgeLab.Subnet0v4), lease);
+        Install(lab, [Binding(managed)], guards: [guard]);
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(fresh.NsPath, BridgeLab.InternetIp4, 80, Denied));
+
+        // a running daemon renews the lease (delete + add in one transaction restarts the timeout)
+        for (var i = 0; i < 3; i++)
+        {
+            Thread.Sleep(800);
+            Change(lab, [BridgeLayout.Element(guard)], [BridgeLayout.Element(guard)]);
+        }
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(fresh.NsPath, BridgeLab.InternetIp4, 80, Denied));
+
+        // the daemon stops renewing
+        Thread.Sleep(2500);
+        Assert.Equal(strict ? ProbeOutcome.TimedOut : ProbeOutcome.Connected,
+            Probe.Tcp(fresh.NsPath, BridgeLab.InternetIp4, 80, Denied));
+        // the managed container stays bound either way: its address from the fresh port is still refused
+        lab.Ip(fresh.Name, "addr", "add", managed.Ip4 + "/32", "dev", "eth0");
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(fresh.NsPath, BridgeLab.InternetIp4, 80, Denied, sourceIp: managed.Ip4));
+    }
+
+    // ------------------------------------------------------------------ a reused address
+
+    [Fact]
+    public void A_new_container_on_a_removed_containers_address_is_dropped_until_its_own_binding_replaces_the_old()
+    {
+        using var lab = new BridgeLab();
+        var old = lab.AddContainer(2);
+        using var http = TcpServer.Start(lab.InternetNs, BridgeLab.InternetIp4, 80);
+        var oldBinding = Binding(old);
+        Install(lab, [oldBinding]);
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(old.NsPath, BridgeLab.InternetIp4, 80));
+
+        // the daemon is away: the container goes, another comes on the same address (and, as
+        // with Docker's address-derived MACs, the same MAC); the table still holds the old binding
+        lab.RemoveContainer(old);
+        var reused = lab.AddContainer(2);
+        Assert.Equal(old.Ip4, reused.Ip4);
+        Assert.Equal(old.Mac, reused.Mac);
+        Assert.NotEqual(old.PortIndex, reused.PortIndex);
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(reused.NsPath, BridgeLab.InternetIp4, 80, Denied));
+
+        // reconciled: the old binding goes, the new one comes, in one transaction
+        Change(lab, BridgeLayout.Elements(oldBinding), BridgeLayout.Elements(Binding(reused)));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(reused.NsPath, BridgeLab.InternetIp4, 80));
+    }
 }

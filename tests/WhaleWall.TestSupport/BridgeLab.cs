@@ -20,7 +20,7 @@ public sealed record LabContainer(string Name, string NsPath, string Bridge, str
 ///                 bridge br1 198.18.31.1/24 2001:db8:31::1/64   (a network with no managed container)
 ///                 veth wan0 198.18.40.1/24 2001:db8:40::1/64 ── internet ns ("i"): 198.18.40.2, 2001:db8:40::2
 ///  container ns ("cN"): eth0 on br0 or br1, 198.18.30.N / 2001:db8:30::N, MAC 02:42:c6:12:1e:NN,
-///                       default routes via the bridge
+///                       routes to the internet link via the bridge
 /// </code>
 /// The host namespace forwards; every namespace has the blackhole for the test supernet.
 /// <see cref="Nft"/> is libnftables bound to the host namespace. Dispose deletes exactly these
@@ -86,7 +86,8 @@ public sealed class BridgeLab : IDisposable
             Ip(InternetName, "-6", "addr", "add", InternetIp6 + "/64", "dev", "eth0", "nodad");
             Ip(InternetName, "link", "set", "eth0", "up");
             Ip(InternetName, "route", "add", "198.18.30.0/23", "via", "198.18.40.1");
-            Ip(InternetName, "-6", "route", "add", "2001:db8:30::/63", "via", "2001:db8:40::1");
+            Ip(InternetName, "-6", "route", "add", Subnet0v6, "via", "2001:db8:40::1");
+            Ip(InternetName, "-6", "route", "add", Subnet1v6, "via", "2001:db8:40::1");
         }
     }
 
@@ -108,8 +109,9 @@ public sealed class BridgeLab : IDisposable
         Ip(name, "addr", "add", $"198.18.{net}.{n}/24", "dev", "eth0");
         Ip(name, "-6", "addr", "add", $"2001:db8:{net}::{n:x}/64", "dev", "eth0", "nodad");
         Ip(name, "link", "set", "eth0", "up");
-        Ip(name, "route", "add", "default", "via", $"198.18.{net}.1");
-        Ip(name, "-6", "route", "add", "default", "via", $"2001:db8:{net}::1");
+        // the internet link (inside the test supernet, so the blackhole would win over a default route)
+        Ip(name, "route", "add", "198.18.40.0/24", "via", $"198.18.{net}.1");
+        Ip(name, "-6", "route", "add", "2001:db8:40::/64", "via", $"2001:db8:{net}::1");
         var c = new LabContainer(name, Netns.Named(name), bridge, port, IfIndex(HostName, port), mac,
             $"198.18.{net}.{n}", $"2001:db8:{net}::{n:x}", Eui64LinkLocal(mac), IfIndex(name, "eth0"));
         WaitLinkLocal(c);
