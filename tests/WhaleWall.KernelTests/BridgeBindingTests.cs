@@ -469,4 +469,28 @@ public sealed class BridgeBindingTests
         Change(lab, BridgeLayout.Elements(oldBinding), BridgeLayout.Elements(Binding(reused)));
         Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(reused.NsPath, BridgeLab.InternetIp4, 80));
     }
+
+    // ------------------------------------------------------------------ the start race
+
+    [Fact]
+    public void Until_its_port_is_known_a_managed_container_sends_nothing_then_its_policy_applies()
+    {
+        using var lab = new BridgeLab();
+        var a = lab.AddContainer(2);
+        var neighbour = lab.AddContainer(3);
+        using var http = TcpServer.Start(lab.InternetNs, BridgeLab.InternetIp4, 80);
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, BridgeLab.InternetIp4, 80));
+
+        // `network connect`: Docker has told the address and MAC, the port is not ready yet
+        var unbound = Binding(a) with { Port = null };
+        Install(lab, [unbound]);
+        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(a.NsPath, BridgeLab.InternetIp4, 80, Denied));
+        Assert.False(UdpArrives(a, neighbour, a.Mac, a.Ip4, v6: false));
+        Assert.False(UdpArrives(a, neighbour, a.Mac, a.Ip6, v6: true));
+
+        // the port is found: the same binding, now on it
+        Change(lab, [], BridgeLayout.Elements(unbound.On(a.PortIndex)));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, BridgeLab.InternetIp4, 80));
+        Assert.True(UdpArrives(a, neighbour, a.Mac, a.Ip4, v6: false));
+    }
 }

@@ -92,4 +92,49 @@ public sealed class BridgePortsTests
         Assert.NotEqual(a.PortIndex, again.PortIndex);
         Assert.Equal(again.PortIndex, ports.Find(again.NsPath, BridgeLab.Bridge0)?.Index);
     }
+
+    [Fact]
+    public void Finds_a_port_by_its_peers_mac_and_reports_a_lookalike()
+    {
+        using var lab = new BridgeLab(withInternet: false);
+        var a = lab.AddContainer(2);
+        var b = lab.AddContainer(3);
+        lab.AddContainer(4, BridgeLab.Bridge1);
+        using var ports = new BridgePorts(lab.HostNs);
+
+        var found = Assert.Single(ports.FindByMac(BridgeLab.Bridge0, a.Mac.ToUpperInvariant()));
+        Assert.Equal(a.PortIndex, found.Index);
+        Assert.Empty(ports.FindByMac(BridgeLab.Bridge1, a.Mac));
+        Assert.Empty(ports.FindByMac(BridgeLab.Bridge0, "02:00:00:00:00:01"));
+
+        // another container takes a's MAC: two candidates, which the caller must refuse;
+        // skipping the ports it already knows leaves the new one
+        lab.Ip(b.Name, "link", "set", "eth0", "address", a.Mac);
+        Assert.Equal(2, ports.FindByMac(BridgeLab.Bridge0, a.Mac).Count);
+        Assert.Equal(b.PortIndex, Assert.Single(ports.FindByMac(BridgeLab.Bridge0, a.Mac, new HashSet<int> { a.PortIndex })).Index);
+    }
+
+    [Fact]
+    public void A_port_is_found_by_mac_before_and_after_its_peer_moves_into_the_container_namespace()
+    {
+        // Docker's order: both ends created in the host namespace, the host end put on the
+        // bridge, `network connect` reported, and only then the container end moved into the
+        // sandbox (the lookup must work at the event, and find the same port afterwards)
+        using var lab = new BridgeLab(withInternet: false);
+        var a = lab.AddContainer(2);
+        var port = "v" + lab.Id;
+        const string mac = "02:42:c6:12:1e:44";
+        lab.Ip(lab.HostName, "link", "add", port, "type", "veth", "peer", "name", "c" + lab.Id);
+        lab.Ip(lab.HostName, "link", "set", "c" + lab.Id, "address", mac);
+        lab.Ip(lab.HostName, "link", "set", port, "master", BridgeLab.Bridge0);
+        var index = lab.HostIfIndex(port);
+        using var ports = new BridgePorts(lab.HostNs);
+
+        Assert.Equal(index, Assert.Single(ports.FindByMac(BridgeLab.Bridge0, mac)).Index);
+        Assert.Null(ports.Find(a.NsPath, BridgeLab.Bridge1)); // (no confusion with a's namespace)
+
+        lab.Ip(lab.HostName, "link", "set", "c" + lab.Id, "netns", a.Name);
+        Assert.Equal(index, Assert.Single(ports.FindByMac(BridgeLab.Bridge0, mac)).Index);
+        Assert.Equal(index, lab.HostIfIndex(port)); // moving the peer leaves the port's index alone
+    }
 }

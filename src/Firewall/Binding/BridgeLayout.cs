@@ -111,23 +111,37 @@ public static class BridgeLayout
 
     // ------------------------------------------------------------------ elements
 
-    /// <summary>Everything a managed container's binding puts in the table.</summary>
+    /// <summary>Everything a managed container's binding puts in the table: what it owns (its
+    /// MAC and addresses, refused from any other port) and, once its port is known, what that
+    /// port may send.</summary>
     public static IEnumerable<BridgeElement> Elements(PortBinding b)
     {
-        var port = b.Port;
         var mac = Mac(b.Mac);
-        yield return new(Ports, $"{port}", () => JsonValue.Create(port));
-        yield return new(PortMac, $"{port} . {mac}", () => Concat(JsonValue.Create(port), mac));
         yield return new(OwnedMac, mac, () => JsonValue.Create(mac)!);
         if (b.IPv4 is { } v4)
         {
             var a = Address(v4, AddressFamily.InterNetwork);
-            yield return new(PortIp4, $"{port} . {a}", () => Concat(JsonValue.Create(port), a));
             yield return new(Owned4, a, () => JsonValue.Create(a)!);
         }
-        if (b.IPv6 is { } v6)
+        foreach (var address in b.IPv6Addresses)
         {
-            var a = Address(v6, AddressFamily.InterNetworkV6);
+            var a = Address(address, AddressFamily.InterNetworkV6);
+            var raw = Raw128(address);
+            yield return new(Owned6, a, () => JsonValue.Create(a)!);
+            yield return new(OwnedNd6, a, () => JsonValue.Create(raw)!);
+        }
+        if (b.Port is not { } port) yield break;
+
+        yield return new(Ports, $"{port}", () => JsonValue.Create(port));
+        yield return new(PortMac, $"{port} . {mac}", () => Concat(JsonValue.Create(port), mac));
+        if (b.IPv4 is { } p4)
+        {
+            var a = Address(p4, AddressFamily.InterNetwork);
+            yield return new(PortIp4, $"{port} . {a}", () => Concat(JsonValue.Create(port), a));
+        }
+        if (b.IPv6 is { } p6)
+        {
+            var a = Address(p6, AddressFamily.InterNetworkV6);
             yield return new(PortIp6, $"{port} . {a}", () => Concat(JsonValue.Create(port), a));
         }
         var ll = Address(b.LinkLocal, AddressFamily.InterNetworkV6);
@@ -136,9 +150,7 @@ public static class BridgeLayout
         {
             var a = Address(address, AddressFamily.InterNetworkV6);
             var raw = Raw128(address);
-            yield return new(Owned6, a, () => JsonValue.Create(a)!);
             yield return new(PortNd6, $"{port} . {a}", () => Concat(JsonValue.Create(port), raw));
-            yield return new(OwnedNd6, a, () => JsonValue.Create(raw)!);
         }
     }
 

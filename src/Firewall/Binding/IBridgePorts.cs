@@ -25,6 +25,14 @@ public interface IBridgePorts
     /// <c>State.Pid</c>; the pid is read in WhaleWall's own pid namespace).</summary>
     BridgePort? FindByPid(int pid, string bridge);
 
+    /// <summary>The ports of <paramref name="bridge"/> whose veth peer has MAC address
+    /// <paramref name="mac"/> (read in each peer's namespace from outside; needs CAP_NET_ADMIN),
+    /// skipping ports in <paramref name="skip"/> (those already bound or classified). Needs
+    /// neither the sandbox key nor the container's pid: what Docker's <c>network connect</c>
+    /// event and a network inspect give. Exactly one result binds; none or several means "not
+    /// (yet) known" and fails closed.</summary>
+    IReadOnlyList<BridgePort> FindByMac(string bridge, string mac, IReadOnlySet<int>? skip = null);
+
     /// <summary>Whether a link with this index and name still exists (start-up: a binding
     /// restored from the journal whose port is gone is dropped, never re-bound to a new link).</summary>
     bool Exists(int index, string name);

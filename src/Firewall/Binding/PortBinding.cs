@@ -8,19 +8,27 @@ namespace WhaleWall.Firewall.Binding;
 /// A managed container's interface on one bridge network, bound to its port: frames from
 /// <see cref="Port"/> must carry <see cref="Mac"/> and one of its addresses, and these addresses
 /// and this MAC are refused from every other port. A container on two networks has two bindings.
+/// <para>Two steps, because Docker reports <c>network connect</c> before the port is ready (the
+/// container's end of the veth gets its MAC and moves into the sandbox a few hundred ms later):
+/// first without a port (the addresses and MAC are owned, so the container can send nothing
+/// yet: fail closed), then with the port once it is found (<see cref="IBridgePorts.FindByMac"/>).</para>
 /// </summary>
-/// <param name="Port">ifindex of the host-side veth (<see cref="BridgePort.Index"/>).</param>
-/// <param name="Mac">the container interface's MAC (Docker's endpoint MacAddress; checked
-/// against the kernel's <see cref="BridgePort.PeerMac"/> when it could be read).</param>
+/// <param name="Port">ifindex of the host-side veth (<see cref="BridgePort.Index"/>), or null
+/// while it is not known yet.</param>
+/// <param name="Mac">the container interface's MAC (the endpoint's MacAddress in Docker's
+/// network inspect).</param>
 /// <param name="IPv4">its IPv4 address on that network, if any.</param>
 /// <param name="IPv6">its global IPv6 address on that network, if any.</param>
 /// <param name="LinkLocal">the link-local address it may use for neighbour discovery; by
 /// default the EUI-64 address of <paramref name="Mac"/> (what the kernel configures unless the
 /// container's <c>addr_gen_mode</c> sysctl says otherwise).</param>
-public sealed record PortBinding(int Port, PhysicalAddress Mac, IPAddress? IPv4, IPAddress? IPv6, IPAddress LinkLocal)
+public sealed record PortBinding(int? Port, PhysicalAddress Mac, IPAddress? IPv4, IPAddress? IPv6, IPAddress LinkLocal)
 {
-    public static PortBinding Of(int port, PhysicalAddress mac, IPAddress? ipv4, IPAddress? ipv6) =>
+    public static PortBinding Of(int? port, PhysicalAddress mac, IPAddress? ipv4, IPAddress? ipv6) =>
         new(port, mac, ipv4, ipv6, LinkLocalAddress.Eui64(mac));
+
+    /// <summary>The same binding, now on its port.</summary>
+    public PortBinding On(int port) => this with { Port = port };
 
     /// <summary>Every IPv6 address of the binding (global first, then link-local).</summary>
     public IEnumerable<IPAddress> IPv6Addresses => IPv6 is null ? [LinkLocal] : [IPv6, LinkLocal];

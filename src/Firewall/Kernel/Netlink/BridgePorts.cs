@@ -54,6 +54,24 @@ public sealed class BridgePorts : IBridgePorts, IDisposable
     public BridgePort? FindByPid(int pid, string bridge) =>
         FindPort(bridge, () => NsId(NETNSA_PID, (uint)pid));
 
+    public IReadOnlyList<BridgePort> FindByMac(string bridge, string mac, IReadOnlySet<int>? skip = null)
+    {
+        if (GetLink(index: 0, name: bridge, targetNsId: null) is not { } master) return [];
+        var found = new List<BridgePort>();
+        foreach (var port in Ports(master.Index))
+        {
+            if (skip?.Contains(port.Index) == true || port.Peer is not { } peer || peer == 0) continue;
+            // the peer is in the container's namespace (IFLA_LINK_NETNSID), or, while Docker is
+            // still setting the container up, in ours: Docker 20.10 reports `network connect`
+            // before it moves the container end into the sandbox
+            string? peerMac;
+            try { peerMac = GetLink(index: peer, name: null, targetNsId: port.LinkNsId)?.Mac; }
+            catch (NetlinkException e) when (e.Errno == NetlinkException.EPERM || e.Errno == NetlinkException.EINVAL) { continue; }
+            if (string.Equals(peerMac, mac, StringComparison.OrdinalIgnoreCase)) found.Add(new BridgePort(port.Index, port.Name, peer, peerMac));
+        }
+        return found;
+    }
+
     public bool Exists(int index, string name)
     {
         var link = GetLink(index: index, name: null, targetNsId: null);
