@@ -137,4 +137,30 @@ public sealed class BridgePortsTests
         Assert.Equal(index, Assert.Single(ports.FindByMac(BridgeLab.Bridge0, mac)).Index);
         Assert.Equal(index, lab.HostIfIndex(port)); // moving the peer leaves the port's index alone
     }
+
+    [Fact]
+    public void Waiting_for_a_mac_returns_as_soon_as_the_port_is_ready_and_null_on_timeout()
+    {
+        using var lab = new BridgeLab(withInternet: false);
+        var a = lab.AddContainer(2);
+        using var ports = new BridgePorts(lab.HostNs);
+        const string mac = "02:42:c6:12:1e:45";
+
+        var sw = Stopwatch.StartNew();
+        Assert.Null(ports.WaitForMac(BridgeLab.Bridge0, mac, TimeSpan.FromMilliseconds(300)));
+        Assert.InRange(sw.ElapsedMilliseconds, 250, 3000);
+
+        var waiting = Task.Run(() => ports.WaitForMac(BridgeLab.Bridge0, mac, TimeSpan.FromSeconds(10)));
+        Thread.Sleep(300);
+        Assert.False(waiting.IsCompleted);
+        // Docker's steps: the pair, the host end on the bridge, then the container end's MAC and move
+        var port = "v" + lab.Id;
+        lab.Ip(lab.HostName, "link", "add", port, "type", "veth", "peer", "name", "c" + lab.Id);
+        lab.Ip(lab.HostName, "link", "set", port, "master", BridgeLab.Bridge0);
+        var ready = Stopwatch.StartNew();
+        lab.Ip(lab.HostName, "link", "set", "c" + lab.Id, "address", mac);
+        Assert.True(waiting.Wait(TimeSpan.FromSeconds(5)));
+        Assert.Equal(lab.HostIfIndex(port), waiting.Result?.Index);
+        Assert.True(ready.ElapsedMilliseconds < 1000, $"took {ready.ElapsedMilliseconds} ms after the MAC was set");
+    }
 }

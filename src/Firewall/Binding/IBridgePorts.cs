@@ -33,6 +33,10 @@ public interface IBridgePorts
     /// (yet) known" and fails closed.</summary>
     IReadOnlyList<BridgePort> FindByMac(string bridge, string mac, IReadOnlySet<int>? skip = null);
 
+    /// <summary><see cref="FindByMac"/>, waiting (woken by the kernel's link notifications, not
+    /// polling) until exactly one port matches or <paramref name="timeout"/> passes (null).</summary>
+    BridgePort? WaitForMac(string bridge, string mac, TimeSpan timeout, IReadOnlySet<int>? skip = null);
+
     /// <summary>Whether a link with this index and name still exists (start-up: a binding
     /// restored from the journal whose port is gone is dropped, never re-bound to a new link).</summary>
     bool Exists(int index, string name);

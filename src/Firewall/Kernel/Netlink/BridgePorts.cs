@@ -28,12 +28,16 @@ public sealed class BridgePorts : IBridgePorts, IDisposable
     private const ushort NETNSA_NSID = 1, NETNSA_PID = 2, NETNSA_FD = 3;
     private const int IfInfoLength = 16;
 
+    private const uint RTMGRP_LINK = 1;
+
     private readonly NetlinkSocket _socket;
     private readonly bool _strict;
+    private readonly string? _netnsPath;
 
     /// <param name="netnsPath">Tests only: the namespace to work in (default: this process's).</param>
     public BridgePorts(string? netnsPath = null)
     {
+        _netnsPath = netnsPath;
         _socket = new NetlinkSocket(NETLINK_ROUTE, netnsPath);
         _strict = _socket.EnableStrictChecks();
     }
@@ -70,6 +74,27 @@ public sealed class BridgePorts : IBridgePorts, IDisposable
             if (string.Equals(peerMac, mac, StringComparison.OrdinalIgnoreCase)) found.Add(new BridgePort(port.Index, port.Name, peer, peerMac));
         }
         return found;
+    }
+
+    /// <summary>Waits until exactly one port of <paramref name="bridge"/> (not in
+    /// <paramref name="skip"/>) has a peer with MAC <paramref name="mac"/>, and returns it; null
+    /// on timeout or when several do. Woken by the kernel's link notifications (RTNLGRP_LINK:
+    /// Docker moving the container's end into its sandbox and setting its MAC), so it answers
+    /// within a netlink round trip of the port being ready, without polling.</summary>
+    public BridgePort? WaitForMac(string bridge, string mac, TimeSpan timeout, IReadOnlySet<int>? skip = null)
+    {
+        using var watch = new NetlinkSocket(NETLINK_ROUTE, _netnsPath, groups: RTMGRP_LINK);
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            // subscribed first, then looked: a change between the two still wakes us
+            var found = FindByMac(bridge, mac, skip);
+            if (found.Count == 1) return found[0];
+            if (found.Count > 1) return null;
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero) return null;
+            watch.WaitForNotification(left);
+        }
     }
 
     public bool Exists(int index, string name)

@@ -61,6 +61,19 @@ internal static unsafe class NetlinkNative
     [DllImport("libc", SetLastError = true)] public static extern nint recv(int fd, byte* buf, nint len, int flags);
     [DllImport("libc", SetLastError = true)] public static extern int setsockopt(int fd, int level, int name, void* value, int len);
     [DllImport("libc", SetLastError = true)] public static extern int close(int fd);
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
+    public const short POLLIN = 1;
+    public const int MSG_DONTWAIT = 0x40;
+
+    [DllImport("libc", SetLastError = true)] public static extern int poll(ref PollFd fds, ulong nfds, int timeoutMs);
     [DllImport("libc", SetLastError = true, CharSet = CharSet.Ansi)] public static extern int open(string path, int flags);
     [DllImport("libc", SetLastError = true)] public static extern int setns(int fd, int nstype);
 }

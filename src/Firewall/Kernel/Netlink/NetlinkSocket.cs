@@ -21,7 +21,9 @@ internal sealed unsafe class NetlinkSocket : IDisposable
     private int _fd;
     private uint _seq;
 
-    public NetlinkSocket(int protocol, string? netnsPath = null, TimeSpan? timeout = null)
+    /// <param name="groups">multicast groups to join (a bit mask, e.g. RTMGRP_LINK = 1): the
+    /// socket then also receives the kernel's notifications (see <see cref="WaitForNotification"/>).</param>
+    public NetlinkSocket(int protocol, string? netnsPath = null, TimeSpan? timeout = null, uint groups = 0)
     {
         _fd = netnsPath is null ? Open(protocol) : OpenIn(netnsPath, protocol);
         try
@@ -31,7 +33,7 @@ internal sealed unsafe class NetlinkSocket : IDisposable
             Check(setsockopt(_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(Timeval)), "setsockopt SO_RCVTIMEO");
             var one = 1;
             setsockopt(_fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(int)); // best effort (error text)
-            var address = new SockaddrNl { Family = AF_NETLINK };
+            var address = new SockaddrNl { Family = AF_NETLINK, Groups = groups };
             Check(bind(_fd, ref address, sizeof(SockaddrNl)), "bind AF_NETLINK");
             _seq = (uint)Environment.TickCount;
         }
@@ -65,6 +67,27 @@ internal sealed unsafe class NetlinkSocket : IDisposable
                 var (messages, interrupted) = Receive(seq, request.IsDump, (request.Flags & NLM_F_ACK) != 0);
                 // a dump that raced with changes is flagged NLM_F_DUMP_INTR: ask again (bounded)
                 if (!interrupted || attempt >= 3) return messages;
+            }
+        }
+    }
+
+    /// <summary>Waits up to <paramref name="timeout"/> for notifications and discards them
+    /// (the caller looks again at what it cares about). True if any arrived; an overrun
+    /// (ENOBUFS: notifications were lost) counts as "something changed".</summary>
+    public bool WaitForNotification(TimeSpan timeout)
+    {
+        var pfd = new PollFd { Fd = _fd, Events = POLLIN };
+        var ready = poll(ref pfd, 1, (int)Math.Clamp(timeout.TotalMilliseconds, 0, int.MaxValue));
+        if (ready <= 0) return false;
+        lock (_gate)
+        {
+            while (true)
+            {
+                nint n;
+                fixed (byte* p = _buffer) n = recv(_fd, p, _buffer.Length, MSG_DONTWAIT);
+                if (n > 0) continue;
+                var errno = Marshal.GetLastPInvokeError();
+                return n == 0 || errno is 11 or 105 /* ENOBUFS */ or 4;
             }
         }
     }
