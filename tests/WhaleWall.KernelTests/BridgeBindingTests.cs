@@ -30,7 +30,7 @@ public sealed class BridgeBindingTests
     private static PortBinding Binding(LabContainer c) =>
         PortBinding.Of(c.PortIndex, RawFrames.Mac(c.Mac), IPAddress.Parse(c.Ip4), IPAddress.Parse(c.Ip6));
 
-    private static KnownPort Known(LabContainer c) => new(c.PortIndex, IPAddress.Parse(c.Ip4), IPAddress.Parse(c.Ip6));
+    private static KnownPort Known(LabContainer c) => new(c.PortIndex, RawFrames.Mac(c.Mac), IPAddress.Parse(c.Ip4), IPAddress.Parse(c.Ip6));
 
     private static void Install(BridgeLab lab, IEnumerable<PortBinding> bindings, IEnumerable<KnownPort>? known = null,
         IEnumerable<GuardedSubnet>? guards = null)
@@ -73,7 +73,7 @@ public sealed class BridgeBindingTests
         using var lab = new BridgeLab(withInternet: false);
         var a = lab.AddContainer(2);
         // somebody else's tables in the same namespace, bridge family included
-        Assert.True(lab.Nft.Run("add table bridge theirs\nadd chain bridge theirs c { type filter hook prerouting priority 0; }\nadd rule bridge theirs c counter\nadd table inet theirs4").Ok);
+        Assert.True(lab.Nft.Run("add table bridge theirs\nadd chain bridge theirs c { type filter hook prerouting priority 0; }\nadd rule bridge theirs c ip saddr 198.18.99.99 drop\nadd table inet theirs4").Ok);
         var before = lab.Nft.Run("list table bridge theirs").Output;
 
         Install(lab, [Binding(a)], guards: [new GuardedSubnet(IPNetwork.Parse(BridgeLab.Subnet0v4))]);
@@ -492,5 +492,41 @@ public sealed class BridgeBindingTests
         Change(lab, [], BridgeLayout.Elements(unbound.On(a.PortIndex)));
         Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, BridgeLab.InternetIp4, 80));
         Assert.True(UdpArrives(a, neighbour, a.Mac, a.Ip4, v6: false));
+    }
+
+    [Fact]
+    public void Vlan_tagged_frames_carry_no_managed_address_past_the_table()
+    {
+        using var lab = new BridgeLab(withInternet: false);
+        var b = lab.AddContainer(3);
+        var other = lab.AddContainer(5); // not managed
+        var neighbour = lab.AddContainer(4);
+        byte[] ArpClaim(LabContainer from, LabContainer victim) => RawFrames.Tagged(RawFrames.ArpReply(RawFrames.Mac(from.Mac),
+            RawFrames.Mac(from.Mac), IPAddress.Parse(victim.Ip4), RawFrames.Mac(neighbour.Mac), IPAddress.Parse(neighbour.Ip4), RawFrames.Mac(neighbour.Mac)));
+        byte[] NaClaim(LabContainer from, LabContainer victim) => RawFrames.Tagged(RawFrames.NeighbourAdvertisement(
+            RawFrames.Mac(from.Mac), IPAddress.Parse(from.LinkLocal), IPAddress.Parse(victim.Ip6), RawFrames.Mac(from.Mac)));
+
+        // the receiver takes a VLAN 0 frame as untagged: without the table, both poison it
+        Resolve(lab, neighbour, b.Ip4, b.Mac);
+        Resolve(lab, neighbour, b.Ip6, b.Mac);
+        RawFrames.Send(other.NsPath, "eth0", ArpClaim(other, b), NaClaim(other, b));
+        Thread.Sleep(300);
+        Assert.Equal(other.Mac, CachedMac(lab, neighbour, b.Ip4));
+        Assert.Equal(other.Mac, CachedMac(lab, neighbour, b.Ip6));
+
+        lab.Ip(neighbour.Name, "neigh", "flush", "dev", "eth0");
+        Install(lab, [Binding(b)]);
+        Resolve(lab, neighbour, b.Ip4, b.Mac);
+        Resolve(lab, neighbour, b.Ip6, b.Mac);
+        RawFrames.Send(other.NsPath, "eth0", ArpClaim(other, b), NaClaim(other, b));
+        Thread.Sleep(500);
+        Assert.Equal(b.Mac, CachedMac(lab, neighbour, b.Ip4));
+        Assert.Equal(b.Mac, CachedMac(lab, neighbour, b.Ip6));
+        // and a managed port sends nothing tagged, not even with its own address
+        using var capture = new RawFrames.Capture(neighbour.NsPath, "eth0");
+        var marker = Marker("tagged");
+        RawFrames.Send(b.NsPath, "eth0", RawFrames.Tagged(RawFrames.Udp4(RawFrames.Mac(neighbour.Mac), RawFrames.Mac(b.Mac),
+            IPAddress.Parse(b.Ip4), IPAddress.Parse(neighbour.Ip4), 9999, marker)));
+        Assert.False(capture.Saw(marker, NotDelivered));
     }
 }

@@ -124,6 +124,18 @@ public static unsafe class RawFrames
 
     public static PhysicalAddress Mac(string text) => PhysicalAddress.Parse(text.Replace(':', '-').ToUpperInvariant());
 
+    /// <summary>The same frame with an 802.1Q tag (VLAN 0 by default: a priority tag, which
+    /// receivers without VLAN devices treat as untagged).</summary>
+    public static byte[] Tagged(byte[] frame, ushort tci = 0)
+    {
+        var tagged = new byte[frame.Length + 4];
+        frame.AsSpan(0, 12).CopyTo(tagged);
+        BinaryPrimitives.WriteUInt16BigEndian(tagged.AsSpan(12), 0x8100);
+        BinaryPrimitives.WriteUInt16BigEndian(tagged.AsSpan(14), tci);
+        frame.AsSpan(12).CopyTo(tagged.AsSpan(16));
+        return tagged;
+    }
+
     private static byte[] Ethernet(PhysicalAddress dst, PhysicalAddress src, ushort type, ReadOnlySpan<byte> payload)
     {
         var frame = new byte[14 + payload.Length];

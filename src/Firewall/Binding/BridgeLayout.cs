@@ -7,15 +7,20 @@ namespace WhaleWall.Firewall.Binding;
 
 /// <summary>
 /// WhaleWall's bridge-family table (docs/binding.md): a constant handful of rules that look up
-/// hash sets keyed by port (the host-side veth's ifindex, <c>meta iif</c>) and address. It
+/// hash sets keyed by port (the host-side veth's ifindex, <c>meta iif</c>), MAC and address. It
 /// binds each managed container to its port (only its own MAC and addresses leave it; router
 /// advertisements, redirects and foreign neighbour advertisements never do), refuses a managed
 /// address or MAC from any other port, and makes unclassified source addresses wait on networks
 /// that hold a managed container. Pure: renders libnftables JSON.
-/// <para>Two sets are keyed by raw payload (<c>@th,64,128</c>, the neighbour discovery target
-/// address: libnftables 1.0.6 has no <c>icmpv6 taddr</c>) and need a <c>typeof</c> declaration,
-/// which its JSON parser cannot read: run <see cref="RawSetDeclarations"/> (nft syntax) once
-/// before the JSON start-up transaction. Declaring an empty set ahead is harmless.</para>
+/// <para>The IPv6 sets are keyed by raw payload (<c>@nh,64,128</c> is the source address,
+/// <c>@th,64,128</c> a neighbour discovery target: libnftables 1.0.6 has no <c>icmpv6 taddr</c>),
+/// so one set serves both lookups; they need a <c>typeof</c> declaration, which its JSON parser
+/// cannot read: run <see cref="RawSetDeclarations"/> (nft syntax) once before the JSON start-up
+/// transaction (declaring empty sets ahead is harmless). Listings show their addresses as
+/// 128-bit numbers.</para>
+/// <para>Rules that look at ARP or ICMPv6 from ports that are not bound name their protocol with
+/// <c>meta protocol</c>: nft's implicit dependency reads the link-layer ether type, which a
+/// VLAN-tagged frame (even VLAN 0, which receivers treat as untagged) would not match.</para>
 /// </summary>
 public static class BridgeLayout
 {
@@ -25,21 +30,14 @@ public static class BridgeLayout
     /// br_netfilter (priority 0), which hands bridged IP packets to the inet hooks.</summary>
     public const int Priority = -210;
 
-    // managed ports and what each may send
-    public const string Ports = "ports";            // iface_index: managed ports
-    public const string PortMac = "port_mac";       // iface_index . ether_addr
-    public const string PortIp4 = "port_ip4";       // iface_index . ipv4_addr (managed and known ports)
-    public const string PortIp6 = "port_ip6";       // iface_index . ipv6_addr, global (managed and known ports)
-    public const string PortLl6 = "port_ll6";       // iface_index . ipv6_addr, link-local (managed ports)
-    public const string PortNd6 = "port_nd6";       // typeof iif . @th,64,128: ND targets a managed port may advertise
-    // what no other port may use
-    public const string OwnedMac = "owned_mac";     // ether_addr
-    public const string Owned4 = "owned4";          // ipv4_addr
-    public const string Owned6 = "owned6";          // ipv6_addr (global and link-local)
-    public const string OwnedNd6 = "owned_nd6";     // typeof @th,64,128
-    // networks that hold a managed container
-    public const string Guard4 = "guard4";          // ipv4_addr, interval, timeout
-    public const string Guard6 = "guard6";          // ipv6_addr, interval, timeout
+    public const string Ports = "ports";        // iface_index: managed ports
+    public const string Port4 = "port4";        // iface_index . ether_addr . ipv4_addr: what a port may send (managed and known ports)
+    public const string Port6 = "port6";        // typeof iif . ether saddr . @nh,64,128: the same for IPv6 (managed: global and link-local)
+    public const string OwnedMac = "owned_mac"; // ether_addr: a managed container's MAC, from no other port
+    public const string Owned4 = "owned4";      // ipv4_addr: its IPv4 address, from no other port
+    public const string Owned6 = "owned6";      // typeof @nh,64,128: its IPv6 addresses (global and link-local)
+    public const string Guard4 = "guard4";      // ipv4_addr interval (timeout): networks that hold a managed container
+    public const string Guard6 = "guard6";      // ipv6_addr interval (timeout)
 
     public static readonly string[] Chains = ["prerouting", "forward", "output", "from_port", "from_port4", "from_port6", "from_port_arp", "to_port"];
 
@@ -48,26 +46,22 @@ public static class BridgeLayout
     private static readonly SetShape[] TypedSets =
     [
         new(Ports, ["iface_index"]),
-        new(PortMac, ["iface_index", "ether_addr"]),
-        new(PortIp4, ["iface_index", "ipv4_addr"]),
-        new(PortIp6, ["iface_index", "ipv6_addr"]),
-        new(PortLl6, ["iface_index", "ipv6_addr"]),
+        new(Port4, ["iface_index", "ether_addr", "ipv4_addr"]),
         new(OwnedMac, ["ether_addr"]),
         new(Owned4, ["ipv4_addr"]),
-        new(Owned6, ["ipv6_addr"]),
         new(Guard4, ["ipv4_addr"], Interval: true),
         new(Guard6, ["ipv6_addr"], Interval: true),
     ];
 
-    public static readonly string[] Sets = [.. TypedSets.Select(s => s.Name), PortNd6, OwnedNd6];
+    public static readonly string[] Sets = [.. TypedSets.Select(s => s.Name), Port6, Owned6];
 
-    /// <summary>ICMPv6 a managed container sends from its link-local address (or with its
+    /// <summary>ICMPv6 a managed container may send from its link-local address (and with its
     /// addresses as the subject): neighbour and router solicitation, neighbour advertisement
     /// (target checked), multicast listener reports and done.</summary>
     private static readonly string[] NeighbourTypesOut =
         ["nd-router-solicit", "nd-neighbor-solicit", "nd-neighbor-advert", "mld-listener-report", "mld-listener-done", "mld2-listener-report"];
 
-    /// <summary>... and receives (multicast listener queries too).</summary>
+    /// <summary>... and receive (multicast listener queries too).</summary>
     private static readonly string[] NeighbourTypesIn = [.. NeighbourTypesOut, "mld-listener-query"];
 
     /// <summary>Never from a managed container, never to one: they re-route its neighbours.</summary>
@@ -76,8 +70,8 @@ public static class BridgeLayout
     /// <summary>nft syntax: the table and the two raw-keyed sets (no-ops when they exist).</summary>
     public static string RawSetDeclarations(string table) =>
         $"add table bridge {table}\n" +
-        $"add set bridge {table} {PortNd6} {{ typeof iif . @th,64,128; }}\n" +
-        $"add set bridge {table} {OwnedNd6} {{ typeof @th,64,128; }}\n";
+        $"add set bridge {table} {Port6} {{ typeof iif . ether saddr . @nh,64,128; }}\n" +
+        $"add set bridge {table} {Owned6} {{ typeof @nh,64,128; }}\n";
 
     /// <summary>One transaction that (re)builds the table: declarations (no-ops when they
     /// exist), every chain and set flushed, the rules, the elements. Run
@@ -113,7 +107,7 @@ public static class BridgeLayout
 
     /// <summary>Everything a managed container's binding puts in the table: what it owns (its
     /// MAC and addresses, refused from any other port) and, once its port is known, what that
-    /// port may send.</summary>
+    /// port may send (8 elements with IPv4 and IPv6, 6 with IPv4 only: its link-local counts).</summary>
     public static IEnumerable<BridgeElement> Elements(PortBinding b)
     {
         var mac = Mac(b.Mac);
@@ -127,46 +121,30 @@ public static class BridgeLayout
         {
             var a = Address(address, AddressFamily.InterNetworkV6);
             var raw = Raw128(address);
-            yield return new(Owned6, a, () => JsonValue.Create(a)!);
-            yield return new(OwnedNd6, a, () => JsonValue.Create(raw)!);
+            yield return new(Owned6, a, () => JsonValue.Create(raw)!);
         }
         if (b.Port is not { } port) yield break;
 
         yield return new(Ports, $"{port}", () => JsonValue.Create(port));
-        yield return new(PortMac, $"{port} . {mac}", () => Concat(JsonValue.Create(port), mac));
-        if (b.IPv4 is { } p4)
-        {
-            var a = Address(p4, AddressFamily.InterNetwork);
-            yield return new(PortIp4, $"{port} . {a}", () => Concat(JsonValue.Create(port), a));
-        }
-        if (b.IPv6 is { } p6)
-        {
-            var a = Address(p6, AddressFamily.InterNetworkV6);
-            yield return new(PortIp6, $"{port} . {a}", () => Concat(JsonValue.Create(port), a));
-        }
-        var ll = Address(b.LinkLocal, AddressFamily.InterNetworkV6);
-        yield return new(PortLl6, $"{port} . {ll}", () => Concat(JsonValue.Create(port), ll));
-        foreach (var address in b.IPv6Addresses)
-        {
-            var a = Address(address, AddressFamily.InterNetworkV6);
-            var raw = Raw128(address);
-            yield return new(PortNd6, $"{port} . {a}", () => Concat(JsonValue.Create(port), raw));
-        }
+        foreach (var e in PortElements(port, mac, b.IPv4, b.IPv6Addresses)) yield return e;
     }
 
     /// <summary>A knowingly unmanaged container's addresses, classified on its own port.</summary>
-    public static IEnumerable<BridgeElement> Elements(KnownPort k)
+    public static IEnumerable<BridgeElement> Elements(KnownPort k) =>
+        PortElements(k.Port, Mac(k.Mac), k.IPv4, k.IPv6 is { } v6 ? [v6] : []);
+
+    private static IEnumerable<BridgeElement> PortElements(int port, string mac, IPAddress? ipv4, IEnumerable<IPAddress> ipv6)
     {
-        var port = k.Port;
-        if (k.IPv4 is { } v4)
+        if (ipv4 is { } v4)
         {
             var a = Address(v4, AddressFamily.InterNetwork);
-            yield return new(PortIp4, $"{port} . {a}", () => Concat(JsonValue.Create(port), a));
+            yield return new(Port4, $"{port} . {mac} . {a}", () => Concat(JsonValue.Create(port), mac, a));
         }
-        if (k.IPv6 is { } v6)
+        foreach (var address in ipv6)
         {
-            var a = Address(v6, AddressFamily.InterNetworkV6);
-            yield return new(PortIp6, $"{port} . {a}", () => Concat(JsonValue.Create(port), a));
+            var a = Address(address, AddressFamily.InterNetworkV6);
+            var raw = Raw128(address);
+            yield return new(Port6, $"{port} . {mac} . {a}", () => Concat(JsonValue.Create(port), mac, raw));
         }
     }
 
@@ -187,27 +165,32 @@ public static class BridgeLayout
     public static IEnumerable<JsonObject> Rules(string table)
     {
         JsonObject R(string chain, params JsonObject[] expr) => Rule(table, chain, expr);
+        JsonObject Ip6() => Match(Meta("protocol"), "ip6");
+        JsonObject Arp() => Match(Meta("protocol"), "arp");
 
         // --- prerouting: every frame entering a bridge from one of its ports, before the bridge
         // learns its source MAC and before br_netfilter hands it to the inet hooks
-        yield return R("prerouting", Match(Iif(), "@" + Ports), Jump("from_port"));
+        yield return R("prerouting", Match(Meta("iif"), "@" + Ports), Jump("from_port"));
         // not a managed port: nothing of a managed container's
         yield return R("prerouting", Match(P("ether", "saddr"), "@" + OwnedMac), Drop());
         yield return R("prerouting", Match(P("ip", "saddr"), "@" + Owned4), Drop());
-        yield return R("prerouting", Match(P("ip6", "saddr"), "@" + Owned6), Drop());
-        yield return R("prerouting", Match(P("arp", "saddr ether"), "@" + OwnedMac), Drop());
-        yield return R("prerouting", Match(P("arp", "saddr ip"), "@" + Owned4), Drop());
-        yield return R("prerouting", Match(P("icmpv6", "type"), "nd-neighbor-advert"), Match(NdTarget(), "@" + OwnedNd6), Drop());
+        yield return R("prerouting", Ip6(), Match(SourceAddress6(), "@" + Owned6), Drop());
+        yield return R("prerouting", Arp(), Match(P("arp", "saddr ether"), "@" + OwnedMac), Drop());
+        yield return R("prerouting", Arp(), Match(P("arp", "saddr ip"), "@" + Owned4), Drop());
+        yield return R("prerouting", Ip6(), Match(P("icmpv6", "type"), "nd-neighbor-advert"), Match(NdTarget(), "@" + Owned6), Drop());
         // duplicate address detection of a managed address (a neighbour claiming it)
-        yield return R("prerouting", Match(P("ip6", "saddr"), "::"), Match(P("icmpv6", "type"), "nd-neighbor-solicit"),
-            Match(NdTarget(), "@" + OwnedNd6), Drop());
+        yield return R("prerouting", Ip6(), Match(P("ip6", "saddr"), "::"), Match(P("icmpv6", "type"), "nd-neighbor-solicit"),
+            Match(NdTarget(), "@" + Owned6), Drop());
         // unknown addresses wait: on a guarded network, a source not classified on its port
-        yield return R("prerouting", Match(P("ip", "saddr"), "@" + Guard4), Match(Concat(Iif(), P("ip", "saddr")), "@" + PortIp4, "!="), Drop());
-        yield return R("prerouting", Match(P("ip6", "saddr"), "@" + Guard6), Match(Concat(Iif(), P("ip6", "saddr")), "@" + PortIp6, "!="), Drop());
-        yield return R("prerouting", Match(P("arp", "saddr ip"), "@" + Guard4), Match(Concat(Iif(), P("arp", "saddr ip")), "@" + PortIp4, "!="), Drop());
+        yield return R("prerouting", Match(P("ip", "saddr"), "@" + Guard4),
+            Match(Concat(Meta("iif"), P("ether", "saddr"), P("ip", "saddr")), "@" + Port4, "!="), Drop());
+        yield return R("prerouting", Match(P("ip6", "saddr"), "@" + Guard6),
+            Match(Concat(Meta("iif"), P("ether", "saddr"), SourceAddress6()), "@" + Port6, "!="), Drop());
+        yield return R("prerouting", Arp(), Match(P("arp", "saddr ip"), "@" + Guard4),
+            Match(Concat(Meta("iif"), P("ether", "saddr"), P("arp", "saddr ip")), "@" + Port4, "!="), Drop());
 
-        // --- a managed port: its MAC, then by protocol; anything else (VLAN tags included) is dropped
-        yield return R("from_port", Match(Concat(Iif(), P("ether", "saddr")), "@" + PortMac, "!="), Drop());
+        // --- a managed port, by ether type as the frame carries it: anything but untagged
+        // IPv4, ARP and IPv6 (VLAN tags included) is dropped
         yield return R("from_port", new JsonObject
         {
             ["vmap"] = new JsonObject
@@ -224,34 +207,37 @@ public static class BridgeLayout
         });
         yield return R("from_port", Drop());
 
-        yield return R("from_port4", Match(Concat(Iif(), P("ip", "saddr")), "@" + PortIp4), Accept());
+        // its MAC and its address, together
+        yield return R("from_port4", Match(Concat(Meta("iif"), P("ether", "saddr"), P("ip", "saddr")), "@" + Port4), Accept());
         yield return R("from_port4", Drop());
 
         yield return R("from_port_arp",
             Match(P("arp", "htype"), 1), Match(P("arp", "ptype"), "ip"), Match(P("arp", "hlen"), 6), Match(P("arp", "plen"), 4),
-            Match(Concat(Iif(), P("arp", "saddr ether")), "@" + PortMac),
-            Match(Concat(Iif(), P("arp", "saddr ip")), "@" + PortIp4), Accept());
+            Match(Concat(Meta("iif"), P("ether", "saddr"), P("arp", "saddr ip")), "@" + Port4),
+            Match(Concat(Meta("iif"), P("arp", "saddr ether"), P("arp", "saddr ip")), "@" + Port4), Accept());
         yield return R("from_port_arp", Drop());
 
         // neighbour advertisements only for its own addresses; no router advertisements,
         // redirects, renumbering or multicast listener queries
-        yield return R("from_port6", Match(P("icmpv6", "type"), "nd-neighbor-advert"), Match(Concat(Iif(), NdTarget()), "@" + PortNd6, "!="), Drop());
+        yield return R("from_port6", Match(P("icmpv6", "type"), "nd-neighbor-advert"),
+            Match(Concat(Meta("iif"), P("ether", "saddr"), NdTarget()), "@" + Port6, "!="), Drop());
         yield return R("from_port6", Match(P("icmpv6", "type"), Set([.. RouterTypes, "mld-listener-query"])), Drop());
         // duplicate address detection of its own addresses; listener reports before it has an address
         yield return R("from_port6", Match(P("ip6", "saddr"), "::"), Match(P("icmpv6", "type"), "nd-neighbor-solicit"),
-            Match(Concat(Iif(), NdTarget()), "@" + PortNd6), Accept());
+            Match(Concat(Meta("iif"), P("ether", "saddr"), NdTarget()), "@" + Port6), Accept());
         yield return R("from_port6", Match(P("ip6", "saddr"), "::"), Match(P("icmpv6", "type"), "mld2-listener-report"), Accept());
         // neighbour discovery from its own link-local or global address
-        yield return R("from_port6", Match(P("icmpv6", "type"), Set(NeighbourTypesOut)), Match(Concat(Iif(), P("ip6", "saddr")), "@" + PortLl6), Accept());
-        yield return R("from_port6", Match(P("icmpv6", "type"), Set(NeighbourTypesOut)), Match(Concat(Iif(), P("ip6", "saddr")), "@" + PortIp6), Accept());
-        // nothing else to link-local destinations (its policy cannot name them)
+        yield return R("from_port6", Match(P("icmpv6", "type"), Set(NeighbourTypesOut)),
+            Match(Concat(Meta("iif"), P("ether", "saddr"), SourceAddress6()), "@" + Port6), Accept());
+        // nothing else from or to link-local addresses (its policy cannot name them)
+        yield return R("from_port6", Match(P("ip6", "saddr"), Prefix("fe80::", 10)), Drop());
         yield return R("from_port6", Match(P("ip6", "daddr"), Prefix("fe80::", 10)), Drop());
-        yield return R("from_port6", Match(Concat(Iif(), P("ip6", "saddr")), "@" + PortIp6), Accept());
+        yield return R("from_port6", Match(Concat(Meta("iif"), P("ether", "saddr"), SourceAddress6()), "@" + Port6), Accept());
         yield return R("from_port6", Drop());
 
         // --- towards a managed port (bridged from a neighbour, or sent by the host)
-        yield return R("forward", Match(Oif(), "@" + Ports), Jump("to_port"));
-        yield return R("output", Match(Oif(), "@" + Ports), Jump("to_port"));
+        yield return R("forward", Match(Meta("oif"), "@" + Ports), Jump("to_port"));
+        yield return R("output", Match(Meta("oif"), "@" + Ports), Jump("to_port"));
         yield return R("to_port", Match(P("ether", "type"), Set(["8021q", "8021ad"])), Drop());
         yield return R("to_port", Match(P("icmpv6", "type"), Set(RouterTypes)), Drop());
         yield return R("to_port", Match(P("icmpv6", "type"), Set(NeighbourTypesIn)), Accept());
@@ -320,8 +306,12 @@ public static class BridgeLayout
     /// offset 8 of the ICMPv6 header.</summary>
     private static JsonObject NdTarget() => new() { ["payload"] = new JsonObject { ["base"] = "th", ["offset"] = 64, ["len"] = 128 } };
 
-    private static JsonObject Iif() => new() { ["meta"] = new JsonObject { ["key"] = "iif" } };
-    private static JsonObject Oif() => new() { ["meta"] = new JsonObject { ["key"] = "oif" } };
+    /// <summary>The IPv6 source address as raw payload (16 bytes at offset 8 of the network
+    /// header), to look it up in the raw-keyed sets. Has no implicit dependency: every rule
+    /// using it names the protocol first.</summary>
+    private static JsonObject SourceAddress6() => new() { ["payload"] = new JsonObject { ["base"] = "nh", ["offset"] = 64, ["len"] = 128 } };
+
+    private static JsonObject Meta(string key) => new() { ["meta"] = new JsonObject { ["key"] = key } };
     private static JsonObject Concat(params JsonNode[] parts) => new() { ["concat"] = new JsonArray(parts) };
     private static JsonObject Set(IEnumerable<string> items) => new() { ["set"] = new JsonArray(items.Select(i => (JsonNode)i!).ToArray()) };
     private static JsonObject Prefix(string addr, int len) => new() { ["prefix"] = new JsonObject { ["addr"] = addr, ["len"] = len } };

@@ -35,9 +35,9 @@ public sealed record PortBinding(int? Port, PhysicalAddress Mac, IPAddress? IPv4
 }
 
 /// <summary>A container WhaleWall knows and leaves unmanaged, on a network that holds a
-/// managed container: its addresses are "classified" on its own port, so they pass the
-/// "unknown addresses wait" rule there (and nowhere else).</summary>
-public sealed record KnownPort(int Port, IPAddress? IPv4, IPAddress? IPv6);
+/// managed container: its addresses (with its MAC) are "classified" on its own port, so they
+/// pass the "unknown addresses wait" rule there, and nowhere else.</summary>
+public sealed record KnownPort(int Port, PhysicalAddress Mac, IPAddress? IPv4, IPAddress? IPv6);
 
 /// <summary>The subnet of a Docker network that holds at least one managed container: source
 /// addresses in it that are not classified on their port are dropped ("unknown addresses
