@@ -31,6 +31,25 @@ ctx.Log($"wwbench {(isShort ? "--short" : "full")}: table inet {ctx.Table} in th
 var exit = 0;
 try
 {
+    NamespaceCost.Run(ctx);
+
+    await using (var present = await Present.StartAsync(ctx))
+    {
+        await present.ChurnAsync(ctx);
+        var harness = await RealContainers.StartHarnessAsync(ctx);
+        await RealContainers.ChurnAsync(ctx, harness, present);
+        await present.DisposeAsync();
+        await RealContainers.DaemonAsync(ctx, harness);
+        await RealContainers.StopHarnessAsync(harness);
+    }
+    ctx.DropTable();
+
+    var system = Ctx.NewActorSystem("wwbench-bulk");
+    try { await Bulk.RunAsync(ctx, system); }
+    finally { await system.Terminate(); }
+
+    await DnsChange.RunAsync(ctx);
+    await Datapath.RunAsync(ctx);
     await BindingCost.RunAsync(ctx);
 }
 catch (Exception e)
