@@ -529,4 +529,42 @@ public sealed class BridgeBindingTests
             IPAddress.Parse(b.Ip4), IPAddress.Parse(neighbour.Ip4), 9999, marker)));
         Assert.False(capture.Saw(marker, NotDelivered));
     }
+
+    [Fact]
+    public void One_transaction_carries_a_containers_inet_and_bridge_elements_and_fails_whole()
+    {
+        using var lab = new BridgeLab(withInternet: false);
+        var a = lab.AddContainer(2);
+        Assert.True(lab.Nft.Run(BridgeLayout.RawSetDeclarations(Table)).Ok);
+        Assert.True(lab.Nft.Run(BridgeLayout.FullTable(Table, [])).Ok);
+        Assert.True(lab.Nft.Run(NftJson.FullTable(Table, [])).Ok);
+        var bridge = BridgeLayout.ChangeCommands(Table, [], BridgeLayout.Elements(Binding(a)));
+        var managed = new Element(NftSets.Managed(IpFamily.V4), [Field.Address(AddressRange.Single(IPAddress.Parse(a.Ip4)))]);
+        string Batch(params System.Text.Json.Nodes.JsonNode[] extra)
+        {
+            var inet = System.Text.Json.Nodes.JsonNode.Parse(NftJson.Changes(Table, [], [managed]))!["nftables"]!.AsArray();
+            var all = new System.Text.Json.Nodes.JsonArray();
+            foreach (var c in inet.Concat(bridge).Concat(extra)) all.Add(c!.DeepClone());
+            return new System.Text.Json.Nodes.JsonObject { ["nftables"] = all }.ToJsonString();
+        }
+
+        // a batch that fails at its last command changes neither table
+        var failing = Batch(new System.Text.Json.Nodes.JsonObject
+        {
+            ["add"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["element"] = new System.Text.Json.Nodes.JsonObject
+                {
+                    ["family"] = "bridge", ["table"] = Table, ["name"] = "nosuchset", ["elem"] = new System.Text.Json.Nodes.JsonArray(1),
+                },
+            },
+        });
+        Assert.False(lab.Nft.Run(failing).Ok);
+        Assert.DoesNotContain(a.Ip4, lab.Nft.Run($"list set bridge {Table} owned4").Output);
+        Assert.DoesNotContain(a.Ip4, lab.Nft.Run($"list set inet {Table} managed4").Output);
+
+        Assert.True(lab.Nft.Run(Batch()).Ok);
+        Assert.Contains(a.Ip4, lab.Nft.Run($"list set bridge {Table} owned4").Output);
+        Assert.Contains(a.Ip4, lab.Nft.Run($"list set inet {Table} managed4").Output);
+    }
 }

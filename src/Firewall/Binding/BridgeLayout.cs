@@ -76,7 +76,11 @@ public static class BridgeLayout
     /// <summary>One transaction that (re)builds the table: declarations (no-ops when they
     /// exist), every chain and set flushed, the rules, the elements. Run
     /// <see cref="RawSetDeclarations"/> first.</summary>
-    public static string FullTable(string table, IEnumerable<BridgeElement> elements)
+    public static string FullTable(string table, IEnumerable<BridgeElement> elements) => Render(FullTableCommands(table, elements));
+
+    /// <summary>The commands of <see cref="FullTable"/>, to put in the same batch as the inet
+    /// table's start-up (one transaction for both tables).</summary>
+    public static JsonArray FullTableCommands(string table, IEnumerable<BridgeElement> elements)
     {
         var commands = new JsonArray { Command("add", "table", new JsonObject { ["family"] = Family, ["name"] = table }) };
         foreach (var set in TypedSets) commands.Add(Command("add", "set", SetObject(table, set)));
@@ -85,16 +89,21 @@ public static class BridgeLayout
         foreach (var set in Sets) commands.Add(Command("flush", "set", new JsonObject { ["family"] = Family, ["table"] = table, ["name"] = set }));
         foreach (var rule in Rules(table)) commands.Add(rule);
         AddElements(commands, "add", table, elements);
-        return Render(commands);
+        return commands;
     }
 
     /// <summary>One transaction: element deletes, then adds (both may be empty).</summary>
-    public static string Changes(string table, IEnumerable<BridgeElement> deletes, IEnumerable<BridgeElement> adds)
+    public static string Changes(string table, IEnumerable<BridgeElement> deletes, IEnumerable<BridgeElement> adds) =>
+        Render(ChangeCommands(table, deletes, adds));
+
+    /// <summary>The commands of <see cref="Changes"/>, to put in the same batch as the inet
+    /// table's element changes of the same container (one transaction for both tables).</summary>
+    public static JsonArray ChangeCommands(string table, IEnumerable<BridgeElement> deletes, IEnumerable<BridgeElement> adds)
     {
         var commands = new JsonArray();
         AddElements(commands, "delete", table, deletes);
         AddElements(commands, "add", table, adds);
-        return Render(commands);
+        return commands;
     }
 
     public static string DeleteTable(string table) => Render(
