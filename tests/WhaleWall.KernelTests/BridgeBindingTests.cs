@@ -21,8 +21,13 @@ namespace WhaleWall.KernelTests;
 public sealed class BridgeBindingTests
 {
     private const string Table = "wwbind";
-    private static readonly TimeSpan Delivered = TimeSpan.FromSeconds(2);
+    /// <summary>Generous for what must pass (a pass returns at once; the machine may be busy).</summary>
+    private static readonly TimeSpan Allowed = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan Delivered = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan NotDelivered = TimeSpan.FromMilliseconds(800);
+    /// <summary>A blocked probe times out, or, when the container's own ARP/ND was what the
+    /// table dropped, fails at once with "no route to host": both are "not connected" (every
+    /// server probed here listens, so nothing answers with a reset).</summary>
     private static readonly TimeSpan Denied = TimeSpan.FromSeconds(1);
 
     // ------------------------------------------------------------------ helpers
@@ -48,6 +53,18 @@ public sealed class BridgeBindingTests
     {
         var r = lab.Nft.Run(BridgeLayout.Changes(Table, deletes, adds));
         Assert.True(r.Ok, r.Error);
+    }
+
+    /// <summary>After a change that lets a container talk: it connects within a few seconds.
+    /// Its earlier, dropped attempts may have left a FAILED neighbour entry that answers
+    /// "no route to host" until the kernel probes again: a real container retries, so does this.</summary>
+    private static void EventuallyConnects(string ns, string ip, int port, string? sourceIp = null)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(8);
+        ProbeOutcome outcome;
+        while ((outcome = Probe.Tcp(ns, ip, port, Allowed, sourceIp: sourceIp)) != ProbeOutcome.Connected && DateTime.UtcNow < deadline)
+            Thread.Sleep(500);
+        Assert.Equal(ProbeOutcome.Connected, outcome);
     }
 
     private static byte[] Marker(string what) => Encoding.ASCII.GetBytes($"ww-marker-{what}-{Guid.NewGuid():N}");
@@ -285,21 +302,21 @@ public sealed class BridgeBindingTests
         var toHost = $"{hostLinkLocal}%{a.EthIndex}";
         var toA = $"{a.LinkLocal}%{neighbour.EthIndex}";
 
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, toNeighbour, 8080));
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, toHost, 8080));
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(neighbour.NsPath, toA, 8080));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, toNeighbour, 8080, Allowed));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, toHost, 8080, Allowed));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(neighbour.NsPath, toA, 8080, Allowed));
 
         Install(lab, [Binding(a)]);
 
-        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(a.NsPath, toNeighbour, 8080, Denied));
-        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(a.NsPath, toHost, 8080, Denied));
-        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(neighbour.NsPath, toA, 8080, Denied));
+        Assert.NotEqual(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, toNeighbour, 8080, Denied));
+        Assert.NotEqual(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, toHost, 8080, Denied));
+        Assert.NotEqual(ProbeOutcome.Connected, Probe.Tcp(neighbour.NsPath, toA, 8080, Denied));
         // neighbour discovery still works: its global IPv6 address reaches and is reached (no inet table here)
         lab.Ip(a.Name, "neigh", "flush", "dev", "eth0");
         lab.Ip(neighbour.Name, "neigh", "flush", "dev", "eth0");
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, neighbour.Ip6, 8080));
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(neighbour.NsPath, a.Ip6, 8080));
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, BridgeLab.Gateway0v6, 8080));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, neighbour.Ip6, 8080, Allowed));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(neighbour.NsPath, a.Ip6, 8080, Allowed));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, BridgeLab.Gateway0v6, 8080, Allowed));
     }
 
     // ------------------------------------------------------------------ with WhaleWall's inet table
@@ -341,19 +358,19 @@ public sealed class BridgeBindingTests
         lab.Ip(a.Name, v6 ? "-6" : "-4", "addr", "add", added + prefix, "dev", "eth0", "nodad");
 
         // the hole, with the inet table alone: the added address is "unmanaged" and reaches anything
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, server, 81, sourceIp: added));
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, toNeighbour, 8080, sourceIp: added));
-        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(a.NsPath, server, 81, Denied, sourceIp: own));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, server, 81, Allowed, sourceIp: added));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, toNeighbour, 8080, Allowed, sourceIp: added));
+        Assert.NotEqual(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, server, 81, Denied, sourceIp: own));
 
         Install(lab, [Binding(a)]);
 
-        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(a.NsPath, server, 81, Denied, sourceIp: added));
-        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(a.NsPath, server, 80, Denied, sourceIp: added));
-        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(a.NsPath, toNeighbour, 8080, Denied, sourceIp: added));
+        Assert.NotEqual(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, server, 81, Denied, sourceIp: added));
+        Assert.NotEqual(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, server, 80, Denied, sourceIp: added));
+        Assert.NotEqual(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, toNeighbour, 8080, Denied, sourceIp: added));
         // its own address: its policy, unchanged
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, server, 80, sourceIp: own));
-        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(a.NsPath, server, 81, Denied, sourceIp: own));
-        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(a.NsPath, toNeighbour, 8080, Denied, sourceIp: own));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, server, 80, Allowed, sourceIp: own));
+        Assert.NotEqual(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, server, 81, Denied, sourceIp: own));
+        Assert.NotEqual(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, toNeighbour, 8080, Denied, sourceIp: own));
     }
 
     [Theory]
@@ -392,25 +409,25 @@ public sealed class BridgeBindingTests
         var internet4 = BridgeLab.InternetIp4;
         var internet6 = BridgeLab.InternetIp6;
 
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(fresh.NsPath, internet4, 80));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(fresh.NsPath, internet4, 80, Allowed));
 
         Install(lab, [Binding(managed)], [Known(known)],
             [new GuardedSubnet(IPNetwork.Parse(BridgeLab.Subnet0v4)), new GuardedSubnet(IPNetwork.Parse(BridgeLab.Subnet0v6))]);
 
-        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(fresh.NsPath, internet4, 80, Denied));
-        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(fresh.NsPath, internet6, 80, Denied));
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(known.NsPath, internet4, 80));
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(known.NsPath, internet6, 80));
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(elsewhere.NsPath, internet4, 80));
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(elsewhere.NsPath, internet6, 80));
+        Assert.NotEqual(ProbeOutcome.Connected, Probe.Tcp(fresh.NsPath, internet4, 80, Denied));
+        Assert.NotEqual(ProbeOutcome.Connected, Probe.Tcp(fresh.NsPath, internet6, 80, Denied));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(known.NsPath, internet4, 80, Allowed));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(known.NsPath, internet6, 80, Allowed));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(elsewhere.NsPath, internet4, 80, Allowed));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(elsewhere.NsPath, internet6, 80, Allowed));
         // a known container's address is classified on its own port only
         lab.Ip(fresh.Name, "addr", "add", "198.18.30.3/32", "dev", "eth0");
-        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(fresh.NsPath, internet4, 80, Denied, sourceIp: "198.18.30.3"));
+        Assert.NotEqual(ProbeOutcome.Connected, Probe.Tcp(fresh.NsPath, internet4, 80, Denied, sourceIp: "198.18.30.3"));
 
         // classified (knowingly unmanaged): it goes
         Change(lab, [], BridgeLayout.Elements(Known(fresh)));
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(fresh.NsPath, internet4, 80, sourceIp: fresh.Ip4));
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(fresh.NsPath, internet6, 80));
+        EventuallyConnects(fresh.NsPath, internet4, 80, sourceIp: fresh.Ip4);
+        EventuallyConnects(fresh.NsPath, internet6, 80);
     }
 
     [Theory]
@@ -425,7 +442,7 @@ public sealed class BridgeBindingTests
         var lease = strict ? (TimeSpan?)null : TimeSpan.FromSeconds(2);
         var guard = new GuardedSubnet(IPNetwork.Parse(BridgeLab.Subnet0v4), lease);
         Install(lab, [Binding(managed)], guards: [guard]);
-        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(fresh.NsPath, BridgeLab.InternetIp4, 80, Denied));
+        Assert.NotEqual(ProbeOutcome.Connected, Probe.Tcp(fresh.NsPath, BridgeLab.InternetIp4, 80, Denied));
 
         // a running daemon renews the lease (delete + add in one transaction restarts the timeout)
         for (var i = 0; i < 3; i++)
@@ -433,15 +450,15 @@ public sealed class BridgeBindingTests
             Thread.Sleep(800);
             Change(lab, [BridgeLayout.Element(guard)], [BridgeLayout.Element(guard)]);
         }
-        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(fresh.NsPath, BridgeLab.InternetIp4, 80, Denied));
+        Assert.NotEqual(ProbeOutcome.Connected, Probe.Tcp(fresh.NsPath, BridgeLab.InternetIp4, 80, Denied));
 
         // the daemon stops renewing
         Thread.Sleep(2500);
-        Assert.Equal(strict ? ProbeOutcome.TimedOut : ProbeOutcome.Connected,
-            Probe.Tcp(fresh.NsPath, BridgeLab.InternetIp4, 80, Denied));
+        if (strict) Assert.NotEqual(ProbeOutcome.Connected, Probe.Tcp(fresh.NsPath, BridgeLab.InternetIp4, 80, Denied));
+        else EventuallyConnects(fresh.NsPath, BridgeLab.InternetIp4, 80);
         // the managed container stays bound either way: its address from the fresh port is still refused
         lab.Ip(fresh.Name, "addr", "add", managed.Ip4 + "/32", "dev", "eth0");
-        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(fresh.NsPath, BridgeLab.InternetIp4, 80, Denied, sourceIp: managed.Ip4));
+        Assert.NotEqual(ProbeOutcome.Connected, Probe.Tcp(fresh.NsPath, BridgeLab.InternetIp4, 80, Denied, sourceIp: managed.Ip4));
     }
 
     // ------------------------------------------------------------------ a reused address
@@ -454,7 +471,7 @@ public sealed class BridgeBindingTests
         using var http = TcpServer.Start(lab.InternetNs, BridgeLab.InternetIp4, 80);
         var oldBinding = Binding(old);
         Install(lab, [oldBinding]);
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(old.NsPath, BridgeLab.InternetIp4, 80));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(old.NsPath, BridgeLab.InternetIp4, 80, Allowed));
 
         // the daemon is away: the container goes, another comes on the same address (and, as
         // with Docker's address-derived MACs, the same MAC); the table still holds the old binding
@@ -463,11 +480,11 @@ public sealed class BridgeBindingTests
         Assert.Equal(old.Ip4, reused.Ip4);
         Assert.Equal(old.Mac, reused.Mac);
         Assert.NotEqual(old.PortIndex, reused.PortIndex);
-        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(reused.NsPath, BridgeLab.InternetIp4, 80, Denied));
+        Assert.NotEqual(ProbeOutcome.Connected, Probe.Tcp(reused.NsPath, BridgeLab.InternetIp4, 80, Denied));
 
         // reconciled: the old binding goes, the new one comes, in one transaction
         Change(lab, BridgeLayout.Elements(oldBinding), BridgeLayout.Elements(Binding(reused)));
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(reused.NsPath, BridgeLab.InternetIp4, 80));
+        EventuallyConnects(reused.NsPath, BridgeLab.InternetIp4, 80);
     }
 
     // ------------------------------------------------------------------ the start race
@@ -479,18 +496,18 @@ public sealed class BridgeBindingTests
         var a = lab.AddContainer(2);
         var neighbour = lab.AddContainer(3);
         using var http = TcpServer.Start(lab.InternetNs, BridgeLab.InternetIp4, 80);
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, BridgeLab.InternetIp4, 80));
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, BridgeLab.InternetIp4, 80, Allowed));
 
         // `network connect`: Docker has told the address and MAC, the port is not ready yet
         var unbound = Binding(a) with { Port = null };
         Install(lab, [unbound]);
-        Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(a.NsPath, BridgeLab.InternetIp4, 80, Denied));
+        Assert.NotEqual(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, BridgeLab.InternetIp4, 80, Denied));
         Assert.False(UdpArrives(a, neighbour, a.Mac, a.Ip4, v6: false));
         Assert.False(UdpArrives(a, neighbour, a.Mac, a.Ip6, v6: true));
 
         // the port is found: the same binding, now on it
         Change(lab, [], BridgeLayout.Elements(unbound.On(a.PortIndex)));
-        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(a.NsPath, BridgeLab.InternetIp4, 80));
+        EventuallyConnects(a.NsPath, BridgeLab.InternetIp4, 80);
         Assert.True(UdpArrives(a, neighbour, a.Mac, a.Ip4, v6: false));
     }
 
