@@ -50,6 +50,7 @@ try
 
     await DnsChange.RunAsync(ctx);
     await Datapath.RunAsync(ctx);
+    await BindingCost.RunAsync(ctx);
 }
 catch (Exception e)
 {
