@@ -21,7 +21,7 @@ public sealed class TestDnsServer : IDisposable
     private readonly CancellationTokenSource stop = new();
     private readonly ConcurrentDictionary<string, (int Ttl, IPAddress[] Addresses)> records = new(StringComparer.OrdinalIgnoreCase);
     private readonly ConcurrentDictionary<string, (int Ttl, string Target)> cnames = new(StringComparer.OrdinalIgnoreCase);
-    private readonly ConcurrentDictionary<string, bool> failing = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ConcurrentDictionary<string, int> failing = new(StringComparer.OrdinalIgnoreCase);
     public ConcurrentDictionary<string, int> Queries { get; } = new(StringComparer.OrdinalIgnoreCase);
     public ConcurrentQueue<LoggedQuery> Log { get; } = new();
 
@@ -77,8 +77,9 @@ public sealed class TestDnsServer : IDisposable
         records.TryRemove(name.TrimEnd('.'), out _);
     }
 
-    /// <summary>SERVFAIL for this name until <see cref="Set"/> is called again.</summary>
-    public void Fail(string name) => failing[name.TrimEnd('.')] = true;
+    /// <summary>SERVFAIL (or <paramref name="rcode"/>, e.g. 5 REFUSED) for this name until
+    /// <see cref="Set"/> is called again.</summary>
+    public void Fail(string name, int rcode = 2) => failing[name.TrimEnd('.')] = rcode;
 
     public int QueriesFor(string name) => Queries.TryGetValue(name.TrimEnd('.'), out var n) ? n : 0;
 
@@ -170,7 +171,7 @@ public sealed class TestDnsServer : IDisposable
             answers.Add((current, alias.Ttl, 5, EncodeName(alias.Target)));
             current = alias.Target;
         }
-        if (failing.ContainsKey(current)) rcode = 2;
+        if (failing.TryGetValue(current, out var failure)) rcode = failure;
         else if (records.TryGetValue(current, out var record))
         {
             var family = type == 28 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork;
