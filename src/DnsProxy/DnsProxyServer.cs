@@ -70,6 +70,17 @@ public sealed class DnsProxyServer : IDisposable
         server.Start();
     }
 
+    /// <summary>What each container has learned and not yet expired (for <c>status</c>:
+    /// names, addresses, expiry).</summary>
+    public IReadOnlyDictionary<string, LearnedAddresses> Learned()
+    {
+        var now = time.GetUtcNow();
+        var result = new Dictionary<string, LearnedAddresses>(StringComparer.Ordinal);
+        foreach (var (id, state) in states)
+            lock (state.Gate) result[id] = state.Learned.Prune(now);
+        return result;
+    }
+
     /// <summary>A container is gone: its bucket and learned addresses go too.</summary>
     public void Forget(string containerId) => states.TryRemove(containerId, out _);
 
