@@ -271,6 +271,25 @@ public sealed class DnsProxyTests : IDisposable
     }
 
     [Fact]
+    public void Over_its_query_rate_a_container_is_refused_without_asking_upstream()
+    {
+        upstream.Set("api.example.test", 60, "198.19.0.10");
+        var options = DnsProxyOptions.Default with
+        {
+            Listen = [new IPEndPoint(IPAddress.IPv6Any, Port + 1)],
+            Rate = new RateLimit(PerSecond: 0.01, Burst: 3),
+        };
+        using var limited = new DnsProxyServer(options, directory, commit,
+            upstreamSockets: (f, t, p) => Netns.Run(lab.RouterNs, () => new Socket(f, t, p)));
+        Netns.Run(lab.RouterNs, limited.Start);
+        var rcodes = Enumerable.Range(0, 6)
+            .Select(_ => DnsClientProbe.Ask(lab.ClientNs, new IPEndPoint(proxy4.Address, Port + 1), "api.example.test")!.ReturnCode)
+            .ToArray();
+        Assert.Equal([ReturnCode.NoError, ReturnCode.NoError, ReturnCode.NoError, ReturnCode.Refused, ReturnCode.Refused, ReturnCode.Refused], rcodes);
+        Assert.Equal(3, upstream.QueriesFor("api.example.test"));
+    }
+
+    [Fact]
     public void A_source_that_is_no_container_is_refused()
     {
         directory.Clients.Clear();
