@@ -49,6 +49,7 @@ try
     finally { await system.Terminate(); }
 
     await DnsChange.RunAsync(ctx);
+    await DnsProxyLatency.RunAsync(ctx);
     await Datapath.RunAsync(ctx);
     await BindingCost.RunAsync(ctx);
 }

@@ -1,0 +1,130 @@
+using System.Collections.Immutable;
+using System.Net;
+using System.Security.Cryptography;
+using WhaleWall.Firewall.Compile;
+using WhaleWall.Firewall.Kernel;
+using WhaleWall.Firewall.Labels;
+using WhaleWall.Firewall.Nft;
+using WhaleWall.Firewall.Policy;
+using WhaleWall.TestSupport;
+using Xunit;
+
+namespace WhaleWall.KernelTests;
+
+/// <summary>
+/// Two "containers" on one bridge, as on a Docker network: a proxied client (198.18.30.2) and a
+/// DNS server container (198.18.30.3), both behind the bridge br0 (198.18.30.1) of a "host"
+/// namespace that holds WhaleWall's table with the proxy's rules and a stand-in proxy. Bridged
+/// traffic crosses the inet hooks through br_netfilter (bridge-nf-call-iptables=1, as WhaleWall
+/// requires), so a query to the neighbour's port 53 is redirected to the proxy like any other.
+/// Namespaces wwk-XXXXXX-{host,c1,c2}, deleted at the end.
+/// </summary>
+public sealed class DnsRedirectBridgedTests : IDisposable
+{
+    private const string Table = "whalewall";
+    private const int ProxyPort = 15353;
+    private const string Gateway = "198.18.30.1", Client = "198.18.30.2", Neighbour = "198.18.30.3";
+    private readonly List<string> created = [];
+    private readonly List<IDisposable> servers = [];
+    private readonly string host, c1, c2;
+    private readonly LibNftables nft;
+
+    public DnsRedirectBridgedTests()
+    {
+        var id = Convert.ToHexString(RandomNumberGenerator.GetBytes(3)).ToLowerInvariant();
+        (host, c1, c2) = ($"wwk-{id}-host", $"wwk-{id}-c1", $"wwk-{id}-c2");
+        foreach (var ns in new[] { host, c1, c2 })
+        {
+            Shell.Run("ip", "netns", "add", ns);
+            created.Add(ns);
+            Ip(ns, "link", "set", "lo", "up");
+            Ip(ns, "route", "add", "blackhole", "198.18.0.0/15", "metric", "4000");
+        }
+        Shell.Run("ip", "netns", "exec", host, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1");
+        Ip(host, "link", "add", "br0", "type", "bridge");
+        Ip(host, "addr", "add", Gateway + "/24", "dev", "br0");
+        Ip(host, "link", "set", "br0", "up");
+        foreach (var (ns, address, port) in new[] { (c1, Client, "p1"), (c2, Neighbour, "p2") })
+        {
+            Ip(host, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns);
+            Ip(host, "link", "set", port, "master", "br0");
+            Ip(host, "link", "set", port, "up");
+            Ip(ns, "addr", "add", address + "/24", "dev", "eth0");
+            Ip(ns, "link", "set", "eth0", "up");
+        }
+        nft = new LibNftables(Netns.Named(host));
+    }
+
+    private static string Ip(string ns, params string[] args) => Shell.Run("ip", ["-n", ns, .. args]);
+
+    public void Dispose()
+    {
+        foreach (var s in servers) s.Dispose();
+        nft.Dispose();
+        foreach (var ns in created.AsEnumerable().Reverse()) Shell.Try("ip", "netns", "del", ns);
+    }
+
+    private TestDnsServer Serve(string ns, string ip, int port)
+    {
+        var s = TestDnsServer.Start(Netns.Named(ns), ip, port);
+        servers.Add(s);
+        s.Set("anything.example.test", 60, "198.19.0.53");
+        return s;
+    }
+
+    private void InstallTable(bool proxied)
+    {
+        var facts = new ContainerFacts("client", "client", true,
+            ImmutableDictionary<string, string>.Empty.Add(LabelKeys.Enabled, "true").Add(LabelKeys.Rules, "output: []"),
+            [new NetworkAttachment("br", "br", IPAddress.Parse(Client), null)], []);
+        var fragment = Compiler.Compile(facts, LabelParser.Decide(facts.Labels), []).Fragment;
+        var r = nft.Run(NftJson.FullTable(Table, fragment.Elements));
+        Assert.True(r.Ok, r.Error);
+        var commands = DnsProxyLayout.Declarations(Table).Concat(DnsProxyLayout.Rules(Table, ProxyPort))
+            .Append(DnsProxyLayout.InputRule(Table, ProxyPort, command: "insert")).ToList();
+        if (proxied)
+            commands.Add(new System.Text.Json.Nodes.JsonObject
+            {
+                ["add"] = new System.Text.Json.Nodes.JsonObject
+                {
+                    ["element"] = new System.Text.Json.Nodes.JsonObject
+                    {
+                        ["family"] = "inet", ["table"] = Table, ["name"] = DnsProxyLayout.Set4,
+                        ["elem"] = new System.Text.Json.Nodes.JsonArray(Client),
+                    },
+                },
+            });
+        r = nft.Run(DnsProxyLayout.Render(commands));
+        Assert.True(r.Ok, r.Error);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_query_to_a_neighbour_on_the_same_bridge_ends_at_the_proxy(bool tcp)
+    {
+        var neighbour = Serve(c2, Neighbour, 53);
+        var standIn = Serve(host, Gateway, ProxyPort);
+        // before any table: the neighbour answers (the test does not pass on a dead bridge)
+        Assert.NotNull(DnsStub.Ask(Netns.Named(c1), Neighbour, 53, "anything.example.test", tcp, TimeSpan.FromSeconds(2)));
+        Assert.Single(neighbour.Log);
+
+        InstallTable(proxied: true);
+        var reply = DnsStub.Ask(Netns.Named(c1), Neighbour, 53, "anything.example.test", tcp, TimeSpan.FromSeconds(2));
+        Assert.True(reply is not null, Shell.Run("ip", "netns", "exec", host, "nft", "list", "ruleset"));
+        var logged = Assert.Single(standIn.Log);
+        Assert.Equal(Client, ((IPEndPoint)logged.From).Address.ToString());
+        Assert.Single(neighbour.Log); // still only the query from before the table
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Without_the_proxy_a_filtered_container_reaches_no_neighbour_on_port_53(bool tcp)
+    {
+        var neighbour = Serve(c2, Neighbour, 53);
+        InstallTable(proxied: false);
+        Assert.Null(DnsStub.Ask(Netns.Named(c1), Neighbour, 53, "anything.example.test", tcp, TimeSpan.FromSeconds(1)));
+        Assert.Empty(neighbour.Log);
+    }
+}
