@@ -95,13 +95,32 @@ public static class RealContainers
             Stats.P50P99(inWriter), "");
     }
 
+    /// <summary>The daemon as the README runs it: src/Host's own build output (same configuration
+    /// as the bench). The copy next to the bench resolves its packages with the bench's graph,
+    /// which lacks assemblies only the host needs (Microsoft.Extensions.ObjectPool for
+    /// prometheus-net), so it dies at start-up. $WHALEWALL_E2E_DLL still wins.</summary>
+    static string HostDll()
+    {
+        if (System.Environment.GetEnvironmentVariable("WHALEWALL_E2E_DLL") is { Length: > 0 } set) return set;
+        var tfmDir = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
+        var config = tfmDir.Parent!.Name;
+        for (var d = tfmDir; d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "WhaleWall.sln")))
+            {
+                var dll = Path.Combine(d.FullName, "src", "Host", "bin", config, tfmDir.Name, "whalewall.dll");
+                if (File.Exists(dll)) return dll;
+                throw new FileNotFoundException($"the daemon's build output is missing (build WhaleWall.sln -c {config})", dll);
+            }
+        throw new DirectoryNotFoundException($"no WhaleWall.sln above {tfmDir.FullName}");
+    }
+
     /// <summary>The daemon process in the harness' namespace (as the end-to-end tests run it):
     /// idle RSS, then start-up with N real opted-in containers.</summary>
     public static async Task DaemonAsync(Ctx ctx, DockerHarness h)
     {
         var n = ctx.Short ? 5 : 100;
         var daemon = new WhaleWallDaemon(h.HostNsPath, h.DockerHost, ctx.Table,
-            Path.Combine(h.Dir, "whalewall"), Path.Combine(h.Dir, "whalewall.log"));
+            Path.Combine(h.Dir, "whalewall"), Path.Combine(h.Dir, "whalewall.log"), HostDll());
         Cleanup.Register("daemon", () => daemon.StopAsync().GetAwaiter().GetResult());
         daemon.ExtraEnvironment["WHALEWALL_LOG_LEVEL"] = "info";
 
