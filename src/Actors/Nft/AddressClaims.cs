@@ -22,17 +22,19 @@ internal static class AddressClaims
 
     /// <summary>For a batch of changes: held by another owner in the kernel before the batch
     /// (even one the batch removes: its flows are cut after that commit, then the new owner's port
-    /// goes in) or by another fragment of the batch.</summary>
-    public static Func<BridgeElement, bool> Against(KernelState kernel, IReadOnlyList<Fragment> batch, Fragment self)
+    /// goes in) or by another fragment of the batch (<paramref name="batch"/>: <see cref="Holders"/>).</summary>
+    public static Func<BridgeElement, bool> Against(KernelState kernel, IReadOnlyDictionary<BridgeElement, List<string>> batch, Fragment self)
     {
         var mine = kernel.Owners.TryGetValue(self.Owner, out var held) ? held.BridgeOrEmpty.ToHashSet() : [];
         return owned =>
         {
             var holders = kernel.BridgeReferences.TryGetValue(owned, out var n) ? n : 0;
             if (mine.Contains(owned)) holders--;
-            return holders > 0 || batch.Any(f => f.Owner != self.Owner && f.BridgeOrEmpty.Contains(owned));
+            return holders > 0 || (batch.TryGetValue(owned, out var owners) && owners.Any(o => o != self.Owner));
         };
     }
+
+    public static readonly IReadOnlyDictionary<BridgeElement, List<string>> NoBatch = new Dictionary<BridgeElement, List<string>>();
 
     /// <summary>For a whole table: held by another of the fragments.</summary>
     public static Func<BridgeElement, bool> Among(IReadOnlyDictionary<BridgeElement, List<string>> holders, Fragment self) =>

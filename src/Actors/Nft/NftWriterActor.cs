@@ -256,7 +256,8 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
 
         var now = Now;
         var wished = batch.Select(o => memory.Desired[o].Fragment).ToList();
-        var fragments = wished.Select(f => Withhold(f, AddressClaims.Against(memory.Kernel, wished, f))).ToList();
+        var inBatch = AddressClaims.Holders(wished);
+        var fragments = wished.Select(f => Withhold(f, AddressClaims.Against(memory.Kernel, inBatch, f))).ToList();
         var before = memory.Kernel;
         var plan = before.Replace(fragments, now);
         var result = plan.IsEmpty
@@ -309,7 +310,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             ScheduleResync("refused_removal");
             return;
         }
-        var fallback = Withhold(TableBuilder.DropAll(wanted.Fragment), AddressClaims.Against(memory.Kernel, [], wanted.Fragment));
+        var fallback = Withhold(TableBuilder.DropAll(wanted.Fragment), AddressClaims.Against(memory.Kernel, AddressClaims.NoBatch, wanted.Fragment));
         var holdsContainer = !fallback.Elements.IsEmpty;
         if (tryFallback && holdsContainer)
         {
@@ -364,7 +365,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         foreach (var owner in memory.Withheld.ToList())
         {
             if (!memory.Desired.TryGetValue(owner, out var wanted)) { memory.Withheld.Remove(owner); continue; }
-            AddressClaims.Withhold(wanted.Fragment, AddressClaims.Against(memory.Kernel, [], wanted.Fragment), out var still);
+            AddressClaims.Withhold(wanted.Fragment, AddressClaims.Against(memory.Kernel, AddressClaims.NoBatch, wanted.Fragment), out var still);
             if (still) continue;
             memory.Dirty.Add(owner);
             if (flushScheduled) continue;
