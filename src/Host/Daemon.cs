@@ -73,8 +73,7 @@ public static class Daemon
         host.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
         host.Logging.SetMinimumLevel(LogLevel.Warning);
         var binding = CheckBinding(nft, options);
-        var writerOptions = new WriterOptions(binding.Enabled, binding.GuardLease,
-            binding.Enabled ? new FlowCutter(new Conntrack()) : null);
+        var writerOptions = new WriterOptions(binding.Enabled, binding.GuardLease, OpenFlowCutter());
         host.Services.AddAkka("whalewall", (akka, _) =>
         {
             akka.AddHocon($"akka.loglevel = {options.AkkaLogLevel}\nakka.stdout-loglevel = {options.AkkaLogLevel}\nakka.log-dead-letters = off", HoconAddMode.Prepend)
@@ -134,6 +133,19 @@ public static class Daemon
     }
 
     private static string? bindingProblem;
+
+    /// <summary>No flow outlives the policy that allowed it, binding or not: conntrack through
+    /// ctnetlink. A kernel without it (no nf_conntrack_netlink) is logged; rules still apply to
+    /// new flows.</summary>
+    private static FlowCutter? OpenFlowCutter()
+    {
+        try { return new FlowCutter(new Conntrack()); }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"[ERROR] conntrack netlink unavailable ({e.Message}): flows opened before a policy change are not cut");
+            return null;
+        }
+    }
 
     /// <summary>Binding needs the kernel's bridge family (nf_tables bridge): declared once here so a
     /// kernel without it is found before any container is programmed; then binding is off, and

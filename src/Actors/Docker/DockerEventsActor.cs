@@ -43,6 +43,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private long gatewayVersion;
     private readonly ContainerServices? services;
     private ContainerStoreState? toSeed;          // the journal's containers, waiting for their ports to be checked
+    private ImmutableHashSet<string>? replayed;   // the journal's containers, until the writer is told whom to expect
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -83,6 +84,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         Receive<Listed>(OnListed);
         Receive<ListFailed>(f =>
         {
+            Expect(replayed, "Docker unreachable: the table is rebuilt from the journal");
             log.Error("cannot list containers ({0}); retrying", f.Error.Message);
             Timers.StartSingleTimer("connect", Connect.Instance, Backoff());
         });
@@ -151,13 +153,15 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         lastEventNanos = checkpointed = state.LastEventNanos;
         if (!state.Containers.IsEmpty)
         {
-            // the table is rebuilt from the journal in one transaction, Docker or not
+            // the table is rebuilt in one transaction from the journal and, when Docker answers its
+            // first listing, from every container it lists too: the journal may lack a container
+            // the kernel held (the kernel goes first), and the old table stays until then. Docker
+            // unreachable: from the journal alone, at once.
             started = true;
+            replayed = state.Containers.Keys.ToImmutableHashSet();
             // deny-by-default: the gateway subnets come from the networks as last journalled; a
             // journal without them (older versions) waits for Docker's list (the old table stays
             // meanwhile) up to the writer's grace
-            var owners = state.Containers.Keys.ToImmutableHashSet();
-            writer.Tell(new NftWriterCommands.ExpectOwners(gateway is null ? owners : owners.Add(Compiler.GatewayOwner)));
             if (gateway is not null && !state.Networks.IsEmpty)
                 writer.Tell(new NftWriterCommands.Program(Compiler.Gateways(state.Networks, gateway), ++gatewayVersion));
             // ports remembered in the journal are used only if still this boot's and still there
@@ -213,6 +217,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     {
         var ids = listed.Ids.ToImmutableHashSet();
         var reason = started ? "reconcile" : "start-up";
+        if (replayed is { } journal) Expect(journal.Union(ids), $"found {ids.Count} containers; the table is rebuilt from them and the journal's {journal.Count}");
         if (!started)
         {
             started = true;
@@ -224,6 +229,15 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
             Child(id).Tell(new ContainerCommands.Refresh(reason));
         log.Info("reconciling {0} containers with Docker", ids.Union(children.Keys).Count);
         StartStream(listed.Since);
+    }
+
+    /// <summary>Tells the writer, once, whom its start-up table waits for.</summary>
+    private void Expect(ImmutableHashSet<string>? owners, string why)
+    {
+        if (owners is null || replayed is null) return;
+        replayed = null;
+        log.Info(why);
+        writer.Tell(new NftWriterCommands.ExpectOwners(gateway is null ? owners : owners.Add(Compiler.GatewayOwner)));
     }
 
     private void StartStream(long since)
