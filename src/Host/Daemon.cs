@@ -11,6 +11,10 @@ using WhaleWall.Actors.Hostnames;
 using WhaleWall.Actors.Nft;
 using WhaleWall.Actors.State;
 using WhaleWall.Actors.Metrics;
+using WhaleWall.Actors.Binding;
+using WhaleWall.Firewall.Binding;
+using WhaleWall.Firewall.Compile;
+using WhaleWall.Firewall.Kernel.Netlink;
 using WhaleWall.Firewall.Kernel;
 using WhaleWall.Host.Sandbox;
 using WhaleWall.Host.Metrics;
@@ -68,16 +72,20 @@ public static class Daemon
         host.Logging.ClearProviders();
         host.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
         host.Logging.SetMinimumLevel(LogLevel.Warning);
+        var binding = CheckBinding(nft, options);
+        var writerOptions = new WriterOptions(binding.Enabled, binding.GuardLease,
+            binding.Enabled ? new FlowCutter(new Conntrack()) : null);
         host.Services.AddAkka("whalewall", (akka, _) =>
         {
             akka.AddHocon($"akka.loglevel = {options.AkkaLogLevel}\nakka.stdout-loglevel = {options.AkkaLogLevel}\nakka.log-dead-letters = off", HoconAddMode.Prepend)
                 .AddMetricsActor(view, report)   // first: it hears the store's first health notice
                 .AddContainerStoreActor(options.State)
-                .AddNftWriterActor(nft, options.Table, options.LogDrops)
+                .AddNftWriterActor(nft, options.Table, options.LogDrops, writerOptions)
+                .AddBridgePortsActor(() => new BridgePorts())
                 .AddPeerDirectoryActor()
                 .AddHostnamesActor(DnsClientResolver.Create(options.DnsServers), options.Dns ?? DnsSettings.Default,
                     new HostnameReportFile(Path.Combine(options.DataDir, HostnameReportFile.FileName)))
-                .AddDockerEventsActor(docker, options.Gateway);
+                .AddDockerEventsActor(docker, options.Gateway, binding);
         });
 
         Console.WriteLine($"whalewall {VersionInfo.Text}: table inet {options.Table}, docker {options.DockerHost}, metrics http://{options.MetricsAddr}/metrics, state {StateText(options)}, node {options.Node}");
@@ -89,6 +97,8 @@ public static class Daemon
         using var app = host.Build();
         await app.StartAsync(ct);
         var system = app.Services.GetRequiredService<ActorSystem>();
+        if (bindingProblem is not null)
+            system.EventStream.Publish(new HealthNotices.ComponentHealth(HealthNotices.Components.Binding, bindingProblem));
         if (sandboxProblem is not null)
             system.EventStream.Publish(new HealthNotices.ComponentHealth(HealthNotices.Components.Sandbox, sandboxProblem));
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -121,6 +131,31 @@ public static class Daemon
             }
         }
         catch (OperationCanceledException) { }
+    }
+
+    private static string? bindingProblem;
+
+    /// <summary>Binding needs the kernel's bridge family (nf_tables bridge): declared once here so a
+    /// kernel without it is found before any container is programmed; then binding is off, and
+    /// `/healthz` says so (addresses are then all WhaleWall can trust).</summary>
+    private static BindingSettings CheckBinding(WhaleWall.Firewall.Nft.INftables nft, Options options)
+    {
+        var wanted = options.Binding ?? BindingSettings.Strict;
+        if (!wanted.Enabled)
+        {
+            Console.WriteLine("binding to bridge ports is off (WHALEWALL_BINDING=off): rules match addresses only");
+            return wanted;
+        }
+        var declared = nft.Run(BridgeLayout.RawSetDeclarations(options.Table));
+        if (!declared.Ok)
+        {
+            bindingProblem = $"the kernel refused the bridge table (nf_tables bridge family missing?): {declared.Error.Trim()}; containers are not bound to their ports";
+            Console.Error.WriteLine($"[ERROR] {bindingProblem}");
+            return BindingSettings.Off;
+        }
+        Console.WriteLine($"containers bound to their bridge ports: table bridge {options.Table}; unknown addresses on guarded networks while WhaleWall is down: " +
+            (wanted.GuardLease is { } lease ? $"pass once a {lease.TotalSeconds:0} s lease lapses (lenient)" : "dropped (strict)"));
+        return wanted;
     }
 
     public static string StateText(Options options) =>

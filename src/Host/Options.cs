@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using WhaleWall.Actors.Docker;
 using WhaleWall.Actors.State;
 using WhaleWall.Actors.Hostnames;
+using WhaleWall.Firewall.Compile;
 using WhaleWall.Firewall.Decide;
 using WhaleWall.Firewall.Labels;
 using WhaleWall.Firewall.Policy;
@@ -13,7 +14,7 @@ namespace WhaleWall.Host;
 public sealed record Options(string DockerHost, string? DockerApiVersion, string Table, string DataDir, string LogLevel,
     GatewayConfig? Gateway = null, IReadOnlyList<IPEndPoint>? DnsServers = null, DnsSettings? Dns = null,
     string MetricsAddr = ":50000", bool LogDrops = false, string Db = "sqlite", string Node = "localhost",
-    ResolverSettings? ContainerResolvers = null)
+    ResolverSettings? ContainerResolvers = null, BindingSettings? Binding = null)
 {
     public static Options FromEnvironment(Func<string, string?>? env = null)
     {
@@ -62,6 +63,23 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
             Seconds("WHALEWALL_DNS_GRACE", DnsSettings.Default.Grace));
         if (dns.MinTtl > dns.MaxTtl) throw new ArgumentException("WHALEWALL_DNS_MIN_TTL is larger than WHALEWALL_DNS_MAX_TTL");
 
+        // binding containers to their bridge ports (docs/binding.md); WHEN_DOWN: what unknown
+        // addresses on guarded networks do while the daemon is stopped
+        var bindingOn = Get("WHALEWALL_BINDING", "on").ToLowerInvariant() switch
+        {
+            "on" or "1" or "true" or "yes" => true,
+            "off" or "0" or "false" or "no" => false,
+            var v => throw new ArgumentException($"WHALEWALL_BINDING \"{v}\" must be on or off"),
+        };
+        var lease = Seconds("WHALEWALL_GUARD_LEASE", TimeSpan.FromSeconds(30));
+        if (lease < TimeSpan.FromSeconds(3)) throw new ArgumentException("WHALEWALL_GUARD_LEASE must be at least 3 seconds");
+        var binding = Get("WHALEWALL_WHEN_DOWN", "strict").ToLowerInvariant() switch
+        {
+            "strict" => new BindingSettings(bindingOn, null),
+            "lenient" => new BindingSettings(bindingOn, lease),
+            var v => throw new ArgumentException($"WHALEWALL_WHEN_DOWN \"{v}\" must be strict or lenient"),
+        };
+
         return new Options(
             Get("DOCKER_HOST", "unix:///var/run/docker.sock"),
             env("DOCKER_API_VERSION") is { Length: > 0 } api ? api : null,
@@ -75,7 +93,8 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
             Get("WHALEWALL_LOG_DROPS", "false").ToLowerInvariant() is "1" or "true" or "yes",
             Get("WHALEWALL_DB", "sqlite"),
             Get("WHALEWALL_NODE_NAME", Environment.MachineName),
-            resolvers);
+            resolvers,
+            binding);
     }
 
     public StateOptions State => new(Db, DataDir, Node);

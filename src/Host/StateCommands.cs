@@ -180,10 +180,17 @@ public static class StateCommands
                 Console.Error.WriteLine($"whalewall: cannot remove table inet {options.Table}: {result.Error.Trim()}");
                 return 1;
             }
+            // the binding table (docs/binding.md); a kernel without the bridge family never had one
+            var bridge = nft.Run(WhaleWall.Firewall.Binding.BridgeLayout.DeleteTable(options.Table));
+            if (!bridge.Ok && !bridge.Error.Contains("not supported", StringComparison.OrdinalIgnoreCase))
+            {
+                Console.Error.WriteLine($"whalewall: cannot remove table bridge {options.Table}: {bridge.Error.Trim()}");
+                return 1;
+            }
         }
         var cleared = await WithStoreAsync(options, store =>
             store.Ask<ContainerStoreEvents.Cleared>(ContainerStoreCommands.Clear.Instance, Timeout));
-        Console.WriteLine($"removed table inet {options.Table}; forgot {cleared.ContainersForgotten} containers of node {options.Node}");
+        Console.WriteLine($"removed tables inet and bridge {options.Table}; forgot {cleared.ContainersForgotten} containers of node {options.Node}");
         return 0;
     }
 

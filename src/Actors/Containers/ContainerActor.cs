@@ -1,11 +1,13 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
+using WhaleWall.Actors.Binding;
 using WhaleWall.Actors.Docker;
 using WhaleWall.Actors.Hostnames;
 using WhaleWall.Actors.Metrics;
 using WhaleWall.Actors.Nft;
 using WhaleWall.Actors.State;
+using WhaleWall.Firewall.Compile;
 using WhaleWall.Firewall.Decide;
 using WhaleWall.Firewall.Nft;
 using WhaleWall.Firewall.Policy;
@@ -22,36 +24,38 @@ namespace WhaleWall.Actors.Containers;
 /// goes into the kernel is decided by the writer alone.</summary>
 public sealed class ContainerActor : ReceiveActor, IWithTimers
 {
-    /// <summary>How long programming waits for the store: enforcing beats remembering.</summary>
-    public static readonly TimeSpan RecordGrace = TimeSpan.FromSeconds(5);
-
     private readonly string id;
     private readonly IDockerSource docker;
     private readonly IActorRef writer;
     private readonly IActorRef peers;
     private readonly IActorRef? hostnames;
     private readonly IActorRef? store;
+    private readonly IActorRef? bridgePorts;
     private readonly ILoggingAdapter log = Context.GetLogger();
     private ContainerLifecycle state;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     public ContainerActor(string id, IDockerSource docker, IActorRef writer, IActorRef peers, DecisionContext? context = null,
-        IActorRef? hostnames = null, IActorRef? store = null)
+        IActorRef? hostnames = null, IActorRef? store = null, ContainerServices? services = null)
     {
+        bridgePorts = services?.BridgePorts;
         this.id = id;
         this.docker = docker;
         this.writer = writer;
         this.peers = peers;
         this.hostnames = hostnames;
         this.store = store;
-        state = ContainerLifecycle.New(id, new LifecycleContext(context ?? DecisionContext.Default, store is not null, hostnames is not null));
+        state = ContainerLifecycle.New(id, new LifecycleContext(context ?? DecisionContext.Default, store is not null, hostnames is not null)
+        {
+            Binding = bridgePorts is null ? BindingSettings.Off : services!.Binding,
+        });
         ReceiveAny(Handle);
     }
 
     public static Props Props(string id, IDockerSource docker, IActorRef writer, IActorRef peers, DecisionContext? context = null,
-        IActorRef? hostnames = null, IActorRef? store = null) =>
-        Akka.Actor.Props.Create(() => new ContainerActor(id, docker, writer, peers, context, hostnames, store));
+        IActorRef? hostnames = null, IActorRef? store = null, ContainerServices? services = null) =>
+        Akka.Actor.Props.Create(() => new ContainerActor(id, docker, writer, peers, context, hostnames, store, services));
 
     /// <summary>The lifecycle as it stands (for tests).</summary>
     public ContainerLifecycle Lifecycle => state;
@@ -103,11 +107,15 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
                 break;
             case RecordRequested r:
                 store?.Tell(new ContainerStoreCommands.Record(r.Facts, r.Errors, r.Ticket));
-                Timers.StartSingleTimer("record", new RecordOverdue(r.Ticket), RecordGrace);
                 break;
-            case RecordConfirmed c:
-                Timers.Cancel("record");
-                if (c.Overdue) log.Warning("{0}: state not written within {1}; programming the kernel anyway", Short, RecordGrace);
+            case PortLookupStarted p:
+                bridgePorts?.Tell(new BridgePortsCommands.FindPort(id, p.NetworkId, p.Bridge, p.Mac));
+                break;
+            case PortLookupEnded { Problem: not null } p:
+                Timers.StartSingleTimer("port-" + p.NetworkId, new RetryPort(p.NetworkId), p.RetryIn);
+                break;
+            case InspectionFinished:
+                Context.Parent.Tell(new ContainerEvents.Inspected(id));
                 break;
             case FragmentSent s:
                 writer.Tell(new NftWriterCommands.Program(s.Fragment, s.Version));
@@ -128,6 +136,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
                 store?.Tell(new ContainerStoreCommands.Forget(id));
                 peers.Tell(new Publish(id, null));
                 if (!state.WatchedHosts.IsEmpty) hostnames?.Tell(new HostnamesCommands.Subscribe([], state.Facts?.Name ?? id));
+                bridgePorts?.Tell(new BridgePortsCommands.Release(id));
                 Context.System.EventStream.Publish(new ContainerNotices.StateChanged(id, null, ContainerState.Gone));
                 Context.Parent.Tell(new ContainerEvents.Gone(id));
                 break;
@@ -156,3 +165,9 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
             log.Warning("{0}", warning);
     }
 }
+
+/// <summary>The node-wide services a container's actor may use besides the writer, the journal,
+/// the peer directory and the hostname service (each optional: tests leave them out).</summary>
+/// <param name="BridgePorts">finds its ports on the bridges (<see cref="BridgePortsActor"/>); binding is off without it.</param>
+/// <param name="Binding">how containers are bound (strict or lenient guards).</param>
+public sealed record ContainerServices(IActorRef? BridgePorts, BindingSettings Binding);

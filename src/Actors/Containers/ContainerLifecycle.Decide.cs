@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using WhaleWall.Actors.Binding;
 using WhaleWall.Actors.Hostnames;
 using WhaleWall.Actors.Nft;
 using WhaleWall.Actors.State;
@@ -60,7 +61,7 @@ public sealed partial record ContainerLifecycle
                     Emit(new ContainerGone());
                     return [.. events];
                 }
-                Emit(new FactsLearned(i.Facts));
+                Emit(new FactsLearned(KeepPorts(s.Facts, i.Facts)));
                 break;
 
             case InspectFailed f:
@@ -72,7 +73,26 @@ public sealed partial record ContainerLifecycle
                 // be gone already), and a death seen meanwhile must not be undone
                 if (found.Attachment is not { } a || s.Facts is null || found.Deaths != s.Deaths ||
                     s.Inspection.NewestDone > found.InspectionsStarted) return [];
-                Emit(new FactsLearned(s.Facts with { Running = true, Networks = [.. s.Facts.Networks.Where(n => n.Id != a.Id), a] }));
+                Emit(new FactsLearned(KeepPorts(s.Facts, s.Facts with { Running = true, Networks = [.. s.Facts.Networks.Where(n => n.Id != a.Id), a] })));
+                break;
+
+            case BridgePortsEvents.PortFound found when s.Facts is { } facts:
+                if (!s.PortLookups.ContainsKey(found.NetworkId)) return [];
+                Emit(new PortLookupEnded(found.NetworkId, null, TimeSpan.Zero));
+                if (facts.Networks.FirstOrDefault(n => n.Id == found.NetworkId) is not { } attachment ||
+                    attachment.MacAddress != found.Mac || attachment.Port is not null) break;
+                Emit(new FactsLearned(facts with { Networks = facts.Networks.Replace(attachment, attachment with { Port = found.Port }) }));
+                break;
+
+            case BridgePortsEvents.PortNotFound missing:
+                if (!s.PortLookups.TryGetValue(missing.NetworkId, out var lookup)) return [];
+                Emit(new PortLookupEnded(missing.NetworkId, missing.Reason, Backoff(lookup.Failures + 1)));
+                return [.. events];
+
+            case RetryPort retry:
+                if (!s.PortLookups.TryGetValue(retry.NetworkId, out var waiting) || waiting.Running ||
+                    s.Facts?.Networks.FirstOrDefault(n => n.Id == retry.NetworkId) is not { Port: null } unbound || !BindingElements.Bindable(unbound)) return [];
+                Emit(new PortLookupStarted(unbound.Id, unbound.Bridge!, unbound.MacAddress!));
                 break;
 
             case HostnamesEvents.AddressesChanged h:
@@ -96,12 +116,7 @@ public sealed partial record ContainerLifecycle
 
             case ContainerStoreEvents.Recorded r:
                 if (r.Ticket != s.Journal.Awaited) return [];
-                Emit(new RecordConfirmed(r.Ticket, Overdue: false));
-                break;
-
-            case RecordOverdue o:
-                if (o.Ticket != s.Journal.Awaited) return [];
-                Emit(new RecordConfirmed(o.Ticket, Overdue: true));
+                Emit(new RecordConfirmed(r.Ticket));
                 break;
 
             default:
@@ -138,9 +153,9 @@ public sealed partial record ContainerLifecycle
     }
 
     /// <summary>Brings everything in step with the facts: the decision (only when its inputs
-    /// changed), the names and peers it watches, the compiled wish, the journal (new facts are
-    /// journalled before the kernel hears of anything it did not hold before; taking rules away
-    /// never waits), the writer, and what metrics and status are told.</summary>
+    /// changed), the names and peers it watches, the compiled wish, the writer (the kernel first:
+    /// nothing waits for the journal, which is written behind it), the journal, the port lookups,
+    /// and what metrics and status are told.</summary>
     private static void Settle(ContainerLifecycle s0, Action<IContainerEvent> emit)
     {
         var s = s0;
@@ -163,23 +178,44 @@ public sealed partial record ContainerLifecycle
             if (!references.SetEquals(s.WatchedPeers)) Emit(new PeersWatched(references, facts.ComposeProject));
         }
 
-        var compiled = Compiler.Compile(facts, s.Decision.Policy, s.Peers, s.Hosts);
+        var compiled = Compiler.Compile(facts, s.Decision.Policy, s.Peers, s.Hosts, s.Context.Binding);
         if (compiled.Error != s.CompileError) Emit(new CompileChecked(compiled.Error));
         var wish = compiled.Fragment;
-        var removal = wish.Elements.IsEmpty && wish.ChainsOrEmpty.IsEmpty;
+        var removal = wish.IsEmpty;
 
+        if (!SameWish(s.Kernel.Sent, wish))
+            Emit(new FragmentSent(wish, s.Kernel.Version + 1, s.Kernel.EventSince));
+        else if (s.Kernel.EventSince != 0)
+            Emit(new EventsAbsorbed());
+        // the journal lets a restart enforce at once; the kernel never waits for it (a restart
+        // after `kill -9` keeps what the old table held until Docker is asked: NftWriterActor)
         var journalled = !s.Context.HasStore || FactsComparer.Same(s.Journal.Recorded, facts);
         if (!journalled && (s.Journal.Awaited == 0 || !FactsComparer.Same(s.Journal.Requested, facts)))
             Emit(new RecordRequested(facts, s.Reasons(), s.Journal.Tickets + 1));
-        var mayProgram = journalled || removal || s.Journal.Awaited == 0;
-        if (mayProgram && !SameWish(s.Kernel.Sent, wish))
-            Emit(new FragmentSent(wish, s.Kernel.Version + 1, s.Kernel.EventSince));
-        else if (mayProgram && s.Kernel.EventSince != 0)
-            Emit(new EventsAbsorbed());
+
+        // ports of bridge networks not known yet: the binding waits for them (it sends nothing meanwhile)
+        if (s.Context.Binding.Enabled && facts.Running)
+            foreach (var n in facts.Networks.Where(n => n.Port is null && BindingElements.Bindable(n)))
+                if (!s.PortLookups.TryGetValue(n.Id, out var lookup) || (!lookup.Running && lookup.Failures == 0))
+                    Emit(new PortLookupStarted(n.Id, n.Bridge!, n.MacAddress!));
 
         var (state, reasons) = s.Status();
         if (!ReferenceEquals(s.Published.Facts, facts) || s.Published.State != state || !s.Published.Reasons.SequenceEqual(reasons))
             Emit(new StatePublished(facts, state, reasons));
+    }
+
+    /// <summary>New facts from Docker keep the ports WhaleWall found for the same network and MAC
+    /// (Docker does not know them).</summary>
+    public static ContainerFacts KeepPorts(ContainerFacts? old, ContainerFacts next)
+    {
+        if (old is null || old.Networks.All(n => n.Port is null)) return next;
+        return next with
+        {
+            Networks = [.. next.Networks.Select(n => n.Port is null &&
+                old.Networks.FirstOrDefault(o => o.Id == n.Id && o.MacAddress == n.MacAddress && o.Port is not null) is { } known
+                    ? n with { Port = known.Port, Bridge = n.Bridge ?? known.Bridge }
+                    : n)],
+        };
     }
 
     /// <summary>Why the container is in its state, escaped for logs: label errors, the compiler's

@@ -8,10 +8,13 @@ using static WhaleWall.Actors.Containers.ContainerLifecycleEvents;
 namespace WhaleWall.Actors.Containers;
 
 /// <summary>What a container's actor must know besides its own state: the daemon's decision
-/// context (deny-by-default mode, ...), and whether a journal and a hostname service are there.</summary>
+/// context (deny-by-default mode, ...), whether a journal and a hostname service are there, and
+/// how containers are bound to their bridge ports (off when nobody can find ports).</summary>
 public sealed record LifecycleContext(DecisionContext Decision, bool HasStore, bool HasHostnames)
 {
     public static readonly LifecycleContext Plain = new(DecisionContext.Default, false, false);
+
+    public BindingSettings Binding { get; init; } = BindingSettings.Off;
 }
 
 /// <summary>One container's lifecycle as an immutable value: what WhaleWall knows of it, what it
@@ -39,6 +42,8 @@ public sealed partial record ContainerLifecycle
     public ImmutableArray<ContainerFacts> Peers { get; init; } = [];
 
     public InspectionState Inspection { get; init; } = InspectionState.Idle;
+    /// <summary>Networks whose port is being looked for, or waits for the next look.</summary>
+    public ImmutableDictionary<string, PortLookup> PortLookups { get; init; } = ImmutableDictionary<string, PortLookup>.Empty;
     public JournalState Journal { get; init; } = JournalState.Empty;
     public KernelLink Kernel { get; init; } = KernelLink.Nothing;
     public PublishedState Published { get; init; } = PublishedState.Nothing;
@@ -53,6 +58,16 @@ public sealed partial record ContainerLifecycle
         InspectionFinished f => this with { Inspection = Inspection with { Running = false, NewestDone = f.Number, Failures = 0 } },
         InspectionFailed => this with { Inspection = Inspection with { Running = false, Failures = Inspection.Failures + 1 } },
         EndpointLookupStarted => this,
+        PortLookupStarted p => this with
+        {
+            PortLookups = PortLookups.SetItem(p.NetworkId, new PortLookup(true, PortLookups.TryGetValue(p.NetworkId, out var l) ? l.Failures : 0)),
+        },
+        PortLookupEnded p => p.Problem is null
+            ? this with { PortLookups = PortLookups.Remove(p.NetworkId) }
+            : this with
+            {
+                PortLookups = PortLookups.SetItem(p.NetworkId, new PortLookup(false, (PortLookups.TryGetValue(p.NetworkId, out var l) ? l.Failures : 0) + 1)),
+            },
         Seeded s => this with { Facts = s.Facts, Journal = Journal with { Recorded = s.Facts, Requested = s.Facts } },
         FactsLearned f => this with { Facts = f.Facts, Deaths = f.Died ? Deaths + 1 : Deaths },
         PolicyDecided d => this with { Decision = d.Decision, DecidedFor = d.Inputs },
@@ -82,6 +97,9 @@ public sealed partial record ContainerLifecycle
         _ => this,
     };
 }
+
+/// <param name="Running">A lookup is on its way (else it failed and waits for its retry).</param>
+public sealed record PortLookup(bool Running, int Failures);
 
 /// <param name="Running">An inspection is on its way.</param>
 /// <param name="Again">Something happened meanwhile: its answer is stale, ask again.</param>

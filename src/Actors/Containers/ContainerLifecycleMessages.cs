@@ -20,8 +20,8 @@ public static class ContainerInputs
     /// <paramref name="InspectionsStarted"/> and <paramref name="Deaths"/>: as when the lookup started.</summary>
     public sealed record EndpointFound(NetworkAttachment? Attachment, long InspectionsStarted, long Deaths);
 
-    /// <summary>The journal did not confirm a record within its grace.</summary>
-    public sealed record RecordOverdue(long Ticket);
+    /// <summary>Time to look for a port again after a lookup found none.</summary>
+    public sealed record RetryPort(string NetworkId);
 }
 
 /// <summary>What happened to a container's lifecycle: returned by
@@ -44,6 +44,12 @@ public static class ContainerLifecycleEvents
     public sealed record InspectionFailed(string Error, TimeSpan RetryIn) : IContainerEvent;
 
     public sealed record EndpointLookupStarted(string NetworkId, long InspectionsStarted, long Deaths) : IContainerEvent;
+
+    /// <summary>Looking for the container's port on a bridge (docs/binding.md).</summary>
+    public sealed record PortLookupStarted(string NetworkId, string Bridge, string Mac) : IContainerEvent;
+
+    /// <summary>The lookup ended; when it found nothing, the next one starts after <paramref name="RetryIn"/>.</summary>
+    public sealed record PortLookupEnded(string NetworkId, string? Problem, TimeSpan RetryIn) : IContainerEvent;
 
     /// <summary>The journal's facts, replayed at start-up: enforced at once, Docker asked afterwards.</summary>
     public sealed record Seeded(ContainerFacts Facts) : IContainerEvent;
@@ -69,7 +75,7 @@ public static class ContainerLifecycleEvents
 
     public sealed record RecordRequested(ContainerFacts Facts, ImmutableArray<string> Errors, long Ticket) : IContainerEvent;
 
-    public sealed record RecordConfirmed(long Ticket, bool Overdue) : IContainerEvent;
+    public sealed record RecordConfirmed(long Ticket) : IContainerEvent;
 
     /// <summary>The container's wish went to the writer. <paramref name="EventSince"/>: receipt of
     /// the oldest Docker event it reflects (0: none), for the event -> enforced latency.</summary>

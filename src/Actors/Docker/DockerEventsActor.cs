@@ -41,12 +41,17 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private bool started;
     private CancellationTokenSource? stream;
     private long gatewayVersion;
+    private readonly ContainerServices? services;
+    private ContainerStoreState? toSeed;          // the journal's containers, waiting for their ports to be checked
+    private HashSet<string>? reconciling;         // containers not yet looked at since the first listing
+    private bool heldReleased;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     public DockerEventsActor(IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null,
-        IActorRef? hostnames = null, IActorRef? store = null)
+        IActorRef? hostnames = null, IActorRef? store = null, ContainerServices? services = null)
     {
+        this.services = services;
         this.docker = docker;
         this.gateway = gateway;
         this.hostnames = hostnames;
@@ -55,6 +60,20 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         this.store = store;
 
         Receive<ContainerStoreEvents.Snapshot>(OnRecovered);
+        Receive<Binding.BridgePortsEvents.PortsValidated>(v => Seed(v.Valid));
+        Receive<PortsOverdue>(_ =>
+        {
+            if (toSeed is null) return;
+            log.Warning("the journal's bridge ports could not be checked in time; they are looked up again");
+            Seed(new HashSet<BoundPort>());
+        });
+        Receive<ContainerEvents.Inspected>(i => Reconciled(i.Id));
+        Receive<ReconcileOverdue>(_ =>
+        {
+            if (heldReleased) return;
+            log.Warning("reconcile not complete after {0}; releasing what the old table held", ReconcileGrace);
+            ReleaseHeld();
+        });
         Receive<StateOverdue>(_ =>
         {
             if (!recovering) return;
@@ -112,12 +131,16 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         Receive<ContainerEvents.Gone>(g =>
         {
             if (children.Remove(g.Id, out var child)) Context.Stop(child);
+            Reconciled(g.Id);
         });
     }
 
     public static Props Props(IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null,
-        IActorRef? hostnames = null, IActorRef? store = null) =>
-        Akka.Actor.Props.Create(() => new DockerEventsActor(docker, writer, peers, gateway, hostnames, store));
+        IActorRef? hostnames = null, IActorRef? store = null, ContainerServices? services = null) =>
+        Akka.Actor.Props.Create(() => new DockerEventsActor(docker, writer, peers, gateway, hostnames, store, services));
+
+    /// <summary>How long the first reconcile may take before what the old table held is released anyway.</summary>
+    private static readonly TimeSpan ReconcileGrace = TimeSpan.FromSeconds(60);
 
     protected override void PreStart()
     {
@@ -150,11 +173,57 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
             writer.Tell(new NftWriterCommands.ExpectOwners(gateway is null ? owners : owners.Add(Compiler.GatewayOwner)));
             if (gateway is not null && !state.Networks.IsEmpty)
                 writer.Tell(new NftWriterCommands.Program(Compiler.Gateways(state.Networks, gateway), ++gatewayVersion));
-            foreach (var (id, stored) in state.Containers)
-                Child(id).Tell(new ContainerCommands.Seed(stored.Facts));
-            log.Info("replayed {0} containers from the journal; reconciling with Docker", state.Containers.Count);
+            // ports remembered in the journal are used only if still this boot's and still there
+            var ports = state.Containers.Values.SelectMany(c => c.Facts.Networks.Where(n => n.Port is not null).Select(n => (c.Facts.Id, n.Port!)))
+                .ToImmutableArray();
+            toSeed = state;
+            if (services?.BridgePorts is { } finder && !ports.IsEmpty)
+            {
+                finder.Tell(new Binding.BridgePortsCommands.ValidatePorts(ports));
+                Timers.StartSingleTimer("ports", PortsOverdue.Instance, TimeSpan.FromSeconds(5));
+                return;
+            }
+            Seed(services?.BridgePorts is null ? null : new HashSet<BoundPort>());
+            return;
         }
         Self.Tell(Connect.Instance);
+    }
+
+    /// <summary>Seeds the journal's containers, keeping only the ports in <paramref name="valid"/>
+    /// (null: keep all, binding is off), then connects to Docker.</summary>
+    private void Seed(IReadOnlySet<BoundPort>? valid)
+    {
+        if (toSeed is not { } state) return;
+        toSeed = null;
+        Timers.Cancel("ports");
+        foreach (var (id, stored) in state.Containers)
+        {
+            var facts = valid is null ? stored.Facts : stored.Facts with
+            {
+                Networks = [.. stored.Facts.Networks.Select(n => n.Port is { } p && !valid.Contains(p) ? n with { Port = null } : n)],
+            };
+            Child(id).Tell(new ContainerCommands.Seed(facts));
+        }
+        log.Info("replayed {0} containers from the journal; reconciling with Docker", state.Containers.Count);
+        Self.Tell(Connect.Instance);
+    }
+
+    /// <summary>The first reconcile: once every container Docker listed has been looked at, what
+    /// the old table held and the journal did not explain (a `kill -9` before the journal was
+    /// written) is released by the writer.</summary>
+    private void Reconciled(string id)
+    {
+        if (reconciling is null || heldReleased) return;
+        reconciling.Remove(id);
+        if (reconciling.Count == 0) ReleaseHeld();
+    }
+
+    private void ReleaseHeld()
+    {
+        heldReleased = true;
+        reconciling = null;
+        Timers.Cancel("reconcile");
+        writer.Tell(NftWriterCommands.ReleaseHeld.Instance);
     }
 
     protected override void PostStop() => stream?.Cancel();
@@ -182,6 +251,12 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
             log.Info("found {0} containers", ids.Count);
         }
         RefreshGatewayNetworks();
+        if (!heldReleased && reconciling is null)
+        {
+            reconciling = [.. ids.Union(children.Keys)];
+            Timers.StartSingleTimer("reconcile", ReconcileOverdue.Instance, ReconcileGrace);
+            if (reconciling.Count == 0) ReleaseHeld();
+        }
         foreach (var id in ids.Union(children.Keys))
             Child(id).Tell(new ContainerCommands.Refresh(reason));
         log.Info("reconciling {0} containers with Docker", ids.Union(children.Keys).Count);
@@ -219,7 +294,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private IActorRef Child(string id)
     {
         if (children.TryGetValue(id, out var child)) return child;
-        child = Context.ActorOf(ContainerActor.Props(id, docker, writer, peers, new Firewall.Decide.DecisionContext(gateway), hostnames, store), $"c-{id}-{generation++}");
+        child = Context.ActorOf(ContainerActor.Props(id, docker, writer, peers, new Firewall.Decide.DecisionContext(gateway), hostnames, store, services), $"c-{id}-{generation++}");
         children[id] = child;
         return child;
     }
@@ -238,6 +313,16 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private sealed class StateOverdue
     {
         public static readonly StateOverdue Instance = new();
+    }
+
+    private sealed class PortsOverdue
+    {
+        public static readonly PortsOverdue Instance = new();
+    }
+
+    private sealed class ReconcileOverdue
+    {
+        public static readonly ReconcileOverdue Instance = new();
     }
 
     private sealed class CheckpointTick
@@ -263,13 +348,16 @@ public sealed class DockerEvents { }
 public static class DockerEventsActorExtensions
 {
     public static AkkaConfigurationBuilder AddDockerEventsActor(this AkkaConfigurationBuilder builder, IDockerSource docker,
-        GatewayConfig? gateway = null) =>
+        GatewayConfig? gateway = null, Firewall.Compile.BindingSettings? binding = null) =>
         builder.WithActors((system, registry) =>
         {
             var writer = registry.Get<NftWriter>();
             var peers = registry.Get<PeerDirectory>();
             registry.TryGet<Hostnames.Hostnames>(out var hostnames);
             var store = registry.TryGet<ContainerStore>(out var s) ? s : null;
-            registry.Register<DockerEvents>(system.ActorOf(DockerEventsActor.Props(docker, writer, peers, gateway, hostnames, store), "docker-events"));
+            var services = registry.TryGet<Binding.BridgePortsRegistry>(out var ports) && binding is { Enabled: true }
+                ? new ContainerServices(ports, binding)
+                : null;
+            registry.Register<DockerEvents>(system.ActorOf(DockerEventsActor.Props(docker, writer, peers, gateway, hostnames, store, services), "docker-events"));
         });
 }

@@ -38,21 +38,32 @@ public sealed class DockerSource(DockerClient client, ResolverSettings? resolver
         var result = networks.Select(n => new DockerNetwork(n.Name, n.ID, n.Driver ?? "",
             [.. (n.IPAM?.Config ?? []).Select(c => c.Subnet).OfType<string>()
                 .Select(s => WhaleWall.Firewall.Labels.AddressSyntax.Parse(s).Range).OfType<AddressRange>()])).ToList();
-        foreach (var n in result) drivers[n.Id] = n.Driver;
+        foreach (var n in networks) networkKinds[n.ID] = KindOf(n);
         return result;
     }
 
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> drivers = new();
+    /// <summary>Per network: its driver and, for bridge networks, its Linux bridge.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (string Driver, string? Bridge)> networkKinds = new();
 
-    private async Task<string> DriverOfAsync(string networkId, CancellationToken ct)
+    private static (string Driver, string? Bridge) KindOf(NetworkResponse n) =>
+        (n.Driver ?? "", n.Driver == "bridge" ? BridgeName(n.ID, n.Options) : null);
+
+    /// <summary>Docker's bridge for a bridge network: the <c>com.docker.network.bridge.name</c>
+    /// option (<c>docker0</c> for the default network), else <c>br-</c> and the id's first 12 characters.</summary>
+    public static string BridgeName(string networkId, IDictionary<string, string>? options) =>
+        options?.TryGetValue("com.docker.network.bridge.name", out var name) == true && !string.IsNullOrEmpty(name)
+            ? name
+            : "br-" + networkId[..Math.Min(12, networkId.Length)];
+
+    private async Task<(string Driver, string? Bridge)> KindOfAsync(string networkId, CancellationToken ct)
     {
-        if (drivers.TryGetValue(networkId, out var driver)) return driver;
+        if (networkKinds.TryGetValue(networkId, out var kind)) return kind;
         try
         {
             var network = await client.Networks.InspectNetworkAsync(networkId, ct);
-            return drivers[networkId] = network.Driver ?? "";
+            return networkKinds[networkId] = KindOf(network);
         }
-        catch (DockerApiException) { return ""; }
+        catch (DockerApiException) { return ("", null); }
     }
 
     public async Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct)
@@ -66,11 +77,11 @@ public sealed class DockerSource(DockerClient client, ResolverSettings? resolver
         {
             var v4 = ParseAddress(endpoint.IPAddress);
             var v6 = ParseAddress(endpoint.GlobalIPv6Address);
+            var (driver, bridge) = string.IsNullOrEmpty(endpoint.NetworkID) ? ("", null) : await KindOfAsync(endpoint.NetworkID, ct);
             attachments.Add(new NetworkAttachment(name, endpoint.NetworkID ?? "", v4, v6,
                 endpoint.IPPrefixLen > 0 ? (int)endpoint.IPPrefixLen : 32,
                 endpoint.GlobalIPv6PrefixLen > 0 ? (int)endpoint.GlobalIPv6PrefixLen : 128,
-                string.IsNullOrEmpty(endpoint.NetworkID) ? "" : await DriverOfAsync(endpoint.NetworkID, ct),
-                Mac(endpoint.MacAddress)));
+                driver, Mac(endpoint.MacAddress), bridge));
         }
 
         // A Swarm task on an overlay network reaches anything outside the overlay through a second
@@ -119,9 +130,9 @@ public sealed class DockerSource(DockerClient client, ResolverSettings? resolver
         {
             var network = await client.Networks.InspectNetworkAsync(networkId, ct);
             if (network.Containers is null || !network.Containers.TryGetValue(containerId, out var ep)) return null;
-            drivers[network.ID] = network.Driver ?? "";
+            var kind = networkKinds[network.ID] = KindOf(network);
             return new NetworkAttachment(network.Name, network.ID, ParseAddress(StripPrefix(ep.IPv4Address)), ParseAddress(StripPrefix(ep.IPv6Address)),
-                PrefixOf(ep.IPv4Address, 32), PrefixOf(ep.IPv6Address, 128), network.Driver ?? "", Mac(ep.MacAddress));
+                PrefixOf(ep.IPv4Address, 32), PrefixOf(ep.IPv6Address, 128), kind.Driver, Mac(ep.MacAddress), kind.Bridge);
         }
         catch (DockerNetworkNotFoundException) { return null; }
     }

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using WhaleWall.Firewall.Binding;
 using WhaleWall.Firewall.Nft;
 
 namespace WhaleWall.Actors.Nft;
@@ -17,6 +18,9 @@ public sealed record KernelState(
         ImmutableDictionary<Element, int>.Empty,
         ImmutableDictionary<RuleChain, int>.Empty);
 
+    /// <summary>The bridge table's elements (binding), counted like the inet ones.</summary>
+    public ImmutableDictionary<BridgeElement, int> BridgeReferences { get; init; } = ImmutableDictionary<BridgeElement, int>.Empty;
+
     /// <summary>An element that expires within this margin may be gone from the kernel
     /// already: it is not deleted (that could fail the batch) but left to expire.</summary>
     public static readonly TimeSpan ExpiryMargin = TimeSpan.FromSeconds(2);
@@ -28,7 +32,11 @@ public sealed record KernelState(
         ImmutableArray<RuleChain> ChainAdds,
         KernelState After)
     {
-        public bool IsEmpty => Deletes.IsEmpty && Adds.IsEmpty && ChainDeletes.IsEmpty && ChainAdds.IsEmpty;
+        public ImmutableArray<BridgeElement> BridgeDeletes { get; init; } = [];
+        public ImmutableArray<BridgeElement> BridgeAdds { get; init; } = [];
+
+        public bool IsEmpty => Deletes.IsEmpty && Adds.IsEmpty && ChainDeletes.IsEmpty && ChainAdds.IsEmpty &&
+                               BridgeDeletes.IsEmpty && BridgeAdds.IsEmpty;
     }
 
     public int ElementCount => References.Count;
@@ -39,18 +47,20 @@ public sealed record KernelState(
         var owners = Owners.ToBuilder();
         var elements = new Counter<Element>(References);
         var chains = new Counter<RuleChain>(ChainReferences);
+        var bridge = new Counter<BridgeElement>(BridgeReferences);
         var refreshes = new Dictionary<string, (Element Old, Element New)>();
         foreach (var fragment in fragments)
         {
             var old = owners.TryGetValue(fragment.Owner, out var o) ? o : Fragment.Empty(fragment.Owner);
             elements.Replace(old.Elements, fragment.Elements);
             chains.Replace(old.ChainsOrEmpty, fragment.ChainsOrEmpty);
+            bridge.Replace(old.BridgeOrEmpty, fragment.BridgeOrEmpty);
             // DNS addresses still wanted with a later expiry: the kernel's timeout is renewed
             var before = old.Elements.Where(e => e.Expires is not null).ToDictionary(e => e.Key);
             foreach (var e in fragment.Elements)
                 if (e.Expires is { } until && before.TryGetValue(e.Key, out var was) && until > was.Expires)
                     refreshes[e.Key] = (was, e);
-            if (fragment.Elements.IsEmpty && fragment.ChainsOrEmpty.IsEmpty) owners.Remove(fragment.Owner);
+            if (fragment.IsEmpty) owners.Remove(fragment.Owner);
             else owners[fragment.Owner] = fragment;
         }
         var at = now ?? DateTimeOffset.MinValue;
@@ -65,7 +75,11 @@ public sealed record KernelState(
             refs = refs.Remove(was).Add(next, refs.TryGetValue(was, out var n) ? n : 1);
         }
         return new Plan([.. deletes], [.. adds], [.. chains.Deletes], [.. chains.Adds],
-            new KernelState(owners.ToImmutable(), refs, chains.ToImmutable()));
+            new KernelState(owners.ToImmutable(), refs, chains.ToImmutable()) { BridgeReferences = bridge.ToImmutable() })
+        {
+            BridgeDeletes = [.. bridge.Deletes],
+            BridgeAdds = [.. bridge.Adds],
+        };
     }
 
     /// <summary>Reference counts with the kernel operations they imply.</summary>

@@ -4,6 +4,7 @@ using Akka.Actor;
 using Akka.Event;
 using Akka.Hosting;
 using WhaleWall.Actors.Metrics;
+using WhaleWall.Firewall.Binding;
 using WhaleWall.Firewall.Nft;
 using static WhaleWall.Actors.Nft.NftWriterCommands;
 using static WhaleWall.Actors.Nft.NftWriterEvents;
@@ -31,6 +32,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     private readonly WriterProgress progress;
     private readonly TableBuilder builder;
     private readonly ILoggingAdapter log = Context.GetLogger();
+    private readonly WriterOptions options;
     private readonly Dictionary<string, int> setSizes = new();
     private bool flushScheduled;
 
@@ -39,21 +41,31 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     /// <summary>The clock DNS expiries are measured with (the scheduler's, so tests can drive it).</summary>
     private DateTimeOffset Now => Context.System.Scheduler.Now;
 
-    public NftWriterActor(INftables nft, string table, bool logDrops, WriterMemory memory, WriterProgress progress)
+    public NftWriterActor(INftables nft, string table, bool logDrops, WriterMemory memory, WriterProgress progress, WriterOptions options)
     {
         this.nft = nft;
         this.table = table;
         this.memory = memory;
         this.progress = progress;
-        builder = new TableBuilder(nft, table, logDrops, Transaction);
-        if (memory.TableBuilt) Become(Running); else Become(Starting);
+        this.options = options;
+        builder = new TableBuilder(nft, table, logDrops, options.Bridge, Transaction);
+        if (memory.TableBuilt) BecomeRunning(); else Become(Starting);
     }
 
-    public static Props Props(INftables nft, string table, bool logDrops = false, WriterProgress? progress = null)
+    public static Props Props(INftables nft, string table, bool logDrops = false, WriterProgress? progress = null, WriterOptions? options = null)
     {
         var memory = new WriterMemory(); // one per writer: shared by every incarnation the supervisor creates
         progress ??= new WriterProgress();
-        return Akka.Actor.Props.Create(() => new NftWriterActor(nft, table, logDrops, memory, progress)).WithDispatcher(DispatcherId);
+        options ??= WriterOptions.Default;
+        return Akka.Actor.Props.Create(() => new NftWriterActor(nft, table, logDrops, memory, progress, options)).WithDispatcher(DispatcherId);
+    }
+
+    private void BecomeRunning()
+    {
+        Become(Running);
+        // lenient mode: guards lapse unless renewed (delete + add restarts a kernel timeout)
+        if (options.Bridge && options.GuardLease is { } lease)
+            Timers.StartPeriodicTimer("guards", RenewGuards.Instance, lease / 3);
     }
 
     protected override void PostRestart(Exception reason)
@@ -81,6 +93,8 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         }));
         Receive<StartupTimeout>(_ => Safely(() => TryBuildTable(force: true)));
         Receive<Retry>(_ => { });
+        Receive<RenewGuards>(_ => { });
+        Receive<ReleaseHeld>(_ => { });
         Receive<Resync>(_ => memory.ResyncScheduled = false);
     }
 
@@ -106,6 +120,8 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             memory.ResyncScheduled = false;
             BuildWholeTable("resync");
         }));
+        Receive<RenewGuards>(_ => Safely(RenewLeases));
+        Receive<ReleaseHeld>(_ => { });
         Receive<ExpectOwners>(_ => { });
         Receive<StartupTimeout>(_ => { });
     }
@@ -154,7 +170,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         memory.TableBuilt = true;
         Timers.Cancel(StartupTimeout.Instance);
         Context.System.EventStream.Publish(new TableReady(table, memory.Kernel.Owners.Count, memory.Kernel.ElementCount));
-        Become(Running);
+        BecomeRunning();
     }
 
     /// <summary>The whole table in one transaction, from every owner's wish (drop-all for those
@@ -163,9 +179,12 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     private void BuildWholeTable(string kind)
     {
         var owners = memory.Desired.Keys.Order(StringComparer.Ordinal).ToList();
-        var fragments = owners.Select(o => IsRefused(o)
+        var wished = owners.Select(o => IsRefused(o)
             ? TableBuilder.DropAll(memory.Desired[o].Fragment)
             : memory.Desired[o].Fragment).ToList();
+        memory.Withheld.Clear();
+        var holders = AddressClaims.Holders(wished);
+        var fragments = wished.Select(f => Withhold(f, AddressClaims.Among(holders, f))).ToList();
         var outcome = builder.Build(fragments, Now);
         if (!outcome.Ok)
         {
@@ -191,7 +210,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
                 if (!IsRefused(owner)) Refuse(owner, error, tryFallback: false);
             }
             else if (IsRefused(owner)) continue; // still drop-all: its retry timer tries its wish again
-            else if (!memory.Desired[owner].Answered || memory.Desired[owner].Fragment.Elements.IsEmpty) Settle(owner);
+            else if (!memory.Desired[owner].Answered || memory.Desired[owner].Fragment.IsEmpty) Settle(owner);
         }
         memory.Dirty.Clear();
     }
@@ -238,15 +257,20 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         if (batch.Count == 0) return;
 
         var now = Now;
-        var plan = memory.Kernel.Replace(batch.Select(o => memory.Desired[o].Fragment), now);
+        var wished = batch.Select(o => memory.Desired[o].Fragment).ToList();
+        var fragments = wished.Select(f => Withhold(f, AddressClaims.Against(memory.Kernel, wished, f))).ToList();
+        var before = memory.Kernel;
+        var plan = before.Replace(fragments, now);
         var result = plan.IsEmpty
             ? NftResult.Success()
-            : Transaction(batch.Count == 1 ? "single" : "changes", NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds, now), Size(plan));
+            : Transaction(batch.Count == 1 ? "single" : "changes", Changes(plan, now), Size(plan));
         if (result.Ok)
         {
             memory.Kernel = plan.After;
             CountElements(plan);
+            CutFlows(before, fragments);
             foreach (var owner in batch) Settle(owner);
+            ReleaseWithheld();
             return;
         }
         if (batch.Count == 1)
@@ -268,7 +292,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             log.Info("the kernel took the rules of {0} on retry", owner);
         }
         progress.Retrying = memory.Refused.Count;
-        if (wanted.Fragment.Elements.IsEmpty && wanted.Fragment.ChainsOrEmpty.IsEmpty) memory.Desired.Remove(owner);
+        if (wanted.Fragment.IsEmpty) memory.Desired.Remove(owner);
         else memory.Desired[owner] = wanted with { Answered = true };
         wanted.ReplyTo.Tell(new Applied(owner, wanted.Version));
     }
@@ -281,13 +305,13 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     private void Refuse(string owner, string error, bool tryFallback)
     {
         var wanted = memory.Desired[owner];
-        if (wanted.Fragment.Elements.IsEmpty && wanted.Fragment.ChainsOrEmpty.IsEmpty)
+        if (wanted.Fragment.IsEmpty)
         {
             log.Warning("the kernel refused removing the rules of {0} ({1}); rebuilding the table", owner, error);
             ScheduleResync("refused_removal");
             return;
         }
-        var fallback = TableBuilder.DropAll(wanted.Fragment);
+        var fallback = Withhold(TableBuilder.DropAll(wanted.Fragment), AddressClaims.Against(memory.Kernel, [], wanted.Fragment));
         var holdsContainer = !fallback.Elements.IsEmpty;
         if (tryFallback && holdsContainer)
         {
@@ -295,11 +319,13 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             var plan = memory.Kernel.Replace([fallback], now);
             var result = plan.IsEmpty
                 ? NftResult.Success()
-                : Transaction("single", NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds, now), Size(plan));
+                : Transaction("single", Changes(plan, now), Size(plan));
             if (result.Ok)
             {
+                var was = memory.Kernel;
                 memory.Kernel = plan.After;
                 CountElements(plan);
+                CutFlows(was, [fallback]);
             }
             else ScheduleResync("refused_fallback");
         }
@@ -314,6 +340,66 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         memory.Desired[owner] = wanted with { Answered = true };
         wanted.ReplyTo.Tell(new Rejected(owner, wanted.Version, error));
         Timers.StartSingleTimer("retry-" + owner, new Retry(owner, wanted.Version), retry);
+    }
+
+    private string Changes(KernelState.Plan plan, DateTimeOffset now) =>
+        NftJson.Changes(table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds, now,
+            options.Bridge ? BridgeLayout.ChangeCommands(table, plan.BridgeDeletes, plan.BridgeAdds) : null);
+
+    /// <summary>The fragment as it may go in now (<see cref="AddressClaims"/>); an owner whose port
+    /// elements wait is remembered and flushed again once the address is free.</summary>
+    private Fragment Withhold(Fragment wished, Func<BridgeElement, bool> heldByOther)
+    {
+        if (!options.Bridge) return wished with { Bridge = [] };
+        var fragment = AddressClaims.Withhold(wished, heldByOther, out var withheld);
+        if (!withheld) memory.Withheld.Remove(wished.Owner);
+        else if (memory.Withheld.Add(wished.Owner))
+            log.Warning("{0}: another container still holds its address; its port stays closed until that one's rules are gone", wished.Owner);
+        return fragment;
+    }
+
+    /// <summary>Owners waiting for an address: tried again after every commit (cheap: their
+    /// number is tiny, and a retry that still waits changes nothing).</summary>
+    private void ReleaseWithheld()
+    {
+        if (memory.Withheld.Count == 0) return;
+        foreach (var owner in memory.Withheld.ToList())
+        {
+            if (!memory.Desired.TryGetValue(owner, out var wanted)) { memory.Withheld.Remove(owner); continue; }
+            AddressClaims.Withhold(wanted.Fragment, AddressClaims.Against(memory.Kernel, [], wanted.Fragment), out var still);
+            if (still) continue;
+            memory.Dirty.Add(owner);
+            if (flushScheduled) continue;
+            flushScheduled = true;
+            Self.Tell(Flush.Instance);
+        }
+    }
+
+    /// <summary>After a commit: the conntrack entries the new table no longer allows go.</summary>
+    private void CutFlows(KernelState before, IReadOnlyList<Fragment> fragments)
+    {
+        if (options.Flows is not { } flows) return;
+        try
+        {
+            var changes = fragments.Select(f => (before.Owners.TryGetValue(f.Owner, out var b) ? b : Fragment.Empty(f.Owner), f));
+            var cut = flows.Cut(changes, memory.Kernel.References.Keys);
+            if (cut > 0) log.Info("deleted {0} conntrack entries the new rules no longer allow", cut);
+        }
+        catch (Exception e)
+        {
+            log.Error(e, "conntrack: could not delete the flows the new rules no longer allow");
+        }
+    }
+
+    /// <summary>Lenient mode: every guard's lease restarts (delete + add, one transaction); a guard
+    /// that lapsed meanwhile (the daemon hung) is simply added again.</summary>
+    private void RenewLeases()
+    {
+        var guards = memory.Kernel.BridgeReferences.Keys.Where(e => e.TimeoutSeconds is not null).ToList();
+        if (guards.Count == 0) return;
+        if (Transaction("guards", BridgeLayout.Changes(table, guards, guards), guards.Count * 2).Ok) return;
+        var added = Transaction("guards", BridgeLayout.Changes(table, [], guards), guards.Count);
+        if (!added.Ok) log.Warning("could not renew the guards' leases: {0}", added.Error.Trim());
     }
 
     private void ScheduleResync(string reason)
@@ -378,6 +464,20 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     }
 
     private sealed record Retry(string Owner, long Version);
+
+    private sealed class RenewGuards
+    {
+        public static readonly RenewGuards Instance = new();
+    }
+}
+
+/// <param name="Bridge">bind containers to their bridge ports (the bridge-family table of the
+/// same name, docs/binding.md)</param>
+/// <param name="GuardLease">lenient mode: guards lapse after this unless renewed; null: strict</param>
+/// <param name="Flows">deletes the conntrack entries a change no longer allows (null: off)</param>
+public sealed record WriterOptions(bool Bridge = false, TimeSpan? GuardLease = null, FlowCutter? Flows = null)
+{
+    public static readonly WriterOptions Default = new();
 }
 
 /// <summary>What the writer knows, kept outside the actor instance so a restart (after an
@@ -401,6 +501,9 @@ public sealed class WriterMemory
     internal ImmutableHashSet<string>? Expected;
     internal HashSet<string> Missing = [];
     internal bool ResyncScheduled;
+
+    /// <summary>Owners whose port elements wait for another owner to let go of their address.</summary>
+    internal readonly HashSet<string> Withheld = new();
     internal int ResyncFailures;
 }
 
@@ -413,13 +516,14 @@ public sealed class NftWriter { }
 
 public static class NftWriterActorExtensions
 {
-    public static AkkaConfigurationBuilder AddNftWriterActor(this AkkaConfigurationBuilder builder, INftables nft, string table, bool logDrops = false) =>
+    public static AkkaConfigurationBuilder AddNftWriterActor(this AkkaConfigurationBuilder builder, INftables nft, string table, bool logDrops = false,
+        WriterOptions? options = null) =>
         builder
             .AddHocon($"{NftWriterActor.DispatcherId} {{ type = PinnedDispatcher }}", HoconAddMode.Prepend)
             .WithActors((system, registry) =>
             {
                 var progress = new WriterProgress();
-                registry.Register<NftWriter>(system.ActorOf(NftWriterActor.Props(nft, table, logDrops, progress), "nft-writer"));
+                registry.Register<NftWriter>(system.ActorOf(NftWriterActor.Props(nft, table, logDrops, progress, options), "nft-writer"));
                 system.ActorOf(WriterWatchdogActor.Props(progress), "nft-writer-watchdog");
             });
 }

@@ -1,3 +1,4 @@
+using WhaleWall.Firewall.Binding;
 using WhaleWall.Firewall.Nft;
 
 namespace WhaleWall.Actors.Nft;
@@ -8,13 +9,18 @@ namespace WhaleWall.Actors.Nft;
 /// halves of the suspects are checked until each refused owner stands alone — and commits one
 /// table in which those owners are drop-all and every other owner is intact. There is never a
 /// moment in which the good owners are drop-all because of a bad one.</summary>
-internal sealed class TableBuilder(INftables nft, string table, bool logDrops, Func<string, string, int, NftResult> transaction)
+/// With <paramref name="bridge"/>, the bridge-family table of the same name (binding, docs/binding.md)
+/// is rebuilt in the same transaction.
+internal sealed class TableBuilder(INftables nft, string table, bool logDrops, bool bridge, Func<string, string, int, NftResult> transaction)
 {
     /// <param name="Refused">Owner -> the kernel's error, for owners put in as drop-all.</param>
     public sealed record Outcome(bool Ok, KernelState State, IReadOnlyDictionary<string, string> Refused, string? Error, int DryRuns);
 
     public Outcome Build(IReadOnlyList<Fragment> fragments, DateTimeOffset now)
     {
+        // the raw-keyed sets have no JSON form in libnftables 1.0.6: declared first, in nft syntax
+        if (bridge && nft.Run(BridgeLayout.RawSetDeclarations(table)) is { Ok: false } declared)
+            return new(false, KernelState.Empty, new Dictionary<string, string>(), "bridge table: " + declared.Error.Trim(), 0);
         var existing = ExistingRuleChains();
         var collisions = ChainCollisions.Find(fragments);
         var wanted = fragments.Select(f => collisions.ContainsKey(f.Owner) ? DropAll(f) : f).ToList();
@@ -67,7 +73,8 @@ internal sealed class TableBuilder(INftables nft, string table, bool logDrops, F
         var (committed, state) = Commit(bare, ExistingRuleChains(), now);
         if (committed.Ok) return new(true, state, refused, null, dryRuns);
         var plan = KernelState.Empty.Replace(bare, now);
-        var replaced = transaction("startup", NftJson.ReplaceTable(table, plan.After.References.Keys, logDrops), plan.After.References.Count);
+        var replaced = transaction("startup", NftJson.ReplaceTable(table, plan.After.References.Keys, logDrops,
+            bridge ? BridgeLayout.FullTableCommands(table, plan.After.BridgeReferences.Keys) : null), plan.After.References.Count);
         return replaced.Ok
             ? new(true, plan.After, refused, null, dryRuns)
             : new(false, KernelState.Empty, refused, replaced.Error.Trim(), dryRuns);
@@ -84,7 +91,8 @@ internal sealed class TableBuilder(INftables nft, string table, bool logDrops, F
     {
         plan = KernelState.Empty.Replace(fragments, now);
         return NftJson.FullTable(table, plan.After.References.Keys,
-            plan.After.ChainReferences.Keys, existing, now: now, logDrops: logDrops);
+            plan.After.ChainReferences.Keys, existing, now: now, logDrops: logDrops,
+            bridge: bridge ? BridgeLayout.FullTableCommands(table, plan.After.BridgeReferences.Keys) : null);
     }
 
     /// <summary>WhaleWall's per-rule chains left in the kernel by an earlier run.</summary>
@@ -94,9 +102,10 @@ internal sealed class TableBuilder(INftables nft, string table, bool logDrops, F
         return listing.Ok ? NftListing.ChainNames(listing.Output).Where(NftListing.IsRuleChain).ToList() : [];
     }
 
-    /// <summary>What stays of an owner whose policy cannot be applied: its addresses under drop-all.</summary>
+    /// <summary>What stays of an owner whose policy cannot be applied: its addresses under drop-all,
+    /// its binding (identity, not policy) as it was.</summary>
     public static Fragment DropAll(Fragment f) =>
-        new(f.Owner, [.. f.Elements.Where(e => NftSets.KeptWhenFailClosed(e.Set))], []);
+        new(f.Owner, [.. f.Elements.Where(e => NftSets.KeptWhenFailClosed(e.Set))], [], f.Bridge);
 
     private static bool SameElements(Fragment a, Fragment b) =>
         a.Elements.Length == b.Elements.Length && a.ChainsOrEmpty.Length == b.ChainsOrEmpty.Length;

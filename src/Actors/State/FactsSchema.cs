@@ -4,12 +4,12 @@ using WhaleWall.Firewall.Policy;
 
 namespace WhaleWall.Actors.State;
 
-/// <summary>The facts as the journal holds them (<c>.v2</c> shapes), defined once: every property
+/// <summary>The facts as the journal holds them (<c>.v3</c> shapes), defined once: every property
 /// of <see cref="ContainerFacts"/>, <see cref="NetworkAttachment"/>, <see cref="PublishedPort"/>
 /// and <see cref="DockerNetwork"/> with its journal name. The serializer writes and reads along
 /// these lists and <see cref="FactsComparer"/> compares along them, so a field is stored exactly
 /// when it is compared. A property missing here fails <c>FactsSchemaTests</c>; adding one
-/// changes the frozen v2 text in <c>StateSerializerTests</c>: give it a <c>.v3</c> and an upcaster.</summary>
+/// changes the frozen text in <c>StateSerializerTests</c>: give it a new version and an upcaster.</summary>
 public static class FactsSchema
 {
     // ---- PublishedPort
@@ -43,11 +43,15 @@ public static class FactsSchema
         new("driver", nameof(NetworkAttachment.Driver), n => n.Driver, Codecs.Text);
     private static readonly JournalField<NetworkAttachment, string?> MacAddress =
         new("mac", nameof(NetworkAttachment.MacAddress), n => n.MacAddress, Codecs.OptionalText);
+    private static readonly JournalField<NetworkAttachment, string?> Bridge =
+        new("bridge", nameof(NetworkAttachment.Bridge), n => n.Bridge, Codecs.OptionalText);
+    private static readonly JournalField<NetworkAttachment, BoundPort?> BridgePort =
+        new("port", nameof(NetworkAttachment.Port), n => n.Port, Codecs.OptionalPort);
 
     public static readonly JournalShape<NetworkAttachment> Attachment = new(
-        [AttachmentName, AttachmentId, IPv4, IPv6, IPv4Prefix, IPv6Prefix, AttachmentDriver, MacAddress],
+        [AttachmentName, AttachmentId, IPv4, IPv6, IPv4Prefix, IPv6Prefix, AttachmentDriver, MacAddress, Bridge, BridgePort],
         j => new NetworkAttachment(AttachmentName.Read(j), AttachmentId.Read(j), IPv4.Read(j), IPv6.Read(j),
-            IPv4Prefix.Read(j), IPv6Prefix.Read(j), AttachmentDriver.Read(j), MacAddress.Read(j)));
+            IPv4Prefix.Read(j), IPv6Prefix.Read(j), AttachmentDriver.Read(j), MacAddress.Read(j), Bridge.Read(j), BridgePort.Read(j)));
 
     // ---- ContainerFacts
     private static readonly JournalField<ContainerFacts, string> Id =

@@ -89,6 +89,12 @@ public static class Codecs
         },
         (a, b) => a == b);
 
+    /// <summary>A learned bridge port: <c>{"index", "name", "boot"}</c> or null.</summary>
+    public static readonly Codec<BoundPort?> OptionalPort = new(
+        v => v is null ? null : new JsonObject { ["index"] = v.Index, ["name"] = v.Name, ["boot"] = v.BootId },
+        n => n is null ? null : new BoundPort(n["index"]!.GetValue<int>(), n["name"]!.GetValue<string>(), n["boot"]!.GetValue<string>()),
+        Equals);
+
     public static readonly Codec<IPAddress?> OptionalAddress = new(
         v => v?.ToString(),
         n => n is null ? null : ParseAddress(n.GetValue<string>()),

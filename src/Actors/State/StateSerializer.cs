@@ -15,13 +15,15 @@ namespace WhaleWall.Actors.State;
 public sealed class StateSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {
     public const int Id = 47110;
-    public const string Recorded = "container-recorded.v2";
+    public const string Recorded = "container-recorded.v3";
+    public const string RecordedV2 = "container-recorded.v2";
     public const string RecordedV1 = "container-recorded.v1";
     public const string Forgotten = "container-forgotten.v1";
     public const string Networks = "docker-networks-recorded.v1";
     public const string Processed = "events-processed.v1";
     public const string Cleared = "state-cleared.v1";
-    public const string StateSnapshot = "containers-snapshot.v2";
+    public const string StateSnapshot = "containers-snapshot.v3";
+    public const string StateSnapshotV2 = "containers-snapshot.v2";
     public const string StateSnapshotV1 = "containers-snapshot.v1";
 
     public override int Identifier => Id;
@@ -60,7 +62,8 @@ public sealed class StateSerializer(ExtendedActorSystem system) : SerializerWith
     public static object FromJson(JsonObject j, string manifest) => manifest switch
     {
         Recorded => ReadRecorded(j),
-        RecordedV1 => FromJson(StateUpcasters.RecordedV1ToV2(j), Recorded),
+        RecordedV2 => FromJson(StateUpcasters.RecordedV2ToV3(j), Recorded),
+        RecordedV1 => FromJson(StateUpcasters.RecordedV1ToV2(j), RecordedV2),
         Forgotten => new ContainerForgotten(j["id"]!.GetValue<string>(), j["at"]!.GetValue<long>()),
         Networks => new NetworksRecorded(FactsSchema.NetworkList.Read(j["networks"]), j["at"]!.GetValue<long>()),
         Processed => new EventsProcessed(j["docker_time_ns"]!.GetValue<long>()),
@@ -72,7 +75,8 @@ public sealed class StateSerializer(ExtendedActorSystem system) : SerializerWith
         {
             Networks = FactsSchema.NetworkList.Read(j["networks"]),
         },
-        StateSnapshotV1 => FromJson(StateUpcasters.SnapshotV1ToV2(j), StateSnapshot),
+        StateSnapshotV2 => FromJson(StateUpcasters.SnapshotV2ToV3(j), StateSnapshot),
+        StateSnapshotV1 => FromJson(StateUpcasters.SnapshotV1ToV2(j), StateSnapshotV2),
         _ => throw new System.Runtime.Serialization.SerializationException($"unknown WhaleWall state type \"{manifest}\" (written by a newer version?)"),
     };
 

@@ -25,6 +25,36 @@ public static class StateUpcasters
         return facts;
     }
 
+    /// <summary>v2 facts had no bridge names and no learned ports: found again at the next look.</summary>
+    public static JsonObject FactsV2ToV3(JsonObject v2)
+    {
+        var facts = v2.DeepClone().AsObject();
+        foreach (var network in facts["networks"]!.AsArray())
+        {
+            var n = network!.AsObject();
+            n.TryAdd("bridge", null);
+            n.TryAdd("port", null);
+        }
+        return facts;
+    }
+
+    /// <summary><c>container-recorded.v2</c> -> <c>.v3</c>.</summary>
+    public static JsonObject RecordedV2ToV3(JsonObject v2)
+    {
+        var e = v2.DeepClone().AsObject();
+        e["facts"] = FactsV2ToV3(v2["facts"]!.AsObject());
+        return e;
+    }
+
+    /// <summary><c>containers-snapshot.v2</c> -> <c>.v3</c>.</summary>
+    public static JsonObject SnapshotV2ToV3(JsonObject v2)
+    {
+        var s = v2.DeepClone().AsObject();
+        foreach (var c in s["containers"]!.AsArray())
+            c!["facts"] = FactsV2ToV3(c["facts"]!.AsObject());
+        return s;
+    }
+
     /// <summary><c>container-recorded.v1</c> -> <c>.v2</c>.</summary>
     public static JsonObject RecordedV1ToV2(JsonObject v1)
     {

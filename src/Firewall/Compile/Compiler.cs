@@ -56,7 +56,16 @@ public static class Compiler
     }
 
     public static CompileResult Compile(ContainerFacts self, PolicyDecision decision, IReadOnlyCollection<ContainerFacts> peers,
-        IReadOnlyDictionary<string, HostAddresses>? hosts = null)
+        IReadOnlyDictionary<string, HostAddresses>? hosts = null, BindingSettings? binding = null)
+    {
+        var inet = CompileInet(self, decision, peers, hosts);
+        // binding to the bridge ports is identity, not policy: it holds for invalid policies too
+        var bridge = BindingElements.For(Visibility.Filterable(self), decision.IsManaged, binding ?? BindingSettings.Off);
+        return bridge.IsEmpty ? inet : inet with { Fragment = inet.Fragment with { Bridge = bridge } };
+    }
+
+    private static CompileResult CompileInet(ContainerFacts self, PolicyDecision decision, IReadOnlyCollection<ContainerFacts> peers,
+        IReadOnlyDictionary<string, HostAddresses>? hosts)
     {
         if (!decision.IsManaged || !self.Running) return new(Fragment.Empty(self.Id), null);
         // attachments the host's hooks never see (host/container: network mode, macvlan, ipvlan,

@@ -98,9 +98,17 @@ public sealed record RuleChain(string Name, string? LogPrefix, uint? SetMark, st
 }
 
 /// <summary>Everything one owner (a container) contributes to the kernel.</summary>
-public sealed record Fragment(string Owner, ImmutableArray<Element> Elements, ImmutableArray<RuleChain> Chains = default)
+/// <paramref name="Bridge"/>: its elements in the bridge-family table (binding to its ports,
+/// docs/binding.md).
+public sealed record Fragment(string Owner, ImmutableArray<Element> Elements, ImmutableArray<RuleChain> Chains = default,
+    ImmutableArray<WhaleWall.Firewall.Binding.BridgeElement> Bridge = default)
 {
     public ImmutableArray<RuleChain> ChainsOrEmpty => Chains.IsDefault ? [] : Chains;
+
+    public ImmutableArray<WhaleWall.Firewall.Binding.BridgeElement> BridgeOrEmpty => Bridge.IsDefault ? [] : Bridge;
+
+    /// <summary>Holds nothing in either table: the owner is gone (or never had anything).</summary>
+    public bool IsEmpty => Elements.IsEmpty && ChainsOrEmpty.IsEmpty && BridgeOrEmpty.IsEmpty;
 
     public static Fragment Empty(string owner) => new(owner, [], []);
 }

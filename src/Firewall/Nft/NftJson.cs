@@ -17,7 +17,8 @@ public static class NftJson
     /// they are emptied, and deleted unless still needed. Chains of the operator's own
     /// (targets of <c>verdict.chain</c>) are left alone.</summary>
     public static string FullTable(string table, IEnumerable<Element> elements, IEnumerable<RuleChain>? chains = null,
-        IEnumerable<string>? existingRuleChains = null, bool indented = false, DateTimeOffset? now = null, bool logDrops = false)
+        IEnumerable<string>? existingRuleChains = null, bool indented = false, DateTimeOffset? now = null, bool logDrops = false,
+        JsonArray? bridge = null)
     {
         var wanted = (chains ?? []).Distinct().Order().ToList();
         var existing = (existingRuleChains ?? []).Distinct().Order(StringComparer.Ordinal).ToList();
@@ -33,13 +34,27 @@ public static class NftJson
         foreach (var command in NftLayout.Rules(table, logDrops)) commands.Add(command);
         foreach (var group in elements.Distinct().Order().GroupBy(e => e.Set))
             commands.Add(Command("add", "element", ElementsObject(table, group.Key, group, now)));
+        Append(commands, bridge);
         return Render(commands, indented);
+    }
+
+    /// <summary>Moves <paramref name="more"/> (another table's commands, e.g. the bridge table's)
+    /// to the end of the batch: one transaction for both.</summary>
+    private static void Append(JsonArray commands, JsonArray? more)
+    {
+        if (more is null) return;
+        foreach (var command in more.ToList())
+        {
+            more.Remove(command);
+            commands.Add(command);
+        }
     }
 
     /// <summary>One transaction: new chains, element deletes, element adds, then chains no
     /// longer referenced.</summary>
     public static string Changes(string table, IEnumerable<Element> deletes, IEnumerable<Element> adds,
-        IEnumerable<RuleChain>? chainDeletes = null, IEnumerable<RuleChain>? chainAdds = null, DateTimeOffset? now = null)
+        IEnumerable<RuleChain>? chainDeletes = null, IEnumerable<RuleChain>? chainAdds = null, DateTimeOffset? now = null,
+        JsonArray? bridge = null)
     {
         var commands = new JsonArray();
         foreach (var chain in (chainAdds ?? []).Order()) AddChain(commands, table, chain);
@@ -52,6 +67,7 @@ public static class NftJson
             commands.Add(Command("flush", "chain", ChainObject(table, chain.Name)));
             commands.Add(Command("delete", "chain", ChainObject(table, chain.Name)));
         }
+        Append(commands, bridge);
         return Render(commands, false);
     }
 
@@ -66,7 +82,7 @@ public static class NftJson
 
     /// <summary>Deletes and rebuilds the table in one transaction, for when the kernel holds an
     /// incompatible (older) layout; the operator's own chains in it are lost.</summary>
-    public static string ReplaceTable(string table, IEnumerable<Element> elements, bool logDrops = false)
+    public static string ReplaceTable(string table, IEnumerable<Element> elements, bool logDrops = false, JsonArray? bridge = null)
     {
         var commands = new JsonArray
         {
@@ -78,6 +94,7 @@ public static class NftJson
         foreach (var command in NftLayout.Rules(table, logDrops)) commands.Add(command);
         foreach (var group in elements.Distinct().Order().GroupBy(e => e.Set))
             commands.Add(Command("add", "element", ElementsObject(table, group.Key, group)));
+        Append(commands, bridge);
         return Render(commands, false);
     }
 

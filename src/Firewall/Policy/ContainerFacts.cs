@@ -5,9 +5,20 @@ namespace WhaleWall.Firewall.Policy;
 
 /// <summary>One network a container is attached to, with its addresses there, their prefix
 /// lengths (the network's subnet) and the network's driver.
-/// <paramref name="MacAddress"/>: the container's MAC on that network (lower-case, colon-separated), when known.</summary>
+/// <paramref name="MacAddress"/>: the container's MAC on that network (lower-case, colon-separated), when known.
+/// <paramref name="Bridge"/>: the Linux bridge of a bridge-driver network (<c>docker0</c>,
+/// <c>br-&lt;id&gt;</c> or the network's <c>com.docker.network.bridge.name</c>), when known.
+/// <paramref name="Port"/>: the container's port on that bridge, once WhaleWall has found it
+/// (learned by WhaleWall, not told by Docker).</summary>
 public sealed record NetworkAttachment(string Name, string Id, IPAddress? IPv4, IPAddress? IPv6,
-    int IPv4Prefix = 32, int IPv6Prefix = 128, string Driver = "bridge", string? MacAddress = null);
+    int IPv4Prefix = 32, int IPv6Prefix = 128, string Driver = "bridge", string? MacAddress = null,
+    string? Bridge = null, BoundPort? Port = null);
+
+/// <summary>A container's port on a bridge: the host-side veth (ifindex and name) in the boot
+/// it was found in. An ifindex is never handed out again while the host runs, so a port
+/// remembered across a daemon restart is trusted only in the same boot and while a link with
+/// this index and name exists.</summary>
+public sealed record BoundPort(int Index, string Name, string BootId);
 
 /// <summary>A published port: container port/proto bound on the host.</summary>
 public sealed record PublishedPort(ushort ContainerPort, L4Proto Proto, string HostIp, ushort HostPort);

@@ -81,17 +81,15 @@ public class ContainerLifecycleTests
     }
 
     [Fact]
-    public void New_facts_wait_for_the_journal_then_reach_the_writer()
+    public void New_facts_reach_the_writer_at_once_and_the_journal_alongside()
     {
+        // issue 13, "the kernel first": a new container's rules never wait for the store
         var a = Facts.Container("a", "198.18.128.2");
         var s = Fresh(new LifecycleContext(WhaleWall.Firewall.Decide.DecisionContext.Default, HasStore: true, HasHostnames: false));
         s = Run(s, new ContainerCommands.Refresh("start"));
-        var (waiting, events) = Step(s, new Inspected(a, s.Inspection.Started));
-        var record = Assert.Single(events.OfType<RecordRequested>());
-        Assert.Empty(events.OfType<FragmentSent>());
-
-        var (_, confirmed) = Step(waiting, new ContainerStoreEvents.Recorded(a.Id, record.Ticket));
-        Assert.Contains("managed4 198.18.128.2", Assert.Single(confirmed.OfType<FragmentSent>()).Fragment.Elements.Select(e => e.Key));
+        var (_, events) = Step(s, new Inspected(a, s.Inspection.Started));
+        Assert.Single(events.OfType<RecordRequested>());
+        Assert.Contains("managed4 198.18.128.2", Assert.Single(events.OfType<FragmentSent>()).Fragment.Elements.Select(e => e.Key));
     }
 
     [Fact]

@@ -45,7 +45,11 @@ public static class FactsGen
         from p6 in Gen.Choose(1, 127)
         from driver in Gen.Elements("overlay", "macvlan", "ipvlan", "null", "weave/net:latest")
         from mac in Mac
-        select new NetworkAttachment(name, id, v4, v6, p4, p6, driver, mac);
+        from bridge in Text
+        from index in Gen.Choose(1, 1_000_000)
+        from port in Text
+        from boot in HexId
+        select new NetworkAttachment(name, id, v4, v6, p4, p6, driver, mac, "br-" + bridge, new BoundPort(index, "veth" + port, boot));
 
     public static readonly Gen<PublishedPort> Port =
         from container in Gen.Choose(1, 65535)

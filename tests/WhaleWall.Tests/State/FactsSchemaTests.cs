@@ -180,6 +180,7 @@ public class FactsSchemaTests(ITestOutputHelper output)
         ImmutableArray<NetworkAttachment> a => a.RemoveAt(a.Length - 1),
         ImmutableArray<PublishedPort> a => a.RemoveAt(a.Length - 1),
         ImmutableArray<AddressRange> a => a.RemoveAt(a.Length - 1),
+        BoundPort b => b with { Index = b.Index + 1 },
         _ => throw new InvalidOperationException($"teach this test how to change {name} ({type.Name})"),
     };
 }

@@ -57,19 +57,36 @@ public class StateSerializerTests() : TestKit(PersistenceConfig.Config(new State
             var back = Serializer.FromBinary(Serializer.ToBinary(value), name);
             Assert.True(Structural.Equal(value, back), Structural.Difference(value, back, name));
         }
-        Assert.EndsWith(".v2", StateSerializer.Recorded);
-        Assert.EndsWith(".v2", StateSerializer.StateSnapshot);
+        Assert.EndsWith(".v3", StateSerializer.Recorded);
+        Assert.EndsWith(".v3", StateSerializer.StateSnapshot);
     }
 
     // Frozen text: if this test fails, the format changed; add a .v3 (and an upcaster) instead of editing .v2.
     private const string V2 = """{"facts":{"id":"0123456789abcdef","name":"web","running":true,"labels":{"whalewall.enabled":"true","whalewall.rules":"output:\n  - ips: [198.19.0.10]\n"},"networks":[{"name":"front","id":"net-1","ipv4":"198.18.128.2","ipv6":"2001:db8::2","ipv4_prefix":24,"ipv6_prefix":64,"driver":"bridge","mac":"02:42:c6:12:80:02"},{"name":"back","id":"net-2","ipv4":"198.18.129.2","ipv6":null,"ipv4_prefix":25,"ipv6_prefix":128,"driver":"overlay","mac":"02:42:c6:12:81:02"}],"ports":[{"container_port":80,"proto":"tcp","host_ip":"0.0.0.0","host_port":8080},{"container_port":53,"proto":"udp","host_ip":"127.0.0.1","host_port":5353}],"dns_servers":["198.19.0.53","2001:db8:19::53"],"image":"busybox:latest","network_mode":"front"},"errors":["e1"],"at":7}""";
 
     [Fact]
-    public void A_v2_event_as_written_by_this_version_reads_back()
+    public void A_v2_event_reads_back_through_the_upcaster_without_bridge_ports()
     {
-        Assert.Equal(V2, Encoding.UTF8.GetString(Serializer.ToBinary(new ContainerRecorded(Rich(), ["e1"], 7))));
         var read = (ContainerRecorded)Serializer.FromBinary(Encoding.UTF8.GetBytes(V2), "container-recorded.v2");
         Assert.True(Structural.Equal(Rich(), read.Facts), Structural.Difference(Rich(), read.Facts, "facts"));
+        Assert.Equal(["e1"], read.Errors.ToArray());
+        Assert.Equal(StateSerializer.Recorded, Serializer.Manifest(read));
+    }
+
+    // Frozen text: if this test fails, the format changed; add a .v4 (and an upcaster) instead of editing .v3.
+    private const string V3 = """{"facts":{"id":"0123456789abcdef","name":"web","running":true,"labels":{"whalewall.enabled":"true","whalewall.rules":"output:\n  - ips: [198.19.0.10]\n"},"networks":[{"name":"front","id":"net-1","ipv4":"198.18.128.2","ipv6":"2001:db8::2","ipv4_prefix":24,"ipv6_prefix":64,"driver":"bridge","mac":"02:42:c6:12:80:02","bridge":"br-front","port":{"index":17,"name":"veth1a2b3c","boot":"boot-1"}},{"name":"back","id":"net-2","ipv4":"198.18.129.2","ipv6":null,"ipv4_prefix":25,"ipv6_prefix":128,"driver":"overlay","mac":"02:42:c6:12:81:02","bridge":null,"port":null}],"ports":[{"container_port":80,"proto":"tcp","host_ip":"0.0.0.0","host_port":8080},{"container_port":53,"proto":"udp","host_ip":"127.0.0.1","host_port":5353}],"dns_servers":["198.19.0.53","2001:db8:19::53"],"image":"busybox:latest","network_mode":"front"},"errors":["e1"],"at":7}""";
+
+    private static ContainerFacts RichV3() => Rich() with
+    {
+        Networks = Rich().Networks.SetItem(0, Rich().Networks[0] with { Bridge = "br-front", Port = new BoundPort(17, "veth1a2b3c", "boot-1") }),
+    };
+
+    [Fact]
+    public void A_v3_event_as_written_by_this_version_reads_back()
+    {
+        Assert.Equal(V3, Encoding.UTF8.GetString(Serializer.ToBinary(new ContainerRecorded(RichV3(), ["e1"], 7))));
+        var read = (ContainerRecorded)Serializer.FromBinary(Encoding.UTF8.GetBytes(V3), StateSerializer.Recorded);
+        Assert.True(Structural.Equal(RichV3(), read.Facts), Structural.Difference(RichV3(), read.Facts, "facts"));
         Assert.Equal(["e1"], read.Errors.ToArray());
     }
 

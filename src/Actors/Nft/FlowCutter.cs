@@ -1,0 +1,62 @@
+using System.Collections.Immutable;
+using System.Net;
+using System.Net.NetworkInformation;
+using WhaleWall.Firewall.Flows;
+using WhaleWall.Firewall.Nft;
+using WhaleWall.Firewall.Policy;
+
+namespace WhaleWall.Actors.Nft;
+
+/// <summary>No flow outlives the policy that allowed it (docs/binding.md): after the writer
+/// commits a change, the conntrack entries of the changed containers' addresses that the new
+/// table would not let start are deleted; a removed container's entries all go. Runs on the
+/// writer's thread, after the commit and before the next transaction, so a reused address's new
+/// owner (whose port elements wait for the old owner's removal) never inherits a flow.</summary>
+public sealed class FlowCutter(IConntrack conntrack, Func<IReadOnlySet<IPAddress>>? hostAddresses = null)
+{
+    private readonly Func<IReadOnlySet<IPAddress>> hostAddresses = hostAddresses ?? LocalAddresses;
+
+    /// <summary>Returns how many entries were deleted.</summary>
+    /// <param name="changes">each changed owner's fragment before and after the commit</param>
+    /// <param name="after">every element in the kernel after the commit</param>
+    public int Cut(IEnumerable<(Fragment Before, Fragment After)> changes, IEnumerable<Element> after)
+    {
+        var removed = new HashSet<IPAddress>();
+        var narrowed = new HashSet<IPAddress>();
+        foreach (var (before, next) in changes)
+        {
+            var addresses = AddressesOf(before);
+            if (addresses.IsEmpty) continue;
+            if (next.Elements.IsEmpty) removed.UnionWith(addresses);
+            else if (before.Elements.Except(next.Elements).Any()) // equal keys: an expiry renewal is no change
+                narrowed.UnionWith(addresses);
+        }
+        narrowed.ExceptWith(removed);
+        if (removed.Count == 0 && narrowed.Count == 0) return 0;
+
+        var deleted = 0;
+        foreach (var address in removed) deleted += conntrack.Delete(conntrack.FlowsOf(address));
+        if (narrowed.Count == 0) return deleted;
+        var index = new ElementIndex(after);
+        var host = hostAddresses();
+        foreach (var address in narrowed)
+            deleted += conntrack.Delete(StaleFlows.NotAllowed(conntrack.FlowsOf(address), host, index));
+        return deleted;
+    }
+
+    /// <summary>The container addresses an owner holds (its managed elements: single addresses).</summary>
+    public static ImmutableArray<IPAddress> AddressesOf(Fragment fragment) =>
+    [
+        .. fragment.Elements
+            .Where(e => e.Set == NftSets.Managed(IpFamily.V4) || e.Set == NftSets.Managed(IpFamily.V6))
+            .Where(e => e.Fields.Length == 1 && e.Fields[0].Lo == e.Fields[0].Hi)
+            .Select(e => Addresses.ToAddress(e.Set == NftSets.Managed(IpFamily.V4) ? IpFamily.V4 : IpFamily.V6, e.Fields[0].Lo)),
+    ];
+
+    /// <summary>This namespace's own addresses (flows the host opened went through the output hook).</summary>
+    private static IReadOnlySet<IPAddress> LocalAddresses() =>
+        NetworkInterface.GetAllNetworkInterfaces()
+            .SelectMany(i => i.GetIPProperties().UnicastAddresses.Select(u => u.Address))
+            .Select(a => a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : a)
+            .ToHashSet();
+}
