@@ -35,7 +35,7 @@ public sealed class BindingTests(E2eFixture fx, ITestOutputHelper output)
     // ------------------------------------------------------------------ spoofing
 
     [Fact]
-    public Task A_container_with_NET_ADMIN_reaches_nothing_from_an_address_it_added_and_its_own_policy_still_holds() => fx.Run(output, async () =>
+    public Task A_container_with_NET_ADMIN_reaches_nothing_from_an_address_it_added_and_its_own_policy_still_holds() => Run(async () =>
     {
         await fx.EnsureDaemonAsync();
         var net = fx.Name("spoof");
@@ -73,7 +73,7 @@ public sealed class BindingTests(E2eFixture fx, ITestOutputHelper output)
     });
 
     [Fact]
-    public Task Router_advertisements_from_a_managed_container_change_nothing_for_its_neighbours() => fx.Run(output, async () =>
+    public Task Router_advertisements_from_a_managed_container_change_nothing_for_its_neighbours() => Run(async () =>
     {
         await fx.EnsureDaemonAsync();
         var prefix = IPAddress.Parse("2001:db8:6f:99::");
@@ -118,7 +118,7 @@ public sealed class BindingTests(E2eFixture fx, ITestOutputHelper output)
     // ------------------------------------------------------------------ IPv6 link-local
 
     [Fact]
-    public Task On_a_dual_stack_network_an_opted_in_container_reaches_no_link_local_address() => fx.Run(output, async () =>
+    public Task On_a_dual_stack_network_an_opted_in_container_reaches_no_link_local_address() => Run(async () =>
     {
         await fx.EnsureDaemonAsync();
         var net = fx.Name("ll");
@@ -173,7 +173,7 @@ public sealed class BindingTests(E2eFixture fx, ITestOutputHelper output)
     ];
 
     [Fact]
-    public Task With_the_store_hung_new_containers_are_blocked_from_their_first_packet_and_their_allowed_flows_work() => fx.Run(output, async () =>
+    public Task With_the_store_hung_new_containers_are_blocked_from_their_first_packet_and_their_allowed_flows_work() => Run(async () =>
     {
         // a daemon of its own on PostgreSQL, in the harness' host namespace (its table filters);
         // the shared daemon is stopped meanwhile so that it cannot be the one filtering
@@ -249,7 +249,7 @@ public sealed class BindingTests(E2eFixture fx, ITestOutputHelper output)
     // ------------------------------------------------------------------ no flow outlives its policy
 
     [Fact]
-    public Task A_flow_of_a_removed_container_does_not_carry_over_to_the_next_owner_of_its_address() => fx.Run(output, async () =>
+    public Task A_flow_of_a_removed_container_does_not_carry_over_to_the_next_owner_of_its_address() => Run(async () =>
     {
         await fx.EnsureDaemonAsync();
         var net = fx.Name("flowaddr");
@@ -290,7 +290,7 @@ public sealed class BindingTests(E2eFixture fx, ITestOutputHelper output)
     });
 
     [Fact]
-    public Task An_established_flow_stops_when_a_policy_change_no_longer_allows_it() => fx.Run(output, async () =>
+    public Task An_established_flow_stops_when_a_policy_change_no_longer_allows_it() => Run(async () =>
     {
         await fx.EnsureDaemonAsync();
         var net = fx.Name("flowchg");
@@ -332,7 +332,7 @@ public sealed class BindingTests(E2eFixture fx, ITestOutputHelper output)
     // ------------------------------------------------------------------ a reused address across kill -9
 
     [Fact]
-    public Task After_kill_9_a_new_container_on_a_removed_containers_address_never_reaches_what_the_old_one_could() => fx.Run(output, async () =>
+    public Task After_kill_9_a_new_container_on_a_removed_containers_address_never_reaches_what_the_old_one_could() => Run(async () =>
     {
         await fx.EnsureDaemonAsync();
         var net = fx.Name("reuse");
@@ -392,6 +392,20 @@ public sealed class BindingTests(E2eFixture fx, ITestOutputHelper output)
     });
 
     // ------------------------------------------------------------------ helpers
+
+    /// <summary><see cref="E2eFixture.Run"/>, plus the bridge table and the bridges' ports on failure.</summary>
+    private Task Run(Func<Task> body) => fx.Run(output, async () =>
+    {
+        try { await body(); }
+        catch
+        {
+            output.WriteLine("---- bridge table ----");
+            output.WriteLine(BridgeTableText());
+            output.WriteLine("---- bridge ports (host namespace) ----");
+            output.WriteLine(Shell.Try("nsenter", "--net=" + H.HostNsPath, "ip", "-o", "link", "show", "type", "veth").Out);
+            throw;
+        }
+    });
 
     private string BridgeTableText() => new KernelTable(H.HostNsPath, fx.Daemon.Table, "bridge").ListText();
 
