@@ -184,6 +184,12 @@ public sealed class E2eFixture : IAsyncLifetime
         catch (Exception e) { return "(table unreadable: " + e.Message + ")"; }
     }
 
+    public string BridgeTableText()
+    {
+        try { return Daemon is null ? "" : new KernelTable(Daemon.HostNsPath, Daemon.Table, "bridge").ListText(); }
+        catch (Exception e) { return "(table unreadable: " + e.Message + ")"; }
+    }
+
     /// <summary>Runs a test body; on failure writes the daemon log, the table and the harness
     /// diagnostics to the test output.</summary>
     public async Task Run(ITestOutputHelper output, Func<Task> body)
@@ -200,6 +206,8 @@ public sealed class E2eFixture : IAsyncLifetime
             lock (Diagnostics) foreach (var d in Diagnostics) output.WriteLine(d);
             output.WriteLine("---- nft table ----");
             output.WriteLine(TableText());
+            output.WriteLine("---- nft bridge table (binding) ----");
+            output.WriteLine(BridgeTableText());
             output.WriteLine("---- whalewall log (tail) ----");
             output.WriteLine(Daemon?.LogTail(120) ?? "");
             output.WriteLine("---- dockerd log (tail) ----");

@@ -34,6 +34,7 @@ public sealed class BridgePortsActor : ReceiveActor
         Receive<FindPort>(f =>
         {
             var skip = owners.Where(o => o.Value != f.ContainerId).Select(o => o.Key).ToHashSet();
+            log.Debug("{0}: looking for its port on {1} with {2}", f.ContainerId[..Math.Min(12, f.ContainerId.Length)], f.Bridge, f.Mac);
             var replyTo = Sender;
             var self = Self;
             Task.Factory.StartNew(() =>
@@ -55,6 +56,8 @@ public sealed class BridgePortsActor : ReceiveActor
                 l = l with { Port = null, Problem = $"port {port.Name} was bound to another container meanwhile" };
             if (l.Port is { } p)
             {
+                log.Info("{0}: bound to port {1} (index {2}) of {3} with {4}",
+                    l.Request.ContainerId[..Math.Min(12, l.Request.ContainerId.Length)], p.Name, p.Index, l.Request.Bridge, l.Request.Mac);
                 owners[p.Index] = l.Request.ContainerId;
                 Register(l.Request.ContainerId).Add(p.Index);
                 l.ReplyTo.Tell(new PortFound(l.Request.NetworkId, l.Request.Mac, new BoundPort(p.Index, p.Name, bootId)));

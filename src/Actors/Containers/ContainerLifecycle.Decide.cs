@@ -245,7 +245,8 @@ public sealed partial record ContainerLifecycle
     public static bool SameWish(Fragment? a, Fragment b)
     {
         if (a is null) return false;
-        if (a.Elements.Length != b.Elements.Length || !a.ChainsOrEmpty.SequenceEqual(b.ChainsOrEmpty)) return false;
+        if (a.Elements.Length != b.Elements.Length || !a.ChainsOrEmpty.SequenceEqual(b.ChainsOrEmpty) ||
+            !a.BridgeOrEmpty.SequenceEqual(b.BridgeOrEmpty)) return false;
         for (var i = 0; i < a.Elements.Length; i++)
             if (!a.Elements[i].Equals(b.Elements[i]) || a.Elements[i].Expires != b.Elements[i].Expires) return false;
         return true;

@@ -93,6 +93,30 @@ public class ContainerLifecycleTests
     }
 
     [Fact]
+    public void A_managed_container_owns_its_address_at_once_and_its_port_sends_once_found()
+    {
+        var a = Facts.Container("a", "198.18.128.2") with
+        {
+            Networks = [new NetworkAttachment("n1", "n1-id", IPAddress.Parse("198.18.128.2"), null, 24, 128, "bridge", "02:42:c6:12:80:02", "br-n1")],
+        };
+        var binding = new LifecycleContext(WhaleWall.Firewall.Decide.DecisionContext.Default, HasStore: false, HasHostnames: false)
+        {
+            Binding = WhaleWall.Firewall.Compile.BindingSettings.Strict,
+        };
+        var s = Run(Fresh(binding), new ContainerCommands.Refresh("start"));
+        var (found, events) = Step(s, new Inspected(a, s.Inspection.Started));
+        var first = Assert.Single(events.OfType<FragmentSent>()).Fragment.BridgeOrEmpty.Select(e => e.Key).ToList();
+        Assert.Contains("owned4 198.18.128.2", first);
+        Assert.DoesNotContain(first, k => k.StartsWith("port4", StringComparison.Ordinal)); // its frames are dropped until the port is known
+        Assert.Single(events.OfType<PortLookupStarted>());
+
+        var (_, bound) = Step(found, new WhaleWall.Actors.Binding.BridgePortsEvents.PortFound("n1-id", "02:42:c6:12:80:02", new BoundPort(7, "veth7", "boot")));
+        var keys = Assert.Single(bound.OfType<FragmentSent>()).Fragment.BridgeOrEmpty.Select(e => e.Key).ToList();
+        Assert.Contains("port4 7 . 02:42:c6:12:80:02 . 198.18.128.2", keys);
+        Assert.Contains("ports 7", keys);
+    }
+
+    [Fact]
     public void A_disconnect_takes_that_networks_addresses_away_at_once()
     {
         var a = Facts.Container("a", "198.18.128.2") with
