@@ -114,9 +114,6 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
             case PortLookupEnded { Problem: not null } p:
                 Timers.StartSingleTimer("port-" + p.NetworkId, new RetryPort(p.NetworkId), p.RetryIn);
                 break;
-            case InspectionFinished:
-                Context.Parent.Tell(new ContainerEvents.Inspected(id));
-                break;
             case FragmentSent s:
                 writer.Tell(new NftWriterCommands.Program(s.Fragment, s.Version));
                 break;

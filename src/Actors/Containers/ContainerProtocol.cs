@@ -17,9 +17,6 @@ public static class ContainerEvents
 {
     /// <summary>The container no longer exists and its rules were removed.</summary>
     public sealed record Gone(string Id);
-
-    /// <summary>An inspection of the container was answered (the parent's reconcile counts them).</summary>
-    public sealed record Inspected(string Id);
 }
 
 /// <summary>Published on the event stream: what the daemon knows of a container, for

@@ -43,8 +43,6 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private long gatewayVersion;
     private readonly ContainerServices? services;
     private ContainerStoreState? toSeed;          // the journal's containers, waiting for their ports to be checked
-    private HashSet<string>? reconciling;         // containers not yet looked at since the first listing
-    private bool heldReleased;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -66,13 +64,6 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
             if (toSeed is null) return;
             log.Warning("the journal's bridge ports could not be checked in time; they are looked up again");
             Seed(new HashSet<BoundPort>());
-        });
-        Receive<ContainerEvents.Inspected>(i => Reconciled(i.Id));
-        Receive<ReconcileOverdue>(_ =>
-        {
-            if (heldReleased) return;
-            log.Warning("reconcile not complete after {0}; releasing what the old table held", ReconcileGrace);
-            ReleaseHeld();
         });
         Receive<StateOverdue>(_ =>
         {
@@ -131,16 +122,12 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         Receive<ContainerEvents.Gone>(g =>
         {
             if (children.Remove(g.Id, out var child)) Context.Stop(child);
-            Reconciled(g.Id);
         });
     }
 
     public static Props Props(IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null,
         IActorRef? hostnames = null, IActorRef? store = null, ContainerServices? services = null) =>
         Akka.Actor.Props.Create(() => new DockerEventsActor(docker, writer, peers, gateway, hostnames, store, services));
-
-    /// <summary>How long the first reconcile may take before what the old table held is released anyway.</summary>
-    private static readonly TimeSpan ReconcileGrace = TimeSpan.FromSeconds(60);
 
     protected override void PreStart()
     {
@@ -208,24 +195,6 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         Self.Tell(Connect.Instance);
     }
 
-    /// <summary>The first reconcile: once every container Docker listed has been looked at, what
-    /// the old table held and the journal did not explain (a `kill -9` before the journal was
-    /// written) is released by the writer.</summary>
-    private void Reconciled(string id)
-    {
-        if (reconciling is null || heldReleased) return;
-        reconciling.Remove(id);
-        if (reconciling.Count == 0) ReleaseHeld();
-    }
-
-    private void ReleaseHeld()
-    {
-        heldReleased = true;
-        reconciling = null;
-        Timers.Cancel("reconcile");
-        writer.Tell(NftWriterCommands.ReleaseHeld.Instance);
-    }
-
     protected override void PostStop() => stream?.Cancel();
 
     protected override SupervisorStrategy SupervisorStrategy() =>
@@ -251,12 +220,6 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
             log.Info("found {0} containers", ids.Count);
         }
         RefreshGatewayNetworks();
-        if (!heldReleased && reconciling is null)
-        {
-            reconciling = [.. ids.Union(children.Keys)];
-            Timers.StartSingleTimer("reconcile", ReconcileOverdue.Instance, ReconcileGrace);
-            if (reconciling.Count == 0) ReleaseHeld();
-        }
         foreach (var id in ids.Union(children.Keys))
             Child(id).Tell(new ContainerCommands.Refresh(reason));
         log.Info("reconciling {0} containers with Docker", ids.Union(children.Keys).Count);
@@ -318,11 +281,6 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private sealed class PortsOverdue
     {
         public static readonly PortsOverdue Instance = new();
-    }
-
-    private sealed class ReconcileOverdue
-    {
-        public static readonly ReconcileOverdue Instance = new();
     }
 
     private sealed class CheckpointTick

@@ -94,7 +94,6 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         Receive<StartupTimeout>(_ => Safely(() => TryBuildTable(force: true)));
         Receive<Retry>(_ => { });
         Receive<RenewGuards>(_ => { });
-        Receive<ReleaseHeld>(_ => { });
         Receive<Resync>(_ => memory.ResyncScheduled = false);
     }
 
@@ -121,7 +120,6 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             BuildWholeTable("resync");
         }));
         Receive<RenewGuards>(_ => Safely(RenewLeases));
-        Receive<ReleaseHeld>(_ => { });
         Receive<ExpectOwners>(_ => { });
         Receive<StartupTimeout>(_ => { });
     }

@@ -12,13 +12,6 @@ public static class NftWriterCommands
     /// <summary>Start-up: build the whole table in one transaction once each of these
     /// owners has sent its first Program.</summary>
     public sealed record ExpectOwners(ImmutableHashSet<string> Owners);
-
-    /// <summary>The first reconcile with Docker is done: what the table held at start-up and no
-    /// owner explained (kept drop-all meanwhile) may go.</summary>
-    public sealed record ReleaseHeld
-    {
-        public static readonly ReleaseHeld Instance = new();
-    }
 }
 
 public static class NftWriterEvents

@@ -59,7 +59,7 @@ public class ContainerActorSpecs : TestKit
         docker.Containers.TryRemove(a.Id, out _);
         actor.Tell(new ContainerCommands.Refresh("destroy"));
         Assert.Empty(writer.ExpectMsg<Program>().Fragment.Elements);
-        FishForMessage(m => m is ContainerEvents.Gone g && g.Id == a.Id); // after its Inspected reports
+        ExpectMsg(new ContainerEvents.Gone(a.Id));
     }
 
     [Fact]

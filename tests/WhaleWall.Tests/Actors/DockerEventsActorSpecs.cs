@@ -17,7 +17,6 @@ public class DockerEventsActorSpecs : TestKit
         var a = Facts.Container("a", "198.18.128.2");
         docker.Containers[a.Id] = a;
         var writer = CreateTestProbe();
-        writer.IgnoreMessages<ReleaseHeld>(); // reconcile done: asserted in its own spec
         var peers = Sys.ActorOf(Akka.Actor.Props.Create<PeerDirectoryActor>());
         Sys.ActorOf(DockerEventsActor.Props(docker, writer, peers));
 
