@@ -121,13 +121,16 @@ public sealed class BindingTests(E2eFixture fx, ITestOutputHelper output)
     public Task On_a_dual_stack_network_an_opted_in_container_reaches_no_link_local_address() => Run(async () =>
     {
         await fx.EnsureDaemonAsync();
+        var total = Stopwatch.StartNew();
         var net = fx.Name("ll");
         await H.CreateDualStackNetworkAsync(net, "198.18.66.0/24", "2001:db8:66::/64");
         var bridge = await H.BridgeNameAsync(net);
         var neighbour = await fx.StartedAsync("ll-neighbour", new ContainerOptions { Network = net }, waitManaged: false);
         var plain = await fx.StartedAsync("ll-plain", new ContainerOptions { Network = net }, waitManaged: false);
         var locked = await fx.StartedAsync("ll-locked", OptedIn() with { Network = net });
+        output.WriteLine($"{total.ElapsedMilliseconds} ms: three containers up");
         await fx.Table.WaitManaged(await locked.C.Ipv6Async(net));
+        output.WriteLine($"{total.ElapsedMilliseconds} ms: the opted-in container's IPv6 address is managed");
         var neighbourLl = LinkLocal(neighbour.Ns, "eth0");
         var hostLl = LinkLocal(H.HostNsPath, bridge);
         output.WriteLine($"neighbour {neighbourLl}, host ({bridge}) {hostLl}");
@@ -145,6 +148,7 @@ public sealed class BindingTests(E2eFixture fx, ITestOutputHelper output)
         Assert.False(Ping6(locked.C, hostLl), $"the opted-in container (no rules) pinged the host's link-local {hostLl}\n{BridgeTableText()}");
         // and its global address stays under its policy (no rules: nothing)
         fx.AssertTcpDropped(locked.Ns, Server1v6, TcpPort, what: "(IPv6, no rules)");
+        output.WriteLine($"{total.ElapsedMilliseconds} ms: denied pings and probe done");
 
         foreach (var x in new[] { neighbour, plain, locked }) await x.C.RemoveAsync();
     });
@@ -449,7 +453,13 @@ public sealed class BindingTests(E2eFixture fx, ITestOutputHelper output)
     private bool Ping6(TestContainer from, string linkLocal)
     {
         if (!linkLocal.StartsWith("fe80:", StringComparison.Ordinal)) throw new ArgumentException($"{linkLocal} is not link-local");
-        return H.DockerCli("exec", from.Id, "ping6", "-c", "2", "-w", "2", "-I", "eth0", linkLocal).Code == 0;
+        var sw = Stopwatch.StartNew();
+        // -W 1: busybox otherwise waits 10 s for late answers once it has sent its -c packets
+        var r = H.DockerCli("exec", from.Id, "ping6", "-c", "2", "-w", "2", "-W", "1", "-I", "eth0", linkLocal);
+        output.WriteLine($"ping6 {linkLocal} from {from.Name}: exit {r.Code} after {sw.ElapsedMilliseconds} ms: {r.Out.Replace('\n', ' ')} {r.Err.Trim()}");
+        // a failure must be a ping that went out unanswered, not one that could not be sent
+        if (r.Code != 0) Assert.Contains("2 packets transmitted, 0 packets received", r.Out);
+        return r.Code == 0;
     }
 
     private static void AcceptRa(string nsPath)
