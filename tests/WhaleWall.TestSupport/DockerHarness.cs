@@ -25,6 +25,11 @@ public sealed record ContainerOptions
     /// <summary>Default: `sleep 3600` under a shell that exits on SIGTERM (a bare sleep as pid 1
     /// ignores SIGTERM, which makes `docker stop` wait its full grace period).</summary>
     public string[] Cmd { get; init; } = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"];
+    /// <summary>Capabilities added to Docker's default set (`--cap-add`), e.g. NET_ADMIN.</summary>
+    public IList<string> CapAdd { get; init; } = new List<string>();
+    /// <summary>A fixed IPv4 address on <see cref="Network"/> (`--ip`; the network needs a
+    /// configured subnet, see <see cref="DockerHarness.CreateNetworkAsync(string, string)"/>).</summary>
+    public string? Ipv4Address { get; init; }
 }
 
 /// <summary>Label helpers for the daemon's contract.</summary>
@@ -350,6 +355,28 @@ public sealed class DockerHarness : IAsyncDisposable
         return resp.ID;
     }
 
+    /// <summary>Creates a user-defined bridge network with a given IPv4 subnet (test ranges only),
+    /// so containers can be given fixed addresses on it.</summary>
+    public async Task<string> CreateNetworkAsync(string name, string subnet4)
+    {
+        TestNet.Guard(subnet4.Split('/')[0]);
+        var resp = await Docker.Networks.CreateNetworkAsync(new NetworksCreateParameters
+        {
+            Name = name,
+            Driver = "bridge",
+            IPAM = new IPAM { Config = [new IPAMConfig { Subnet = subnet4 }] },
+        });
+        lock (_gate) _networks.Add(resp.ID);
+        return resp.ID;
+    }
+
+    /// <summary>The Linux bridge of a network (what `ip link` calls it in the host namespace).</summary>
+    public async Task<string> BridgeNameAsync(string network)
+    {
+        var n = await Docker.Networks.InspectNetworkAsync(network);
+        return n.Options is { } o && o.TryGetValue("com.docker.network.bridge.name", out var name) ? name : "br-" + n.ID[..12];
+    }
+
     /// <summary>Creates a dual-stack bridge network with the given subnets (test ranges only).</summary>
     public async Task<string> CreateDualStackNetworkAsync(string name, string subnet4, string subnet6)
     {
@@ -392,8 +419,20 @@ public sealed class DockerHarness : IAsyncDisposable
                 NetworkMode = options.Network ?? "bridge",
                 PortBindings = bindings,
                 DNS = options.OwnDns ? new List<string> { TestNet.Dns } : null,
+                CapAdd = options.CapAdd.Count > 0 ? options.CapAdd.ToList() : null,
             },
         };
+        if (options.Ipv4Address is { } fixedIp)
+        {
+            if (options.Network is null) throw new ArgumentException("a fixed address needs a user-defined network");
+            create.NetworkingConfig = new NetworkingConfig
+            {
+                EndpointsConfig = new Dictionary<string, EndpointSettings>
+                {
+                    [options.Network] = new() { IPAMConfig = new EndpointIPAMConfig { IPv4Address = TestNet.Guard(fixedIp) } },
+                },
+            };
+        }
         var resp = await Docker.Containers.CreateContainerAsync(create);
         lock (_gate) _containers.Add(resp.ID);
         var c = new TestContainer(this, resp.ID, name, options.Network ?? "bridge");

@@ -56,6 +56,54 @@ public sealed class PostgresServer : IAsyncDisposable
         throw new TimeoutException($"postgres not ready within 30 s:\n{E2eProcess.Tail(LogFile)}");
     }
 
+    /// <summary>Hangs the server without closing a connection: SIGSTOP to the postmaster, then to
+    /// each of its children (the backends serving open connections, found by their parent pid).
+    /// Returns the pids stopped, for <see cref="Thaw"/>.</summary>
+    public IReadOnlyList<int> Freeze()
+    {
+        if (Pid == 0) throw new InvalidOperationException("the server is not running");
+        var stopped = new List<int>();
+        if (E2eProcess.Signal(Pid, SIGSTOP)) stopped.Add(Pid);
+        // the postmaster forks nothing while stopped: its children are now a fixed set
+        foreach (var child in ChildrenOf(Pid))
+            if (E2eProcess.Signal(child, SIGSTOP)) stopped.Add(child);
+        _frozen = stopped;
+        return stopped;
+    }
+
+    /// <summary>SIGCONT to every process <see cref="Freeze"/> stopped (children first).</summary>
+    public void Thaw()
+    {
+        foreach (var pid in _frozen.AsEnumerable().Reverse()) E2eProcess.Signal(pid, SIGCONT);
+        _frozen = [];
+    }
+
+    /// <summary>Whether a process is stopped (state T in /proc/pid/stat).</summary>
+    public static bool IsStopped(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('T');
+        }
+        catch (IOException) { return false; }
+    }
+
+    private const int SIGSTOP = 19, SIGCONT = 18;
+    private List<int> _frozen = [];
+
+    private static IEnumerable<int> ChildrenOf(int parent)
+    {
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            string stat;
+            try { stat = File.ReadAllText(Path.Combine(dir, "stat")); } catch (IOException) { continue; } catch (UnauthorizedAccessException) { continue; }
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            if (fields.Length > 1 && int.TryParse(fields[1], out var ppid) && ppid == parent) yield return pid;
+        }
+    }
+
     private static string AsPostgres(params string[] argv) =>
         Shell.Run("setpriv", ["--reuid=postgres", "--regid=postgres", "--init-groups", "--", .. argv]);
 
@@ -68,6 +116,7 @@ public sealed class PostgresServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        Thaw();
         if (Pid != 0)
         {
             // SIGINT: PostgreSQL's fast shutdown; by pid, never by name

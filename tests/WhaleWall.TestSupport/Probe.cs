@@ -49,7 +49,12 @@ public static class Probe
 
     /// <summary>Sends "ping" and waits for the same datagram to come back, retrying the send up
     /// to 3 times within the timeout.</summary>
-    public static bool UdpEcho(string nsPath, string ip, int port, TimeSpan? timeout = null, string? sourceIp = null)
+    public static bool UdpEcho(string nsPath, string ip, int port, TimeSpan? timeout = null, string? sourceIp = null) =>
+        UdpEcho(nsPath, ip, port, timeout, sourceIp, 0);
+
+    /// <summary>As above, from a fixed source port (<paramref name="sourcePort"/> 0: any): the
+    /// same 5-tuple as an earlier flow, to see whether its conntrack entry still lets it pass.</summary>
+    public static bool UdpEcho(string nsPath, string ip, int port, TimeSpan? timeout, string? sourceIp, int sourcePort)
     {
         var target = new IPEndPoint(IPAddress.Parse(ip), port);
         var limit = timeout ?? DefaultTimeout;
@@ -58,7 +63,8 @@ public static class Probe
             var s = new Socket(target.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
             try
             {
-                if (sourceIp is not null) s.Bind(new IPEndPoint(IPAddress.Parse(sourceIp), 0));
+                if (sourceIp is not null || sourcePort != 0)
+                    s.Bind(new IPEndPoint(sourceIp is null ? (target.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any) : IPAddress.Parse(sourceIp), sourcePort));
                 s.Connect(target); // only datagrams from the target are delivered
             }
             catch { s.Dispose(); throw; }
