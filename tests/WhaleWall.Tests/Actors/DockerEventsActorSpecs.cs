@@ -34,4 +34,41 @@ public class DockerEventsActorSpecs : TestKit
         AwaitCondition(() => docker.StreamSinces.Count == 2, TimeSpan.FromSeconds(5));
         Assert.Equal(1_700_000_000_123_456_789, docker.StreamSinces.Last());
     }
+
+    [Fact]
+    public void After_a_restart_the_start_up_table_waits_for_every_container_docker_lists_not_only_the_journals()
+    {
+        // the kernel goes first: a container the kernel held may be missing from the journal
+        // (kill -9 before its record was written); the old table must stay until it reports too
+        var a = Facts.Container("a", "198.18.128.2");
+        var c = Facts.Container("c", "198.18.128.4");
+        docker.Containers[a.Id] = a;
+        docker.Containers[c.Id] = c;
+        var store = CreateTestProbe();
+        var writer = CreateTestProbe();
+        var peers = Sys.ActorOf(Akka.Actor.Props.Create<PeerDirectoryActor>());
+        Sys.ActorOf(DockerEventsActor.Props(docker, writer, peers, store: store));
+        store.ExpectMsg<WhaleWall.Actors.State.ContainerStoreCommands.GetState>();
+        var journal = WhaleWall.Actors.State.ContainerStoreState.Empty.Apply(new WhaleWall.Actors.State.StoredEvents.ContainerRecorded(a, [], 1));
+        store.Reply(new WhaleWall.Actors.State.ContainerStoreEvents.Snapshot(journal, 1));
+
+        var expected = writer.FishForMessage<ExpectOwners>(_ => true, TimeSpan.FromSeconds(5));
+        Assert.Equal([a.Id, c.Id], expected.Owners.Order());
+    }
+
+    [Fact]
+    public void After_a_restart_with_docker_unreachable_the_journal_alone_rebuilds_the_table()
+    {
+        var a = Facts.Container("a", "198.18.128.2");
+        docker.ListFailure = new IOException("docker.sock: connection refused");
+        var store = CreateTestProbe();
+        var writer = CreateTestProbe();
+        var peers = Sys.ActorOf(Akka.Actor.Props.Create<PeerDirectoryActor>());
+        Sys.ActorOf(DockerEventsActor.Props(docker, writer, peers, store: store));
+        store.ExpectMsg<WhaleWall.Actors.State.ContainerStoreCommands.GetState>();
+        store.Reply(new WhaleWall.Actors.State.ContainerStoreEvents.Snapshot(
+            WhaleWall.Actors.State.ContainerStoreState.Empty.Apply(new WhaleWall.Actors.State.StoredEvents.ContainerRecorded(a, [], 1)), 1));
+
+        Assert.Equal([a.Id], writer.FishForMessage<ExpectOwners>(_ => true, TimeSpan.FromSeconds(5)).Owners);
+    }
 }
