@@ -53,9 +53,10 @@ public static class Daemon
         // scrapes read the counters through a context of their own (a context is not thread-safe,
         // and reads must not wait behind the writer's transactions)
         using var counterReader = new LibNftables();
+        var binding = CheckBinding(nft, options);
         var view = new DaemonView();
         var report = new DaemonReportFile(Path.Combine(options.DataDir, DaemonReportFile.FileName),
-            new DaemonIdentity(Environment.ProcessId, DateTimeOffset.UtcNow, options.Node, options.Table, VersionInfo.Text));
+            new DaemonIdentity(Environment.ProcessId, DateTimeOffset.UtcNow, options.Node, options.Table, VersionInfo.Text, binding.Enabled));
         using var metrics = new MetricsServer(options.MetricsAddr, view, new ContainerCounters(counterReader, options.Table, view));
         WhaleWallMetrics.Initialize();
         try { metrics.Start(); }
@@ -72,7 +73,6 @@ public static class Daemon
         host.Logging.ClearProviders();
         host.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
         host.Logging.SetMinimumLevel(LogLevel.Warning);
-        var binding = CheckBinding(nft, options);
         var writerOptions = new WriterOptions(binding.Enabled, binding.GuardLease, OpenFlowCutter());
         host.Services.AddAkka("whalewall", (akka, _) =>
         {

@@ -57,6 +57,7 @@ public static class StateCommands
             ["healthy"] = Reporting ? Report!["healthy"]?.DeepClone() : null,
             ["problems"] = Reporting ? Report!["problems"]?.DeepClone() : new JsonArray(),
             ["pending"] = Reporting ? Report!["pending"]?.DeepClone() : new JsonArray(),
+            ["binding"] = ReportIsCurrent ? Report!["binding"]?.DeepClone() : null,
         };
     }
 
@@ -146,6 +147,9 @@ public static class StateCommands
             w.WriteLine($"  {c["name"],-24} {id[..Math.Min(12, id.Length)]}  {state,-12} " +
                         string.Join(",", c["addresses"]!.AsArray().Select(a => a!.GetValue<string>())));
             foreach (var r in c["reasons"]?.AsArray() ?? []) w.WriteLine($"      {r}");
+            foreach (var n in c["networks"]?.AsArray() ?? [])
+                if (n?["binding"]?.GetValue<string>() is "bound" or "unbound")
+                    w.WriteLine($"      {n["name"]}: {n["binding"]}{(n["port"] is { } port ? $" to port {port} of {n["bridge"]}" : $" on {n["bridge"]} (its port is not known yet: it sends nothing)")}");
         }
         var hostnames = doc["hostnames"]!.AsArray();
         w.WriteLine($"{hostnames.Count} hostnames resolved:");

@@ -51,6 +51,16 @@ public sealed class StatusHealthTests(E2eFixture fx, ITestOutputHelper output)
         Assert.Equal(fx.Daemon.Pid, daemon["pid"]!.GetValue<int>());
         Assert.Equal("daemon", status["containers_source"]!.GetValue<string>());
         Assert.Contains("healthy", fx.Daemon.Cli("status").Out);
+        // bound to its port on the bridge (issue 13): the daemon says which
+        Assert.True(daemon["binding"]!.GetValue<bool>(), status.ToString());
+        var seenBound = await E2eProcess.Eventually(() =>
+        {
+            status = Status(fx.Daemon);
+            var net = status["containers"]!.AsArray().First(c => c!["id"]!.GetValue<string>() == enforced.C.Id)!["networks"]![0]!;
+            return net["binding"]?.GetValue<string>() == "bound" && net["port"]?.GetValue<string>() is { } port && port.StartsWith("veth", StringComparison.Ordinal);
+        }, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(500));
+        Assert.True(seenBound, "status does not show the container bound to its veth:\n" + status);
+        Assert.Matches(@"bound to port veth\S+ of ", fx.Daemon.Cli("status").Out);
 
         // stopped: the journal's containers are last known, never enforced
         await fx.Daemon.StopAsync();

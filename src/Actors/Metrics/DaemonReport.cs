@@ -5,7 +5,8 @@ using WhaleWall.Actors.Containers;
 namespace WhaleWall.Actors.Metrics;
 
 /// <summary>Who writes the report: the daemon's process and configuration.</summary>
-public sealed record DaemonIdentity(int Pid, DateTimeOffset Started, string Node, string Table, string Version);
+/// <paramref name="Binding"/>: containers are bound to their bridge ports (docs/binding.md).
+public sealed record DaemonIdentity(int Pid, DateTimeOffset Started, string Node, string Table, string Version, bool Binding = false);
 
 /// <summary>Where the <see cref="MetricsActor"/> publishes the daemon's own view.</summary>
 public interface IDaemonReport
@@ -50,6 +51,7 @@ public sealed class DaemonReportFile(string path, DaemonIdentity identity) : IDa
             ["node"] = identity.Node,
             ["table"] = identity.Table,
             ["version"] = identity.Version,
+            ["binding"] = identity.Binding,
             ["healthy"] = health.Healthy,
             ["problems"] = Strings(health.Problems),
             ["pending"] = Strings(health.Pending),
@@ -57,11 +59,11 @@ public sealed class DaemonReportFile(string path, DaemonIdentity identity) : IDa
             ["docker_connected"] = snapshot.DockerConnected,
             ["containers"] = new JsonArray([.. snapshot.Containers.Values
                 .OrderBy(c => c.Name, StringComparer.Ordinal).ThenBy(c => c.Id, StringComparer.Ordinal)
-                .Select(c => (JsonNode)Container(c))]),
+                .Select(c => (JsonNode)Container(c, identity.Binding))]),
         };
     }
 
-    private static JsonObject Container(ContainerEntry c) => new()
+    private static JsonObject Container(ContainerEntry c, bool binding) => new()
     {
         ["id"] = c.Id,
         ["name"] = c.Name,
@@ -74,12 +76,21 @@ public sealed class DaemonReportFile(string path, DaemonIdentity identity) : IDa
             ["driver"] = n.Driver,
             ["ipv4"] = n.IPv4?.ToString(),
             ["ipv6"] = n.IPv6?.ToString(),
+            ["bridge"] = n.Bridge,
+            ["port"] = n.Port?.Name,
+            ["binding"] = BindingOf(n, binding),
         })]),
         ["network_mode"] = c.Facts?.NetworkMode,
         ["image"] = c.Image,
         ["compose_project"] = c.ComposeProject,
         ["compose_service"] = c.ComposeService,
     };
+
+    /// <summary>Whether an attachment is bound to its port: <c>bound</c>; <c>unbound</c> (its port
+    /// is not known yet or could not be found: it sends nothing); <c>none</c> (not a bridge
+    /// network, or binding is off).</summary>
+    public static string BindingOf(WhaleWall.Firewall.Policy.NetworkAttachment n, bool binding) =>
+        !binding || !WhaleWall.Firewall.Compile.BindingElements.Bindable(n) ? "none" : n.Port is null ? "unbound" : "bound";
 
     /// <summary>A state as status and the metrics' state label spell it.</summary>
     public static string StateLabel(ContainerState state) => WhaleWallMetrics.StateLabel(state);
