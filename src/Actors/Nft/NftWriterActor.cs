@@ -66,6 +66,38 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         // lenient mode: guards lapse unless renewed (delete + add restarts a kernel timeout)
         if (options.Bridge && options.GuardLease is { } lease)
             Timers.StartPeriodicTimer("guards", RenewGuards.Instance, lease / 3);
+        // DNS addresses the kernel times out change what a container may reach, with no change
+        // passing through here: their flows are checked when they expire
+        if (options.Flows is not null)
+            Timers.StartPeriodicTimer("expiries", SweepExpired.Instance, ExpirySweep);
+    }
+
+    private static readonly TimeSpan ExpirySweep = TimeSpan.FromSeconds(2);
+    private DateTimeOffset expiredUpTo = DateTimeOffset.MinValue;
+
+    /// <summary>Elements whose kernel timeout ran out since the last sweep: the flows of their
+    /// owners that the table without them no longer allows are cut (a DNS answer that moved on,
+    /// the grace over).</summary>
+    private void CutExpiredFlows()
+    {
+        var now = Now;
+        var since = expiredUpTo;
+        expiredUpTo = now;
+        bool Expired(Element e) => e.Expires is { } until && until <= now;
+        var changes = memory.Kernel.Owners.Values
+            .Where(f => f.Elements.Any(e => e.Expires is { } until && until > since && until <= now))
+            .Select(f => (f, f with { Elements = [.. f.Elements.Where(e => !Expired(e))] }))
+            .ToList();
+        if (changes.Count == 0) return;
+        try
+        {
+            var cut = options.Flows!.Cut(changes, memory.Kernel.References.Keys.Where(e => !Expired(e)));
+            if (cut > 0) log.Info("deleted {0} conntrack entries that expired DNS addresses no longer allow", cut);
+        }
+        catch (Exception e)
+        {
+            log.Error(e, "conntrack: could not delete the flows expired DNS addresses no longer allow");
+        }
     }
 
     protected override void PostRestart(Exception reason)
@@ -94,6 +126,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         Receive<StartupTimeout>(_ => Safely(() => TryBuildTable(force: true)));
         Receive<Retry>(_ => { });
         Receive<RenewGuards>(_ => { });
+        Receive<SweepExpired>(_ => { });
         Receive<Resync>(_ => memory.ResyncScheduled = false);
     }
 
@@ -120,6 +153,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             BuildWholeTable("resync");
         }));
         Receive<RenewGuards>(_ => Safely(RenewLeases));
+        Receive<SweepExpired>(_ => Safely(CutExpiredFlows));
         Receive<ExpectOwners>(_ => { });
         Receive<StartupTimeout>(_ => { });
     }
@@ -467,6 +501,11 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     private sealed class RenewGuards
     {
         public static readonly RenewGuards Instance = new();
+    }
+
+    private sealed class SweepExpired
+    {
+        public static readonly SweepExpired Instance = new();
     }
 }
 

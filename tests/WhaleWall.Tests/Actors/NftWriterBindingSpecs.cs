@@ -109,6 +109,24 @@ public class NftWriterBindingSpecs() : TestKit($"{NftWriterActor.DispatcherId} {
         AwaitCondition(() => conntrack.Deleted.Count == 3); // removal: every flow of its address
     }
 
+    [Fact]
+    public void A_flow_allowed_only_by_a_dns_address_is_cut_once_the_kernel_times_that_address_out()
+    {
+        var writer = StartedWriter();
+        var a = "198.18.128.2";
+        conntrack.Flows[a] = [Flow(a, "198.19.0.10", 1), Flow(a, "198.19.0.12", 2)];
+        var expires = Sys.Scheduler.Now.AddSeconds(1);
+        var byName = Out(a, "198.19.0.10");
+        var hostElement = new Element("outh4", byName.Fields, expires: expires);
+        writer.Tell(new Program(Bound("a", a, 7, hostElement, Out(a, "198.19.0.12")), 1));
+        ExpectMsg(new Applied("a", 1));
+        Assert.Empty(conntrack.Deleted);
+
+        // no Program arrives: the kernel drops the element by its timeout, the writer knows when
+        AwaitCondition(() => conntrack.Deleted.Count == 1, TimeSpan.FromSeconds(8));
+        Assert.Equal(1u, conntrack.Deleted.Single().Id);
+    }
+
     private static ConntrackFlow Flow(string src, string dst, uint id) =>
         new(ConntrackFlow.Tcp,
             new FlowTuple(IPAddress.Parse(src), IPAddress.Parse(dst), 40000, 80),
