@@ -21,10 +21,10 @@ public static class HostSyntax
             problem = $"\"{LabelParser.Truncate(name)}\": {error}";
             return null;
         }
-        if (!OutboundList.IsHostName(name))
-            problem = $"\"{LabelParser.Truncate(name)}\" is not a DNS name";
-        else if (name.StartsWith("*", StringComparison.Ordinal))
+        if (name.StartsWith('*'))
             problem = $"\"{LabelParser.Truncate(name)}\": wildcard names need the DNS proxy (WHALEWALL_DNS_PROXY is off); name each host";
+        else if (!OutboundList.IsHostName(name))
+            problem = $"\"{LabelParser.Truncate(name)}\" is not a DNS name";
         return problem is null ? name.ToLowerInvariant().TrimEnd('.') : null;
     }
 }
