@@ -187,8 +187,8 @@ public sealed class DnsProxyTests(E2eFixture fx, ITestOutputHelper output)
     /// answer: TTL 1 s + grace 2 s).</summary>
     [Fact(Skip = "99 of 100 in its one 100-try run (try 20: answer after 323 ms, then the first SYN timed out), " +
                  "20 of 20 in a 20-try run, 0 of 20 with the proxy not awaiting the commit (so it does catch that). " +
-                 "Cause of the 1 % not found yet; suspect: a renewal of an address whose old element the writer thinks " +
-                 "expired (KernelState.ExpiryMargin) while the kernel still holds it, so the add does not renew it")]
+                 "Cause of the 1 % not found yet (ruled out: `add element` on a still-present element of an interval " +
+                 "timeout set does renew its timeout on this kernel, checked with nft)")]
     public Task The_first_connection_after_a_lookup_succeeds_100_of_100_times_with_a_slow_kernel() => fx.Run(output, async () =>
     {
         await fx.EnsureDaemonAsync();
