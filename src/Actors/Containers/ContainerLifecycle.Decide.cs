@@ -210,7 +210,7 @@ public sealed partial record ContainerLifecycle
             Emit(new RecordRequested(facts, s.Reasons(), s.Journal.Tickets + 1));
 
         // ports of bridge networks not known yet: the binding waits for them (it sends nothing meanwhile)
-        if (s.Context.Binding.Enabled && facts.Running)
+        if (s.Context.Binding.Enabled && facts.Running && s.SeenByDocker)
             foreach (var n in facts.Networks.Where(n => n.Port is null && BindingElements.Bindable(n)))
                 if (!s.PortLookups.TryGetValue(n.Id, out var lookup) || (!lookup.Running && lookup.Failures == 0))
                     Emit(new PortLookupStarted(n.Id, n.Bridge!, n.MacAddress!));

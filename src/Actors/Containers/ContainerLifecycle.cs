@@ -50,6 +50,11 @@ public sealed partial record ContainerLifecycle
     public InspectionState Inspection { get; init; } = InspectionState.Idle;
     /// <summary>Networks whose port is being looked for, or waits for the next look.</summary>
     public ImmutableDictionary<string, PortLookup> PortLookups { get; init; } = ImmutableDictionary<string, PortLookup>.Empty;
+    /// <summary>Docker has told something of this container since it was seeded from the journal.
+    /// Ports are looked for only then: a journalled container that no longer exists would
+    /// otherwise bind the port of a new container on its address (Docker derives the MAC from
+    /// the address) and lend it its rules.</summary>
+    public bool SeenByDocker { get; init; }
     public JournalState Journal { get; init; } = JournalState.Empty;
     public KernelLink Kernel { get; init; } = KernelLink.Nothing;
     public PublishedState Published { get; init; } = PublishedState.Nothing;
@@ -75,7 +80,7 @@ public sealed partial record ContainerLifecycle
                 PortLookups = PortLookups.SetItem(p.NetworkId, new PortLookup(false, (PortLookups.TryGetValue(p.NetworkId, out var l) ? l.Failures : 0) + 1)),
             },
         Seeded s => this with { Facts = s.Facts, Journal = Journal with { Recorded = s.Facts, Requested = s.Facts } },
-        FactsLearned f => this with { Facts = f.Facts, Deaths = f.Died ? Deaths + 1 : Deaths },
+        FactsLearned f => this with { Facts = f.Facts, Deaths = f.Died ? Deaths + 1 : Deaths, SeenByDocker = true },
         PolicyDecided d => this with { Decision = d.Decision, DecidedFor = d.Inputs },
         HostsWatched w => this with { WatchedHosts = w.Names, Hosts = Hosts.RemoveRange(Hosts.Keys.Where(n => !w.Names.Contains(n))) },
         PeersWatched w => this with { WatchedPeers = w.References, Peers = [] },

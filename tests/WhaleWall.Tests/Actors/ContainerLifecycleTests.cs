@@ -117,6 +117,26 @@ public class ContainerLifecycleTests
     }
 
     [Fact]
+    public void A_container_seeded_from_the_journal_looks_for_its_port_only_once_docker_confirms_it()
+    {
+        // kill -9, the container removed, a new one on its address with the same MAC: the
+        // journal's container must not bind the newcomer's port (it would lend it its rules)
+        var a = Facts.Container("a", "198.18.128.2") with
+        {
+            Networks = [new NetworkAttachment("n1", "n1-id", IPAddress.Parse("198.18.128.2"), null, 24, 128, "bridge", "02:42:c6:12:80:02", "br-n1")],
+        };
+        var binding = new LifecycleContext(WhaleWall.Firewall.Decide.DecisionContext.Default, HasStore: false, HasHostnames: false)
+        {
+            Binding = WhaleWall.Firewall.Compile.BindingSettings.Strict,
+        };
+        var (seeded, events) = Step(Fresh(binding), new ContainerCommands.Seed(a));
+        Assert.Empty(events.OfType<PortLookupStarted>());
+        var s = Run(seeded, new ContainerCommands.Refresh("reconcile"));
+        var (_, confirmed) = Step(s, new Inspected(a, s.Inspection.Started));
+        Assert.Single(confirmed.OfType<PortLookupStarted>());
+    }
+
+    [Fact]
     public void A_disconnect_takes_that_networks_addresses_away_at_once()
     {
         var a = Facts.Container("a", "198.18.128.2") with
