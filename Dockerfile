@@ -18,6 +18,7 @@ WORKDIR /src
 COPY Directory.Build.props ./
 COPY src/Firewall/WhaleWall.Firewall.csproj src/Firewall/
 COPY src/Actors/WhaleWall.Actors.csproj src/Actors/
+COPY src/DnsProxy/WhaleWall.DnsProxy.csproj src/DnsProxy/
 COPY src/Host/WhaleWall.Host.csproj src/Host/
 RUN dotnet restore src/Host/WhaleWall.Host.csproj -r "$RID" -p:SelfContained=true
 COPY src/ src/

@@ -55,6 +55,12 @@ public static class CheckCommand
             stderr.WriteLine($"whalewall check: {string.Join("; ", errors)}");
             return 2;
         }
+        if (DecisionContext.ProxySetting(env("WHALEWALL_DNS_PROXY")) is not { } proxy)
+        {
+            stderr.WriteLine("whalewall check: WHALEWALL_DNS_PROXY must be on or off");
+            return 2;
+        }
+        context = context with { DnsProxy = proxy };
 
         var services = new List<ComposeService>();
         if (input.Compose is { } compose)

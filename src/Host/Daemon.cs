@@ -74,6 +74,11 @@ public static class Daemon
         host.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
         host.Logging.SetMinimumLevel(LogLevel.Warning);
         var writerOptions = new WriterOptions(binding.Enabled, binding.GuardLease, OpenFlowCutter());
+        // the DNS proxy (docs/dns-proxy.md); WHALEWALL_DNS_PROXY=off leaves its sets empty
+        using var proxy = options.Proxy is { Enabled: true } proxySettings
+            ? new DnsProxyHost(proxySettings, options.Dns ?? DnsSettings.Default,
+                options.DnsServers is { Count: > 0 } servers ? servers : [.. DnsClient.NameServer.ResolveNameServers().Select(n => new System.Net.IPEndPoint(System.Net.IPAddress.Parse(n.Address), n.Port))])
+            : null;
         host.Services.AddAkka("whalewall", (akka, _) =>
         {
             akka.AddHocon($"akka.loglevel = {options.AkkaLogLevel}\nakka.stdout-loglevel = {options.AkkaLogLevel}\nakka.log-dead-letters = off", HoconAddMode.Prepend)
@@ -84,7 +89,7 @@ public static class Daemon
                 .AddPeerDirectoryActor()
                 .AddHostnamesActor(DnsClientResolver.Create(options.DnsServers), options.Dns ?? DnsSettings.Default,
                     new HostnameReportFile(Path.Combine(options.DataDir, HostnameReportFile.FileName)))
-                .AddDockerEventsActor(docker, options.Gateway, binding);
+                .AddDockerEventsActor(docker, options.Gateway, binding, proxy?.Clients);
         });
 
         Console.WriteLine($"whalewall {VersionInfo.Text}: table inet {options.Table}, docker {options.DockerHost}, metrics http://{options.MetricsAddr}/metrics, state {StateText(options)}, node {options.Node}");
@@ -96,6 +101,20 @@ public static class Daemon
         using var app = host.Build();
         await app.StartAsync(ct);
         var system = app.Services.GetRequiredService<ActorSystem>();
+        if (proxy is not null)
+        {
+            try
+            {
+                proxy.Start(ActorRegistry.For(system).Get<DockerEvents>());
+                Console.WriteLine($"DNS proxy on {options.Proxy!.Listen} (WHALEWALL_DNS_PROXY=off to disable): filtered containers' DNS goes through it");
+            }
+            catch (Exception e)
+            {
+                // the redirect stays: proxied containers' queries go unanswered (fail closed), loudly
+                Console.Error.WriteLine($"[ERROR] DNS proxy: cannot listen on {options.Proxy!.Listen} ({e.Message}); filtered containers cannot resolve names");
+            }
+        }
+        else Console.WriteLine("DNS proxy off (WHALEWALL_DNS_PROXY=off): names in rules are resolved by the daemon, wildcards are refused");
         if (bindingProblem is not null)
             system.EventStream.Publish(new HealthNotices.ComponentHealth(HealthNotices.Components.Binding, bindingProblem));
         if (sandboxProblem is not null)

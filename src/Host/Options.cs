@@ -5,6 +5,8 @@ using WhaleWall.Actors.State;
 using WhaleWall.Actors.Hostnames;
 using WhaleWall.Firewall.Compile;
 using WhaleWall.Firewall.Decide;
+using WhaleWall.Firewall.Dns;
+using WhaleWall.Firewall.Nft;
 using WhaleWall.Firewall.Labels;
 using WhaleWall.Firewall.Policy;
 
@@ -14,7 +16,7 @@ namespace WhaleWall.Host;
 public sealed record Options(string DockerHost, string? DockerApiVersion, string Table, string DataDir, string LogLevel,
     GatewayConfig? Gateway = null, IReadOnlyList<IPEndPoint>? DnsServers = null, DnsSettings? Dns = null,
     string MetricsAddr = ":50000", bool LogDrops = false, string Db = "sqlite", string Node = "localhost",
-    ResolverSettings? ContainerResolvers = null, BindingSettings? Binding = null)
+    ResolverSettings? ContainerResolvers = null, BindingSettings? Binding = null, DnsProxySettings? Proxy = null)
 {
     public static Options FromEnvironment(Func<string, string?>? env = null)
     {
@@ -80,6 +82,22 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
             var v => throw new ArgumentException($"WHALEWALL_WHEN_DOWN \"{v}\" must be strict or lenient"),
         };
 
+        // the DNS proxy (docs/dns-proxy.md): on unless WHALEWALL_DNS_PROXY=off
+        var proxyOn = DecisionContext.ProxySetting(env("WHALEWALL_DNS_PROXY"))
+            ?? throw new ArgumentException($"WHALEWALL_DNS_PROXY \"{env("WHALEWALL_DNS_PROXY")}\" must be on or off");
+        var proxyAddr = Get("WHALEWALL_DNS_PROXY_ADDR", $"[::]:{NftLayout.DnsProxyPort}");
+        if (!IPEndPoint.TryParse(proxyAddr, out var listen) || (listen.Port != 0 && listen.Port != NftLayout.DnsProxyPort))
+            throw new ArgumentException($"WHALEWALL_DNS_PROXY_ADDR \"{proxyAddr}\" must be an address, optionally with port {NftLayout.DnsProxyPort} (the table redirects there)");
+        listen.Port = NftLayout.DnsProxyPort;
+        double Number(string key, double fallback) =>
+            env(key) is { Length: > 0 } v
+                ? double.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out var n) && n > 0
+                    ? n
+                    : throw new ArgumentException($"{key} \"{v}\" must be a positive number")
+                : fallback;
+        var proxy = new DnsProxySettings(proxyOn, listen,
+            new RateLimit(Number("WHALEWALL_DNS_QPS", RateLimit.Default.PerSecond), Number("WHALEWALL_DNS_BURST", RateLimit.Default.Burst)));
+
         return new Options(
             Get("DOCKER_HOST", "unix:///var/run/docker.sock"),
             env("DOCKER_API_VERSION") is { Length: > 0 } api ? api : null,
@@ -94,13 +112,14 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
             Get("WHALEWALL_DB", "sqlite"),
             Get("WHALEWALL_NODE_NAME", Environment.MachineName),
             resolvers,
-            binding);
+            binding,
+            proxy);
     }
 
     public StateOptions State => new(Db, DataDir, Node);
 
     /// <summary>What the daemon decides with (the one decision entry point's context).</summary>
-    public DecisionContext Decision => new(Gateway);
+    public DecisionContext Decision => new(Gateway) { DnsProxy = Proxy?.Enabled ?? false };
 
     public string AkkaLogLevel => LogLevel switch
     {
@@ -110,3 +129,8 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
         _ => "INFO",
     };
 }
+
+/// <summary>The DNS proxy's settings: on/off (<c>WHALEWALL_DNS_PROXY</c>), where it listens
+/// (<c>WHALEWALL_DNS_PROXY_ADDR</c>; the port is the table's, 15353), each container's query
+/// rate (<c>WHALEWALL_DNS_QPS</c>, <c>WHALEWALL_DNS_BURST</c>).</summary>
+public sealed record DnsProxySettings(bool Enabled, IPEndPoint Listen, RateLimit Rate);

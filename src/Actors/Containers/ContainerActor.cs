@@ -31,6 +31,9 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
     private readonly IActorRef? hostnames;
     private readonly IActorRef? store;
     private readonly IActorRef? bridgePorts;
+    private readonly IDnsProxyClients? dnsProxy;
+    /// <summary>The addresses registered with the DNS proxy for this container.</summary>
+    private readonly HashSet<System.Net.IPAddress> proxied = [];
     private readonly ILoggingAdapter log = Context.GetLogger();
     private ContainerLifecycle state;
 
@@ -46,7 +49,9 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
         this.peers = peers;
         this.hostnames = hostnames;
         this.store = store;
-        state = ContainerLifecycle.New(id, new LifecycleContext(context ?? DecisionContext.Default, store is not null, hostnames is not null)
+        dnsProxy = services?.Dns;
+        state = ContainerLifecycle.New(id, new LifecycleContext((context ?? DecisionContext.Default) with { DnsProxy = dnsProxy is not null },
+            store is not null, hostnames is not null)
         {
             Binding = bridgePorts is null ? BindingSettings.Off : services!.Binding,
         });
@@ -62,6 +67,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
 
     private void Handle(object message)
     {
+        if (message is ContainerCommands.LearnAddresses learn) message = new LearnRequested(learn, Sender);
         foreach (var e in state.Decide(message))
         {
             var before = state;
@@ -115,7 +121,11 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
                 Timers.StartSingleTimer("port-" + p.NetworkId, new RetryPort(p.NetworkId), p.RetryIn);
                 break;
             case FragmentSent s:
+                SyncProxy(s.Fragment);   // registered before its dnsproxy element can reach the kernel
                 writer.Tell(new NftWriterCommands.Program(s.Fragment, s.Version));
+                break;
+            case LearnAnswered a:
+                a.ReplyTo.Tell(new ContainerEvents.Learned(a.Error));
                 break;
             case KernelConfirmed k:
                 if (k.InFlightSince != 0) WhaleWallMetrics.EventToEnforced.Observe(Stopwatch.GetElapsedTime(k.InFlightSince).TotalSeconds);
@@ -134,9 +144,35 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
                 peers.Tell(new Publish(id, null));
                 if (!state.WatchedHosts.IsEmpty) hostnames?.Tell(new HostnamesCommands.Subscribe([], state.Facts?.Name ?? id));
                 bridgePorts?.Tell(new BridgePortsCommands.Release(id));
+                SyncProxy(Fragment.Empty(id));
+                dnsProxy?.Forget(id);
                 Context.System.EventStream.Publish(new ContainerNotices.StateChanged(id, null, ContainerState.Gone));
                 Context.Parent.Tell(new ContainerEvents.Gone(id));
                 break;
+        }
+    }
+
+    /// <summary>The proxy's directory follows the container's <c>dnsproxy*</c> elements: each one
+    /// registered (again: its DNS policy may have changed) with the current policy and
+    /// resolvers, each address no longer proxied unregistered (its queries are then refused:
+    /// fail closed, whatever the kernel still redirects).</summary>
+    private void SyncProxy(Fragment fragment)
+    {
+        if (dnsProxy is null) return;
+        var wanted = fragment.Elements
+            .Where(e => e.Set is DnsProxyLayout.Set4 or DnsProxyLayout.Set6)
+            .Select(e => Addresses.ToAddress(e.Fields[0].Kind == FieldKind.Ipv4 ? IpFamily.V4 : IpFamily.V6, e.Fields[0].Lo))
+            .ToHashSet();
+        foreach (var gone in proxied.Where(a => !wanted.Contains(a)).ToList())
+        {
+            dnsProxy.Unregister(id, gone);
+            proxied.Remove(gone);
+        }
+        if (state.Decision.Dns is not { } policy || state.Facts is not { } facts) return;
+        foreach (var address in wanted)
+        {
+            dnsProxy.Register(id, address, policy, facts.DnsServersOrEmpty);
+            proxied.Add(address);
         }
     }
 
@@ -167,4 +203,8 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
 /// the peer directory and the hostname service (each optional: tests leave them out).</summary>
 /// <param name="BridgePorts">finds its ports on the bridges (<see cref="BridgePortsActor"/>); binding is off without it.</param>
 /// <param name="Binding">how containers are bound (strict or lenient guards).</param>
-public sealed record ContainerServices(IActorRef? BridgePorts, BindingSettings Binding);
+public sealed record ContainerServices(IActorRef? BridgePorts, BindingSettings Binding)
+{
+    /// <summary>The DNS proxy's directory; null: the proxy is off.</summary>
+    public IDnsProxyClients? Dns { get; init; }
+}

@@ -31,9 +31,19 @@ public sealed partial record ContainerLifecycle
             s = s.Apply(e);
         }
 
-        if (Gone) return [];
+        if (Gone) return input is LearnRequested gone ? [new LearnAnswered(gone.ReplyTo, "the container is gone")] : [];
         switch (input)
         {
+            case LearnRequested l:
+                if (LearnedFrom(s, l.Command) is not { } learned)
+                    return [new LearnAnswered(l.ReplyTo, "the container is not proxied")];
+                Emit(new AddressesLearned(learned));
+                Settle(s, Emit);
+                // answered once the writer applied the version that carries them (at once when it already has)
+                if (s.Kernel.Sent is not null && s.Kernel.Confirmed >= s.Kernel.Version) Emit(new LearnAnswered(l.ReplyTo, null));
+                else Emit(new LearnAwaited(l.ReplyTo, s.Kernel.Version));
+                return [.. events];
+
             case ContainerCommands.Seed seed:
                 if (s.Facts is not null) return [];
                 Emit(new Seeded(seed.Facts));
@@ -56,6 +66,7 @@ public sealed partial record ContainerLifecycle
                 }
                 if (i.Facts is null)
                 {
+                    foreach (var (replyTo, _) in s.LearnsWaiting) Emit(new LearnAnswered(replyTo, "the container is gone"));
                     // always told, even if nothing was sent before: the writer's start-up waits for every listed container
                     Emit(new FragmentSent(Fragment.Empty(s.Id), s.Kernel.Version + 1, s.Kernel.EventSince));
                     Emit(new ContainerGone());
@@ -107,11 +118,15 @@ public sealed partial record ContainerLifecycle
             case NftWriterEvents.Applied applied:
                 if (applied.Version != s.Kernel.Version) return [];
                 Emit(new KernelConfirmed(applied.Version, s.Kernel.InFlightSince));
+                foreach (var (replyTo, version) in s.LearnsWaiting)
+                    if (version <= applied.Version) Emit(new LearnAnswered(replyTo, null));
                 break;
 
             case NftWriterEvents.Rejected r:
                 if (r.Version != s.Kernel.Version) return [];
                 Emit(new KernelRefused(r.Version, r.Error));
+                foreach (var (replyTo, version) in s.LearnsWaiting)
+                    if (version <= r.Version) Emit(new LearnAnswered(replyTo, "the kernel refused: " + r.Error));
                 break;
 
             case ContainerStoreEvents.Recorded r:
@@ -172,13 +187,14 @@ public sealed partial record ContainerLifecycle
             var decision = ContainerDecider.Decide(s.Context.Decision, facts);
             Emit(new PolicyDecided(decision, inputs));
             var policy = decision.Policy.EffectivePolicy;
-            var hosts = policy.Output.SelectMany(r => r.HostsOrEmpty).ToImmutableHashSet();
+            // wildcards (DNS proxy only) are learned from the container's lookups, never resolved ahead
+            var hosts = policy.Output.SelectMany(r => r.HostsOrEmpty).Where(h => !h.StartsWith('*')).ToImmutableHashSet();
             if (s.Context.HasHostnames && !hosts.SetEquals(s.WatchedHosts)) Emit(new HostsWatched(hosts));
             var references = policy.ContainerReferences.ToImmutableHashSet();
             if (!references.SetEquals(s.WatchedPeers)) Emit(new PeersWatched(references, facts.ComposeProject));
         }
 
-        var compiled = Compiler.Compile(facts, s.Decision.Policy, s.Peers, s.Hosts, s.Context.Binding);
+        var compiled = Compiler.Compile(facts, s.Decision.Policy, s.Peers, s.HostsWithLearned(), s.Context.Binding, proxied: s.Decision.Dns is not null);
         if (compiled.Error != s.CompileError) Emit(new CompileChecked(compiled.Error));
         var wish = compiled.Fragment;
         var removal = wish.IsEmpty;
@@ -202,6 +218,48 @@ public sealed partial record ContainerLifecycle
         var (state, reasons) = s.Status();
         if (!ReferenceEquals(s.Published.Facts, facts) || s.Published.State != state || !s.Published.Reasons.SequenceEqual(reasons))
             Emit(new StatePublished(facts, state, reasons));
+    }
+
+    /// <summary>The addresses a DNS answer opens for the container: for each <c>hosts:</c> entry of
+    /// its rules that matches a name the proxy allowed (the query name or a CNAME on its chain),
+    /// every address of the batch, expiring at its time + timeout (a renewal never shortens).
+    /// Null when the container is not proxied.</summary>
+    private static ImmutableDictionary<string, ImmutableDictionary<System.Net.IPAddress, DateTimeOffset>>? LearnedFrom(
+        ContainerLifecycle s, ContainerCommands.LearnAddresses l)
+    {
+        if (s.Decision.Dns is null || s.Facts is null) return null;
+        var now = l.Now;
+        var learned = ImmutableDictionary.CreateBuilder<string, ImmutableDictionary<System.Net.IPAddress, DateTimeOffset>>();
+        foreach (var (name, addresses) in s.Learned)
+        {
+            var alive = addresses.Where(a => a.Value > now).ToImmutableDictionary();
+            if (!alive.IsEmpty) learned[name] = alive;
+        }
+        foreach (var host in s.Decision.Policy.EffectivePolicy.Output.SelectMany(r => r.HostsOrEmpty).Distinct())
+        {
+            if (!Firewall.Names.NamePattern.TryParse(host, out var pattern, out _) || !l.Batch.AllowedNames.Any(pattern.Matches)) continue;
+            var forHost = (learned.GetValueOrDefault(host) ?? ImmutableDictionary<System.Net.IPAddress, DateTimeOffset>.Empty).ToBuilder();
+            foreach (var a in l.Batch.Addresses)
+            {
+                var expires = now + a.Timeout;
+                if (!forHost.TryGetValue(a.Address, out var old) || old < expires) forHost[a.Address] = expires;
+            }
+            learned[host] = forHost.ToImmutable();
+        }
+        return learned.ToImmutable();
+    }
+
+    /// <summary>The daemon's resolutions with the proxy's learned addresses added (what the compiler gets).</summary>
+    private IReadOnlyDictionary<string, HostAddresses> HostsWithLearned()
+    {
+        if (Learned.IsEmpty) return Hosts;
+        var merged = Hosts.ToBuilder();
+        foreach (var (name, addresses) in Learned)
+        {
+            var own = Hosts.TryGetValue(name, out var resolved) ? resolved.Addresses : [];
+            merged[name] = new HostAddresses(name, [.. own, .. addresses.Select(kv => (kv.Key, kv.Value))]);
+        }
+        return merged.ToImmutable();
     }
 
     /// <summary>New facts from Docker keep the ports WhaleWall found for the same network and MAC

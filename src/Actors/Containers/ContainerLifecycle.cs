@@ -38,6 +38,12 @@ public sealed partial record ContainerLifecycle
 
     public ImmutableHashSet<string> WatchedHosts { get; init; } = ImmutableHashSet<string>.Empty;
     public ImmutableDictionary<string, HostAddresses> Hosts { get; init; } = ImmutableDictionary<string, HostAddresses>.Empty;
+    /// <summary>Addresses the DNS proxy learned from the container's own lookups, by the
+    /// <c>hosts:</c> entry of its rules they open (address -> expiry).</summary>
+    public ImmutableDictionary<string, ImmutableDictionary<System.Net.IPAddress, DateTimeOffset>> Learned { get; init; } =
+        ImmutableDictionary<string, ImmutableDictionary<System.Net.IPAddress, DateTimeOffset>>.Empty;
+    /// <summary>Learn requests waiting for the writer: who, and the version that carries them.</summary>
+    public ImmutableList<(Akka.Actor.IActorRef ReplyTo, long Version)> LearnsWaiting { get; init; } = [];
     public ImmutableHashSet<string> WatchedPeers { get; init; } = ImmutableHashSet<string>.Empty;
     public ImmutableArray<ContainerFacts> Peers { get; init; } = [];
 
@@ -95,7 +101,10 @@ public sealed partial record ContainerLifecycle
             },
         },
         EventsAbsorbed => this with { Kernel = Kernel with { EventSince = 0 } },
-        KernelConfirmed => this with { Kernel = Kernel with { Error = null, InFlightSince = 0 } },
+        KernelConfirmed k => this with { Kernel = Kernel with { Error = null, InFlightSince = 0, Confirmed = Math.Max(Kernel.Confirmed, k.Version) } },
+        AddressesLearned l => this with { Learned = l.Learned },
+        LearnAwaited w => this with { LearnsWaiting = LearnsWaiting.Add((w.ReplyTo, w.Version)) },
+        LearnAnswered a => this with { LearnsWaiting = LearnsWaiting.RemoveAll(w => w.ReplyTo.Equals(a.ReplyTo)) },
         KernelRefused r => this with { Kernel = Kernel with { Error = r.Error, InFlightSince = 0 } },
         StatePublished p => this with { Published = new PublishedState(p.Facts, p.State, p.Reasons) },
         ContainerGone => this with { Gone = true },
@@ -129,6 +138,9 @@ public sealed record JournalState(ContainerFacts? Recorded, ContainerFacts? Requ
 /// <param name="InFlightSince">... of the events behind the wish in flight.</param>
 public sealed record KernelLink(Fragment? Sent, long Version, string? Error, long EventSince, long InFlightSince)
 {
+    /// <summary>The newest version the writer applied.</summary>
+    public long Confirmed { get; init; }
+
     public static readonly KernelLink Nothing = new(null, 0, null, 0, 0);
 }
 

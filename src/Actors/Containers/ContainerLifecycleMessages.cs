@@ -20,6 +20,9 @@ public static class ContainerInputs
     /// <paramref name="InspectionsStarted"/> and <paramref name="Deaths"/>: as when the lookup started.</summary>
     public sealed record EndpointFound(NetworkAttachment? Attachment, long InspectionsStarted, long Deaths);
 
+    /// <summary>The DNS proxy's <see cref="ContainerCommands.LearnAddresses"/>, with whom to answer.</summary>
+    public sealed record LearnRequested(ContainerCommands.LearnAddresses Command, Akka.Actor.IActorRef ReplyTo);
+
     /// <summary>Time to look for a port again after a lookup found none.</summary>
     public sealed record RetryPort(string NetworkId);
 }
@@ -89,6 +92,16 @@ public static class ContainerLifecycleEvents
     public sealed record KernelRefused(long Version, string Error) : IContainerEvent;
 
     public sealed record StatePublished(ContainerFacts Facts, ContainerState State, ImmutableArray<string> Reasons) : IContainerEvent;
+
+    /// <summary>Addresses the DNS proxy learned, by the rule's <c>hosts:</c> entry they open
+    /// (address -> expiry; expired ones pruned).</summary>
+    public sealed record AddressesLearned(ImmutableDictionary<string, ImmutableDictionary<System.Net.IPAddress, DateTimeOffset>> Learned) : IContainerEvent;
+
+    /// <summary>A learn request waits for the writer's answer to <paramref name="Version"/>.</summary>
+    public sealed record LearnAwaited(Akka.Actor.IActorRef ReplyTo, long Version) : IContainerEvent;
+
+    /// <summary>A learn request is answered (null error: committed).</summary>
+    public sealed record LearnAnswered(Akka.Actor.IActorRef ReplyTo, string? Error) : IContainerEvent;
 
     /// <summary>Docker says the container no longer exists.</summary>
     public sealed record ContainerGone : IContainerEvent;

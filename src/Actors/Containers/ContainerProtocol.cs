@@ -11,12 +11,28 @@ public static class ContainerCommands
     /// <summary>Start-up: the facts the journal holds for the container; enforced at once,
     /// before Docker is asked.</summary>
     public sealed record Seed(WhaleWall.Firewall.Policy.ContainerFacts Facts);
+
+    /// <summary>The DNS proxy learned addresses from one of the container's own lookups
+    /// (docs/dns-proxy.md): they become the container's own <c>outh*</c> elements for every
+    /// output rule whose <c>hosts:</c> match one of <c>Batch.AllowedNames</c>, each expiring at
+    /// <paramref name="Now"/> + its timeout. Answered with <see cref="ContainerEvents.Learned"/>
+    /// once the writer has applied them (never before), or with an error.</summary>
+    /// <summary>To the Docker events actor: hand <paramref name="Message"/> to container
+    /// <paramref name="Id"/>'s actor (the sender kept); a learn request for a container it does
+    /// not know is answered with an error at once.</summary>
+    public sealed record ToContainer(string Id, object Message);
+
+    public sealed record LearnAddresses(WhaleWall.Firewall.Dns.LearnedBatch Batch, DateTimeOffset Now);
 }
 
 public static class ContainerEvents
 {
     /// <summary>The container no longer exists and its rules were removed.</summary>
     public sealed record Gone(string Id);
+
+    /// <summary>The answer to <see cref="ContainerCommands.LearnAddresses"/>: null error: the
+    /// kernel holds the addresses.</summary>
+    public sealed record Learned(string? Error);
 }
 
 /// <summary>Published on the event stream: what the daemon knows of a container, for

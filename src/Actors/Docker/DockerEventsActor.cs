@@ -80,6 +80,11 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
             store?.Tell(new ContainerStoreCommands.Checkpoint(lastEventNanos));
         });
 
+        Receive<ContainerCommands.ToContainer>(m =>
+        {
+            if (children.TryGetValue(m.Id, out var child)) child.Forward(m.Message);
+            else if (m.Message is ContainerCommands.LearnAddresses) Sender.Tell(new ContainerEvents.Learned("no such container"));
+        });
         Receive<Connect>(_ => ListContainers());
         Receive<Listed>(OnListed);
         Receive<ListFailed>(f =>
@@ -320,7 +325,7 @@ public sealed class DockerEvents { }
 public static class DockerEventsActorExtensions
 {
     public static AkkaConfigurationBuilder AddDockerEventsActor(this AkkaConfigurationBuilder builder, IDockerSource docker,
-        GatewayConfig? gateway = null, Firewall.Compile.BindingSettings? binding = null) =>
+        GatewayConfig? gateway = null, Firewall.Compile.BindingSettings? binding = null, IDnsProxyClients? dnsProxy = null) =>
         builder.WithActors((system, registry) =>
         {
             var writer = registry.Get<NftWriter>();
@@ -328,8 +333,8 @@ public static class DockerEventsActorExtensions
             registry.TryGet<Hostnames.Hostnames>(out var hostnames);
             var store = registry.TryGet<ContainerStore>(out var s) ? s : null;
             var services = registry.TryGet<Binding.BridgePortsRegistry>(out var ports) && binding is { Enabled: true }
-                ? new ContainerServices(ports, binding)
-                : null;
+                ? new ContainerServices(ports, binding) { Dns = dnsProxy }
+                : dnsProxy is null ? null : new ContainerServices(null, Firewall.Compile.BindingSettings.Off) { Dns = dnsProxy };
             registry.Register<DockerEvents>(system.ActorOf(DockerEventsActor.Props(docker, writer, peers, gateway, hostnames, store, services), "docker-events"));
         });
 }

@@ -56,16 +56,16 @@ public static class Compiler
     }
 
     public static CompileResult Compile(ContainerFacts self, PolicyDecision decision, IReadOnlyCollection<ContainerFacts> peers,
-        IReadOnlyDictionary<string, HostAddresses>? hosts = null, BindingSettings? binding = null)
+        IReadOnlyDictionary<string, HostAddresses>? hosts = null, BindingSettings? binding = null, bool proxied = false)
     {
-        var inet = CompileInet(self, decision, peers, hosts);
+        var inet = CompileInet(self, decision, peers, hosts, proxied && decision is PolicyDecision.Enforced);
         // binding to the bridge ports is identity, not policy: it holds for invalid policies too
         var bridge = BindingElements.For(Visibility.Filterable(self), decision.IsManaged, binding ?? BindingSettings.Off);
         return bridge.IsEmpty ? inet : inet with { Fragment = inet.Fragment with { Bridge = bridge } };
     }
 
     private static CompileResult CompileInet(ContainerFacts self, PolicyDecision decision, IReadOnlyCollection<ContainerFacts> peers,
-        IReadOnlyDictionary<string, HostAddresses>? hosts)
+        IReadOnlyDictionary<string, HostAddresses>? hosts, bool proxied)
     {
         if (!decision.IsManaged || !self.Running) return new(Fragment.Empty(self.Id), null);
         // attachments the host's hooks never see (host/container: network mode, macvlan, ipvlan,
@@ -84,6 +84,8 @@ public static class Compiler
         var chains = new List<RuleChain>();
         foreach (var rule in policy.Output)
         {
+            // under the DNS proxy all port 53 is redirected before `forward`: `_dns_` elements would be dead
+            if (proxied && rule.ToResolvers) continue;
             if (rule.HostsOrEmpty.IsEmpty) AddOutput(self, rule, peers, products, chains, extra);
             else AddHosts(self, rule, hosts, products);
         }
@@ -96,6 +98,8 @@ public static class Compiler
             return DropAll($"policy expands to {count} set elements, more than the limit of {MaxElements}");
 
         var elements = new List<Element>(managed);
+        if (proxied) elements.AddRange(self.Addresses.Distinct().Select(AddressRange.Single)
+            .Select(a => new Element(NftSets.DnsProxy(a.Family), [Field.Address(a)])));
         elements.AddRange(extra);
         foreach (var group in products.Where(p => p.Chain is null && p.Expires is null).GroupBy(p => p.Set))
         {
@@ -118,7 +122,7 @@ public static class Compiler
         }
 
         var distinct = elements.Distinct().Order().ToList();
-        if (distinct.Count - managed.Count > MaxElements)
+        if (distinct.Count - managed.Count - (proxied ? managed.Count / 3 : 0) > MaxElements)
             return DropAll($"policy needs {distinct.Count - managed.Count} set elements once overlapping ranges are split, more than the limit of {MaxElements}");
         return new(new Fragment(self.Id, [.. distinct], [.. chains.Distinct().Order()]), null);
     }

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using WhaleWall.Firewall.Dns;
 using WhaleWall.Firewall.Labels;
 using WhaleWall.Firewall.Policy;
 
@@ -20,10 +21,23 @@ public static class ContainerDecider
 {
     public const string DockerwallOutbound = "dockerwall.outbound";
 
-    public static Decision Decide(DecisionContext context, ContainerFacts facts) =>
-        new(Policy(context.Gateway, facts), Visibility.Invisible(facts));
+    public static Decision Decide(DecisionContext context, ContainerFacts facts)
+    {
+        var policy = Policy(context.Gateway, facts, context.DnsProxy);
+        DnsPolicy? dns = null;
+        if (context.DnsProxy && policy is PolicyDecision.Enforced enforced)
+        {
+            // the proxy's own labels: errors fail the container closed like any label error
+            var parsed = DnsLabels.Parse(facts.Labels);
+            if (parsed.Errors.IsEmpty) dns = DnsPolicy.From(enforced.Policy, parsed.Reject, parsed.ExtraTypes);
+            else policy = new PolicyDecision.FailClosed(parsed.Errors);
+        }
+        else if (context.DnsProxy && policy is PolicyDecision.FailClosed closed && DnsLabels.Parse(facts.Labels).Errors is { IsEmpty: false } more)
+            policy = new PolicyDecision.FailClosed(closed.Errors.AddRange(more));
+        return new(policy, Visibility.Invisible(facts)) { Dns = dns };
+    }
 
-    private static PolicyDecision Policy(GatewayConfig? gateway, ContainerFacts facts)
+    private static PolicyDecision Policy(GatewayConfig? gateway, ContainerFacts facts, bool proxy)
     {
         var labels = facts.Labels;
         var neighbours = gateway is null
@@ -31,8 +45,8 @@ public static class ContainerDecider
             : [.. facts.Networks.Where(gateway.IsGateway).Select(n => n.Name).Distinct()];
         var onGateway = !neighbours.IsEmpty;
 
-        var whalewall = LabelParser.Decide(labels);
-        var outbound = labels.TryGetValue(DockerwallOutbound, out var list) ? OutboundList.Parse(list, DockerwallOutbound) : default;
+        var whalewall = LabelParser.Decide(labels, proxy);
+        var outbound = labels.TryGetValue(DockerwallOutbound, out var list) ? OutboundList.Parse(list, DockerwallOutbound, proxy) : default;
         var hasOutbound = labels.ContainsKey(DockerwallOutbound);
 
         PolicyDecision decision;
@@ -40,7 +54,7 @@ public static class ContainerDecider
         else if (hasOutbound) decision = new PolicyDecision.Enforced(ContainerPolicy.DropAll);
         else if (onGateway)
         {
-            var defaults = OutboundList.Parse(gateway!.DefaultOutbound, "DEFAULT_OUTBOUND");
+            var defaults = OutboundList.Parse(gateway!.DefaultOutbound, "DEFAULT_OUTBOUND", proxy);
             decision = defaults.Errors.IsEmpty
                 ? new PolicyDecision.Enforced(ContainerPolicy.DropAll with { Output = defaults.Rules })
                 : new PolicyDecision.FailClosed(defaults.Errors);

@@ -23,6 +23,10 @@ public enum Outcome
 /// cannot see (<see cref="Invisible"/>).</summary>
 public sealed record Decision(PolicyDecision Policy, ImmutableArray<InvisibleAttachment> Invisible)
 {
+    /// <summary>What the DNS proxy applies to the container: set when the proxy is on and the
+    /// policy is enforced (a fail-closed container is not proxied: its port 53 is dropped).</summary>
+    public Dns.DnsPolicy? Dns { get; init; }
+
     /// <summary>Before compiling: unmanaged, enforced, fail-closed (label errors), or
     /// unfilterable (managed, with an invisible part; fail-closed or not, since a drop-all
     /// that sees nothing enforces nothing either).</summary>

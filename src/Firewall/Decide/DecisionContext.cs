@@ -16,6 +16,19 @@ public sealed record DecisionContext(GatewayConfig? Gateway)
     /// <summary>No deny-by-default mode: only opted-in containers are managed.</summary>
     public static readonly DecisionContext Default = new((GatewayConfig?)null);
 
+    /// <summary>The DNS proxy is on (<c>WHALEWALL_DNS_PROXY</c>, docs/dns-proxy.md): labels may
+    /// use the wildcard grammar, <c>whalewall.dns.*</c> labels are checked, and each enforced
+    /// container gets a <see cref="Decision.Dns"/> policy.</summary>
+    public bool DnsProxy { get; init; }
+
+    /// <summary><c>WHALEWALL_DNS_PROXY</c>: on unless "off" (or 0/false/no); null for an invalid value.</summary>
+    public static bool? ProxySetting(string? value) => (value ?? "").Trim().ToLowerInvariant() switch
+    {
+        "" or "on" or "1" or "true" or "yes" => true,
+        "off" or "0" or "false" or "no" => false,
+        _ => null,
+    };
+
     /// <summary>The context from the daemon's settings (environment variables or the flags of
     /// <c>check</c> that stand for them): deny-by-default mode is on when
     /// <paramref name="gatewayNetworks"/> is set at all (empty: every bridge network).
@@ -32,7 +45,9 @@ public sealed record DecisionContext(GatewayConfig? Gateway)
     }
 
     /// <summary>One line for logs and <c>check</c>: what this context turns on.</summary>
-    public string Describe() => Gateway is not { } gw
+    public string Describe() => DescribeGateway() + (DnsProxy ? "; DNS proxy on" : "; DNS proxy off");
+
+    private string DescribeGateway() => Gateway is not { } gw
         ? "opt-in only (no GATEWAY_NETWORKS)"
         : $"deny-by-default mode: gateway networks {(gw.AllBridges ? "(every bridge network)" : string.Join(",", gw.Include))}" +
           $"{(gw.Exclude.IsEmpty ? "" : " except " + string.Join(",", gw.Exclude))}, default outbound \"{gw.DefaultOutbound}\"";

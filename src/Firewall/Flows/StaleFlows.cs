@@ -40,6 +40,12 @@ public static class StaleFlows
         bool Managed(UInt128 a) => table.Contains(NftSets.Managed(family), a);
         bool In(string set, params UInt128[] key) => table.Contains(set, key);
 
+        // a proxied container's query, redirected to the DNS proxy: the proxy's guard chain
+        // allows it (not the container's egress rules), as long as the container stays proxied
+        if (f.Protocol is ConntrackFlow.Tcp or ConntrackFlow.Udp && f.Original.DestinationPort == 53 && f.Dnat &&
+            f.Reply.SourcePort == NftLayout.DnsProxyPort && In(NftSets.DnsProxy(family), src))
+            return true;
+
         if (hostAddresses.Contains(f.Original.Source) && Managed(dst))
             return In(NftSets.Local(family), dst, proto, dport) || In(NftSets.LocalVerdict(family), dst, proto, dport);
 

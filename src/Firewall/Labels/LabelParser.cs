@@ -8,7 +8,7 @@ namespace WhaleWall.Firewall.Labels;
 /// becomes a <see cref="LabelError"/> and any error makes the decision fail closed.</summary>
 public static class LabelParser
 {
-    public static PolicyDecision Decide(IReadOnlyDictionary<string, string> labels)
+    public static PolicyDecision Decide(IReadOnlyDictionary<string, string> labels, bool proxy = false)
     {
         if (!labels.TryGetValue(LabelKeys.Enabled, out var enabled)) return new PolicyDecision.Unmanaged();
         switch (enabled.Trim().ToLowerInvariant())
@@ -23,7 +23,7 @@ public static class LabelParser
         if (!labels.TryGetValue(LabelKeys.Rules, out var rules) || string.IsNullOrWhiteSpace(rules))
             return new PolicyDecision.Enforced(ContainerPolicy.DropAll);
 
-        var result = ParseRules(rules);
+        var result = ParseRules(rules, proxy);
         return result.Errors.IsEmpty
             ? new PolicyDecision.Enforced(result.Policy)
             : new PolicyDecision.FailClosed(result.Errors);
@@ -32,7 +32,7 @@ public static class LabelParser
     public sealed record RulesResult(ContainerPolicy Policy, ImmutableArray<LabelError> Errors);
 
     /// <summary>Parses the YAML of <c>whalewall.rules</c>. Unknown keys are errors.</summary>
-    public static RulesResult ParseRules(string yaml)
+    public static RulesResult ParseRules(string yaml, bool proxy = false)
     {
         var errors = new ErrorSink(LabelKeys.Rules);
         if (System.Text.Encoding.UTF8.GetByteCount(yaml) > LabelKeys.MaxRulesLabelBytes)
@@ -57,7 +57,7 @@ public static class LabelParser
         if (root is null || root is YamlScalarNode { Value: null or "" or "~" or "null" })
             return new RulesResult(ContainerPolicy.DropAll, errors.ToImmutable());
 
-        var reader = new RulesReader(errors);
+        var reader = new RulesReader(errors, proxy);
         var policy = reader.Root(root);
         return new RulesResult(errors.Count == 0 ? policy : ContainerPolicy.DropAll, errors.ToImmutable());
     }

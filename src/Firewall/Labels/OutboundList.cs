@@ -12,7 +12,7 @@ public static partial class OutboundList
 {
     public const string Dns = "_dns_";
 
-    public static (ImmutableArray<OutputRule> Rules, ImmutableArray<LabelError> Errors) Parse(string text, string label)
+    public static (ImmutableArray<OutputRule> Rules, ImmutableArray<LabelError> Errors) Parse(string text, string label, bool proxy = false)
     {
         var rules = ImmutableArray.CreateBuilder<OutputRule>();
         var errors = ImmutableArray.CreateBuilder<LabelError>();
@@ -32,10 +32,10 @@ public static partial class OutboundList
                 rules.Add(Resolvers(L4Proto.Tcp));
             }
             else if (AddressSyntax.Parse(entry) is { Range: { } range }) ips.Add(range);
-            else if (IsHostName(entry))
+            else if (IsHostName(entry) || (proxy && entry.StartsWith('*')))
             {
-                if (HostSyntax.Check(entry) is { } problem) errors.Add(new LabelError(label, $"[{i}]", null, problem));
-                else hosts.Add(entry.ToLowerInvariant().TrimEnd('.'));
+                if (HostSyntax.Normalise(entry, proxy, out var problem) is { } name) hosts.Add(name);
+                else errors.Add(new LabelError(label, $"[{i}]", null, problem!));
             }
             else errors.Add(new LabelError(label, $"[{i}]", null, $"\"{LabelParser.Truncate(entry)}\" is not an address, CIDR, range, DNS name or _dns_"));
         }

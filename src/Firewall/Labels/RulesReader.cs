@@ -7,7 +7,7 @@ namespace WhaleWall.Firewall.Labels;
 
 /// <summary>Walks the YAML tree of <c>whalewall.rules</c> into policy records, reporting
 /// every problem with its path (<c>output[2].dst_ports[0]</c>) and line.</summary>
-internal sealed class RulesReader(ErrorSink errors)
+internal sealed class RulesReader(ErrorSink errors, bool proxy = false)
 {
     private static readonly string[] RootKeys = ["output", "mapped_ports"];
     private static readonly string[] RuleKeys =
@@ -199,9 +199,9 @@ internal sealed class RulesReader(ErrorSink errors)
     private ImmutableArray<string> Hosts(YamlNode node, string path) =>
         Sequence(node, path, LabelKeys.MaxListLength)
             .Select((item, i) => Scalar(item, $"{path}[{i}]") is { } text
-                ? HostSyntax.Check(text) is { } problem
-                    ? Fail<string?>($"{path}[{i}]", item, problem)
-                    : text.ToLowerInvariant().TrimEnd('.')
+                ? HostSyntax.Normalise(text, proxy, out var problem) is { } name
+                    ? name
+                    : Fail<string?>($"{path}[{i}]", item, problem!)
                 : null)
             .OfType<string>()
             .Distinct()

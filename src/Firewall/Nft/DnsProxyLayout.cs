@@ -41,6 +41,12 @@ public static class DnsProxyLayout
     {
         yield return NftJson.Command("add", "set", new JsonObject { ["family"] = "inet", ["table"] = table, ["name"] = Set4, ["type"] = "ipv4_addr" });
         yield return NftJson.Command("add", "set", new JsonObject { ["family"] = "inet", ["table"] = table, ["name"] = Set6, ["type"] = "ipv6_addr" });
+        foreach (var chain in ChainDeclarations(table)) yield return chain;
+    }
+
+    /// <summary>The two chains alone (the sets are among <see cref="NftSets.All"/> in WhaleWall's table).</summary>
+    public static IEnumerable<JsonObject> ChainDeclarations(string table)
+    {
         yield return NftJson.Command("add", "chain", new JsonObject
         {
             ["family"] = "inet", ["table"] = table, ["name"] = RedirectChain,

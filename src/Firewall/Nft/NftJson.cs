@@ -24,7 +24,7 @@ public static class NftJson
         var existing = (existingRuleChains ?? []).Distinct().Order(StringComparer.Ordinal).ToList();
         var commands = new JsonArray { Command("add", "table", TableObject(table)) };
         foreach (var command in NftLayout.Declarations(table)) commands.Add(command);
-        foreach (var chain in NftLayout.FixedChains) commands.Add(Command("flush", "chain", ChainObject(table, chain)));
+        foreach (var chain in NftLayout.FixedChains.Concat(NftLayout.ProxyChains)) commands.Add(Command("flush", "chain", ChainObject(table, chain)));
         foreach (var set in NftSets.All)
             commands.Add(Command("flush", set.VerdictMap ? "map" : "set", new JsonObject { ["family"] = "inet", ["table"] = table, ["name"] = set.Name }));
         foreach (var name in existing) commands.Add(Command("flush", "chain", ChainObject(table, name)));

@@ -15,6 +15,14 @@ public static class NftLayout
     /// <summary>The chains WhaleWall owns whatever the containers: flushed and refilled at start-up.</summary>
     public static readonly string[] FixedChains = ["forward", "input", "output", "egress", "ingress", "from_host"];
 
+    /// <summary>The DNS proxy's chains (<see cref="DnsProxyLayout"/>): always there, flushed and
+    /// refilled at start-up like the fixed chains; with the proxy off they match nothing (its
+    /// sets stay empty).</summary>
+    public static readonly string[] ProxyChains = [DnsProxyLayout.RedirectChain, DnsProxyLayout.GuardChain];
+
+    /// <summary>The port the proxy listens on and the redirect goes to.</summary>
+    public const int DnsProxyPort = 15353;
+
     /// <summary>The name prefixes of the per-rule chains WhaleWall makes (<see cref="RuleChain"/>).</summary>
     public static readonly string[] OwnChainPrefixes = [RuleChain.RulePrefix, RuleChain.QueuePrefix];
 
@@ -22,7 +30,7 @@ public static class NftLayout
     /// <c>verdict.chain</c> must name none of them (it would jump into another container's
     /// chain, or keep it from being deleted).</summary>
     public static bool IsOwnChain(string name) =>
-        FixedChains.Contains(name, StringComparer.Ordinal) ||
+        FixedChains.Contains(name, StringComparer.Ordinal) || ProxyChains.Contains(name, StringComparer.Ordinal) ||
         OwnChainPrefixes.Any(prefix => name.StartsWith(prefix, StringComparison.Ordinal));
 
     /// <summary>Sets, maps and chains: adding them again is a no-op when they exist.</summary>
@@ -35,6 +43,7 @@ public static class NftLayout
             yield return BaseChains.Contains(name)
                 ? BaseChain(table, name)
                 : NftJson.Command("add", "chain", new JsonObject { ["family"] = "inet", ["table"] = table, ["name"] = name });
+        foreach (var command in DnsProxyLayout.ChainDeclarations(table)) yield return command;
     }
 
     /// <summary>Prefixes of the optional drop log (<c>WHALEWALL_LOG_DROPS</c>).</summary>
@@ -47,6 +56,9 @@ public static class NftLayout
     /// 10/s per chain, burst 20), with a prefix saying which way.</summary>
     public static IEnumerable<JsonObject> Rules(string table, bool logDrops = false)
     {
+        // the proxy's port: only queries redirected from port 53 of a proxied container; FIRST
+        // (the `@managed jump egress` below would drop those queries, which are egress for them)
+        yield return DnsProxyLayout.InputRule(table, DnsProxyPort);
         foreach (var hook in new[] { "forward", "input", "output" })
         {
             // established packets of flows whose rule asked for est queues
@@ -112,6 +124,8 @@ public static class NftLayout
         yield return Rule(table, "from_host", Match(Payload("ip", "daddr"), "@dropin4"), Verdict("drop"));
         yield return Rule(table, "from_host", Match(Payload("ip6", "daddr"), "@dropin6"), Verdict("drop"));
         yield return Rule(table, "from_host", Verdict("drop"));
+
+        foreach (var rule in DnsProxyLayout.Rules(table, DnsProxyPort)) yield return rule;
     }
 
     /// <summary>The rules of one of WhaleWall's per-rule chains.</summary>

@@ -33,6 +33,9 @@ public static class NftSets
     /// <summary>The same for ingress and from_host: dropped packets towards the container.</summary>
     public static string DropIn(IpFamily f) => f == IpFamily.V4 ? "dropin4" : "dropin6";
 
+    /// <summary>Containers whose DNS goes to the proxy (docs/dns-proxy.md): a valid policy and the proxy on.</summary>
+    public static string DnsProxy(IpFamily f) => f == IpFamily.V4 ? DnsProxyLayout.Set4 : DnsProxyLayout.Set6;
+
     /// <summary>What stays of a container when its policy cannot be applied: its addresses under
     /// drop-all (managed*) and their drop counters (drop*).</summary>
     public static bool KeptWhenFailClosed(string set) =>
@@ -64,6 +67,7 @@ public static class NftSets
             sets.Add(new(Gateway(f), [a], true));
             sets.Add(new(DropOut(f), [a], false, Counted: true));
             sets.Add(new(DropIn(f), [a], false, Counted: true));
+            sets.Add(new(DnsProxy(f), [a], false));
         }
         sets.Add(new(EstablishedQueues, [FieldKind.Mark], false, VerdictMap: true));
         return sets.ToImmutable();

@@ -33,6 +33,7 @@ public sealed class StaleFlowsTests
         E("peer4", Ip(B), Ip(A), Proto(6), AnyPort, Port(5432)),
         E("pub4", AnyIp, Ip(A), Proto(6), Port(8080)),
         E("local4", Ip(A), Proto(6), Port(9000)),
+        E("dnsproxy4", Ip(A)),
     ];
 
     private static ConntrackFlow Flow(byte proto, string src, int sport, string dst, int dport, string? replySrc = null, int? replySport = null, string? replyDst = null) =>
@@ -53,6 +54,10 @@ public sealed class StaleFlowsTests
         { "the host to A's allowed local port", Flow(6, Gateway, 50000, A, 9000), true },
         { "the host to another port of A", Flow(6, Gateway, 50000, A, 9001), false },
         { "an unmanaged container: not WhaleWall's to stop", Flow(6, U, 40000, Server, 443), true },
+        { "A's DNS query redirected to the proxy (A is proxied)", Flow(17, A, 40000, "198.19.0.53", 53, replySrc: Gateway, replySport: 15353), true },
+        { "A's DNS query over TCP redirected to the proxy", Flow(6, A, 40000, "198.19.0.53", 53, replySrc: Gateway, replySport: 15353), true },
+        { "B's query redirected the same way, B not proxied", Flow(17, B, 40000, "198.19.0.53", 53, replySrc: Gateway, replySport: 15353), false },
+        { "A's query to port 53 not redirected", Flow(17, A, 40000, "198.19.0.53", 53), false },
     };
 
     [Theory]
