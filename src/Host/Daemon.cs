@@ -55,8 +55,15 @@ public static class Daemon
         using var counterReader = new LibNftables();
         var binding = CheckBinding(nft, options);
         var view = new DaemonView();
+        // the DNS proxy (docs/dns-proxy.md); WHALEWALL_DNS_PROXY=off leaves its sets empty
+        using var proxy = options.Proxy is { Enabled: true } proxySettings
+            ? new DnsProxyHost(proxySettings, options.Dns ?? DnsSettings.Default,
+                options.DnsServers is { Count: > 0 } servers ? servers : [.. DnsClient.NameServer.ResolveNameServers().Select(n => new System.Net.IPEndPoint(System.Net.IPAddress.Parse(n.Address), n.Port))],
+                new DnsProxyMetrics(view, line => Console.WriteLine($"[INFO] {line}")))
+            : null;
         var report = new DaemonReportFile(Path.Combine(options.DataDir, DaemonReportFile.FileName),
-            new DaemonIdentity(Environment.ProcessId, DateTimeOffset.UtcNow, options.Node, options.Table, VersionInfo.Text, binding.Enabled));
+            new DaemonIdentity(Environment.ProcessId, DateTimeOffset.UtcNow, options.Node, options.Table, VersionInfo.Text, binding.Enabled),
+            proxy is null ? null : proxy.Learned);
         using var metrics = new MetricsServer(options.MetricsAddr, view, new ContainerCounters(counterReader, options.Table, view));
         WhaleWallMetrics.Initialize();
         try { metrics.Start(); }
@@ -74,11 +81,6 @@ public static class Daemon
         host.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
         host.Logging.SetMinimumLevel(LogLevel.Warning);
         var writerOptions = new WriterOptions(binding.Enabled, binding.GuardLease, OpenFlowCutter());
-        // the DNS proxy (docs/dns-proxy.md); WHALEWALL_DNS_PROXY=off leaves its sets empty
-        using var proxy = options.Proxy is { Enabled: true } proxySettings
-            ? new DnsProxyHost(proxySettings, options.Dns ?? DnsSettings.Default,
-                options.DnsServers is { Count: > 0 } servers ? servers : [.. DnsClient.NameServer.ResolveNameServers().Select(n => new System.Net.IPEndPoint(System.Net.IPAddress.Parse(n.Address), n.Port))])
-            : null;
         host.Services.AddAkka("whalewall", (akka, _) =>
         {
             akka.AddHocon($"akka.loglevel = {options.AkkaLogLevel}\nakka.stdout-loglevel = {options.AkkaLogLevel}\nakka.log-dead-letters = off", HoconAddMode.Prepend)

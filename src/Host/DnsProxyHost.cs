@@ -4,8 +4,10 @@ using Akka.Actor;
 using WhaleWall.Actors.Containers;
 using WhaleWall.Actors.Docker;
 using WhaleWall.Actors.Hostnames;
+using WhaleWall.Actors.Metrics;
 using WhaleWall.DnsProxy;
 using WhaleWall.Firewall.Dns;
+using WhaleWall.Host.Metrics;
 
 namespace WhaleWall.Host;
 
@@ -18,7 +20,7 @@ public sealed class DnsProxyHost : IDisposable
     public DnsProxyServer Server { get; }
     public IDnsProxyClients Clients { get; }
 
-    public DnsProxyHost(DnsProxySettings settings, DnsSettings dns, IReadOnlyList<IPEndPoint> fallback, IDnsProxyObserver? observer = null)
+    public DnsProxyHost(DnsProxySettings settings, DnsSettings dns, IReadOnlyList<IPEndPoint> fallback, DnsProxyMetrics? metrics = null)
     {
         var options = DnsProxyOptions.Default with
         {
@@ -26,8 +28,8 @@ public sealed class DnsProxyHost : IDisposable
             Rate = settings.Rate,
             Limits = LearningLimits.Default with { MinTtl = dns.MinTtl, MaxTtl = dns.MaxTtl, Grace = dns.Grace },
         };
-        Server = new DnsProxyServer(options, directory, commits, observer: observer);
-        Clients = new Directory(directory, Server, fallback);
+        Server = new DnsProxyServer(options, directory, commits, observer: metrics);
+        Clients = new Directory(directory, Server, fallback, metrics);
     }
 
     /// <summary>Starts listening once the actors are there (queries before the start-up table is
@@ -40,11 +42,18 @@ public sealed class DnsProxyHost : IDisposable
 
     public void Dispose() => Server.Dispose();
 
+    /// <summary>What each container's lookups opened, for <c>status</c> (daemon.json).</summary>
+    public IReadOnlyDictionary<string, ImmutableArray<LearnedName>> Learned(DateTimeOffset now) =>
+        Server.Learned().ToDictionary(c => c.Key, c => c.Value.ByName
+            .SelectMany(n => n.Value.Where(a => a.Value > now).Select(a => new LearnedName(n.Key.ToString(), a.Key.ToString(), a.Value)))
+            .OrderBy(l => l.Name, StringComparer.Ordinal).ThenBy(l => l.Address, StringComparer.Ordinal)
+            .ToImmutableArray());
+
     /// <summary>The resolvers a proxied container's queries are forwarded to: its own as
     /// WhaleWall knows them (<c>HostConfig.Dns</c>, the Docker daemon's <c>dns</c>, the host's),
     /// never libnetwork's public fallbacks; without any, <c>WHALEWALL_DNS_SERVERS</c> or the
     /// host's resolvers.</summary>
-    private sealed class Directory(ProxyDirectory directory, DnsProxyServer server, IReadOnlyList<IPEndPoint> fallback) : IDnsProxyClients
+    private sealed class Directory(ProxyDirectory directory, DnsProxyServer server, IReadOnlyList<IPEndPoint> fallback, DnsProxyMetrics? metrics) : IDnsProxyClients
     {
         public void Register(string containerId, IPAddress address, DnsPolicy policy, ImmutableArray<IPAddress> resolvers)
         {
@@ -54,7 +63,11 @@ public sealed class DnsProxyHost : IDisposable
 
         public void Unregister(string containerId, IPAddress address) => directory.Unregister(address, containerId);
 
-        public void Forget(string containerId) => server.Forget(containerId);
+        public void Forget(string containerId)
+        {
+            server.Forget(containerId);
+            metrics?.Forget(containerId);
+        }
     }
 
     /// <summary>A commit is the container actor's <c>LearnAddresses</c>, answered once the writer

@@ -150,6 +150,8 @@ public static class StateCommands
             foreach (var n in c["networks"]?.AsArray() ?? [])
                 if (n?["binding"]?.GetValue<string>() is "bound" or "unbound")
                     w.WriteLine($"      {n["name"]}: {n["binding"]}{(n["port"] is { } port ? $" to port {port} of {n["bridge"]}" : $" on {n["bridge"]} (its port is not known yet: it sends nothing)")}");
+            foreach (var l in c["dns_learned"]?.AsArray() ?? [])
+                w.WriteLine($"      looked up {l!["name"]} -> {l["address"]} (until {DateTimeOffset.Parse(l["expires"]!.GetValue<string>()):HH:mm:ss})");
         }
         var hostnames = doc["hostnames"]!.AsArray();
         w.WriteLine($"{hostnames.Count} hostnames resolved:");

@@ -19,11 +19,15 @@ public sealed class DnsProxyTests(E2eFixture fx, ITestOutputHelper output)
 
     private DockerHarness H => fx.Harness;
 
-    private Task<(TestContainer C, string Ns, string Ip)> Started(string hint, string rules, Dictionary<string, string>? extra = null)
+    /// <summary>A container enforced by the daemon (its report says so, not only a managed
+    /// element: a container just removed may have held the same address until the daemon saw it go).</summary>
+    private async Task<(TestContainer C, string Ns, string Ip)> Started(string hint, string rules, Dictionary<string, string>? extra = null)
     {
         var labels = E2eLabels.OptIn(rules);
         foreach (var (k, v) in extra ?? []) labels[k] = v;
-        return fx.StartedAsync(hint, new ContainerOptions { Labels = labels });
+        var started = await fx.StartedAsync(hint, new ContainerOptions { Labels = labels });
+        await fx.WaitEnforcedAsync(started.C.Id);
+        return started;
     }
 
     private static string HostsRule(params string[] names) => $"""
@@ -157,6 +161,51 @@ public sealed class DnsProxyTests(E2eFixture fx, ITestOutputHelper output)
         Assert.Equal(0, fx.Dns.QueriesFor("secret.exfil.test.example"));
         await refused.C.RemoveAsync();
         await nx.C.RemoveAsync();
+    });
+
+    [Fact]
+    public Task Metrics_and_status_show_each_containers_lookups() => fx.Run(output, async () =>
+    {
+        await fx.EnsureDaemonAsync();
+        fx.Dns.Set("seen.status.test.example", 120, Server1);
+        var c = await Started("dnsstatus", HostsRule("*.status.test.example"));
+        var allowed = Ask(c.Ns, "seen.status.test.example");
+        Assert.Equal([Server1], allowed.Addresses);
+        Assert.Equal(Refused, Ask(c.Ns, "hidden.elsewhere.test.example").Rcode);
+        Assert.Equal(Refused, Ask(c.Ns, "hidden.elsewhere.test.example", tcp: true).Rcode);
+
+        double Count(List<PromSample> s, string outcome) => s
+            .Where(x => x.Name == "whalewall_dns_queries_total" && x.Labels.GetValueOrDefault("id") == c.C.Id && x.Labels["outcome"] == outcome)
+            .Sum(x => x.Value);
+        var scrape = await fx.ScrapeAsync();
+        Assert.Equal(1, Count(scrape, "allowed"));
+        Assert.Equal(2, Count(scrape, "refused"));
+        Assert.Equal(c.C.Name, scrape.First(x => x.Name == "whalewall_dns_queries_total" && x.Labels.GetValueOrDefault("id") == c.C.Id).Labels["name"]);
+        Assert.True(scrape.Single(x => x.Name == "whalewall_dns_proxy_added_seconds_count").Value >= 1, "the added-latency histogram counted the answer");
+        Assert.True(await E2eProcess.Eventually(() => File.ReadAllText(fx.Daemon.LogFile).Contains($"{c.C.Name} ({c.C.Id[..12]}): refused: hidden.elsewhere.test.example"), TimeSpan.FromSeconds(5)),
+            "the daemon's log explains the refusal:\n" + fx.Daemon.LogTail(20));
+
+        // status: the daemon's report lists what the container's own lookup opened, until when
+        System.Text.Json.Nodes.JsonNode? learned = null;
+        var listed = await E2eProcess.Eventually(() =>
+        {
+            var (code, json, _) = fx.Daemon.Cli("status", "--json");
+            if (code != 0) return false;
+            var entry = System.Text.Json.Nodes.JsonNode.Parse(json)!["containers"]!.AsArray().FirstOrDefault(x => x!["id"]!.GetValue<string>() == c.C.Id);
+            learned = entry?["dns_learned"];
+            return learned is System.Text.Json.Nodes.JsonArray { Count: > 0 };
+        }, TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(250));
+        Assert.True(listed, $"status lists no learned names for {c.C.Name}: {learned}");
+        var first = learned!.AsArray().Single()!;
+        Assert.Equal("seen.status.test.example", first["name"]!.GetValue<string>());
+        Assert.Equal(Server1, first["address"]!.GetValue<string>());
+        var expires = DateTimeOffset.Parse(first["expires"]!.GetValue<string>());
+        Assert.InRange(expires, DateTimeOffset.UtcNow.AddSeconds(60), DateTimeOffset.UtcNow.AddSeconds(200));
+        Assert.Contains($"looked up seen.status.test.example -> {Server1}", fx.Daemon.Cli("status").Out);
+
+        await c.C.RemoveAsync();
+        Assert.True(await E2eProcess.Eventually(async () => Count(await fx.ScrapeAsync(), "allowed") == 0, TimeSpan.FromSeconds(10)),
+            "a removed container's DNS series are dropped");
     });
 
     [Fact]

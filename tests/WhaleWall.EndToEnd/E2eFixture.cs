@@ -104,6 +104,28 @@ public sealed class E2eFixture : IAsyncLifetime
         return (c, await c.NsPathAsync(), ip);
     }
 
+    /// <summary>Waits until the daemon's own report (<c>daemon.json</c>) shows the container
+    /// enforced and bound to its port on every network: a managed element alone may still be a
+    /// removed container's, on an address Docker handed on before the daemon saw the removal.</summary>
+    public async Task WaitEnforcedAsync(string containerId, TimeSpan? timeout = null)
+    {
+        var path = Path.Combine(Daemon.DataDir, "daemon.json");
+        string last = "";
+        var ok = await E2eProcess.Eventually(() =>
+        {
+            try
+            {
+                last = File.ReadAllText(path);
+                var report = System.Text.Json.Nodes.JsonNode.Parse(last)!;
+                var c = report["containers"]!.AsArray().FirstOrDefault(c => c!["id"]!.GetValue<string>() == containerId);
+                return c?["state"]?.GetValue<string>() == "enforced" &&
+                       c["networks"]!.AsArray().All(n => n!["binding"]?.GetValue<string>() != "unbound");
+            }
+            catch (Exception e) when (e is IOException or System.Text.Json.JsonException or NullReferenceException) { return false; }
+        }, timeout ?? AllowedWithin, TimeSpan.FromMilliseconds(100));
+        Assert.True(ok, $"container {containerId[..12]} not enforced and bound in the daemon's report:\n{last}");
+    }
+
     /// <summary>Makes the daemon's kernel port misbehave (see src/Host/FaultInjection.cs).</summary>
     public void InjectFaults(params string[] commands) =>
         File.WriteAllLines(Path.Combine(Daemon.DataDir, "test-faults"), commands);

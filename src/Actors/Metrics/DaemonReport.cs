@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using WhaleWall.Actors.Containers;
@@ -19,7 +20,8 @@ public interface IDaemonReport
 /// something changed and every few seconds anyway (so a reader can tell a live daemon from a
 /// dead one's last words). `whalewall status` shows what is in it: what the daemon enforces,
 /// not what the CLI would decide. Fields: README "Status".</summary>
-public sealed class DaemonReportFile(string path, DaemonIdentity identity) : IDaemonReport
+/// <param name="learned">the DNS proxy's learned names per container id, now (null: no proxy)</param>
+public sealed class DaemonReportFile(string path, DaemonIdentity identity, Func<DateTimeOffset, IReadOnlyDictionary<string, ImmutableArray<LearnedName>>>? learned = null) : IDaemonReport
 {
     public const string FileName = "daemon.json";
 
@@ -29,7 +31,7 @@ public sealed class DaemonReportFile(string path, DaemonIdentity identity) : IDa
     {
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
         var temp = path + ".tmp";
-        File.WriteAllText(temp, ToJson(snapshot, identity, now).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(temp, ToJson(snapshot, identity, now, learned?.Invoke(now)).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         File.Move(temp, path, overwrite: true);
     }
 
@@ -40,7 +42,8 @@ public sealed class DaemonReportFile(string path, DaemonIdentity identity) : IDa
     }
 
     /// <summary>The report's content. Pure.</summary>
-    public static JsonObject ToJson(DaemonView.Snapshot snapshot, DaemonIdentity identity, DateTimeOffset now)
+    public static JsonObject ToJson(DaemonView.Snapshot snapshot, DaemonIdentity identity, DateTimeOffset now,
+        IReadOnlyDictionary<string, ImmutableArray<LearnedName>>? learned = null)
     {
         var health = snapshot.Health(now);
         return new JsonObject
@@ -59,8 +62,22 @@ public sealed class DaemonReportFile(string path, DaemonIdentity identity) : IDa
             ["docker_connected"] = snapshot.DockerConnected,
             ["containers"] = new JsonArray([.. snapshot.Containers.Values
                 .OrderBy(c => c.Name, StringComparer.Ordinal).ThenBy(c => c.Id, StringComparer.Ordinal)
-                .Select(c => (JsonNode)Container(c, identity.Binding))]),
+                .Select(c => (JsonNode)Container(c, identity.Binding, learned?.GetValueOrDefault(c.Id)))]),
         };
+    }
+
+    private static JsonObject Container(ContainerEntry c, bool binding, ImmutableArray<LearnedName>? learned)
+    {
+        var entry = Container(c, binding);
+        // what the container's own lookups opened through the DNS proxy (until each expires)
+        if (learned is { } names)
+            entry["dns_learned"] = new JsonArray([.. names.Select(n => (JsonNode)new JsonObject
+            {
+                ["name"] = n.Name,
+                ["address"] = n.Address,
+                ["expires"] = n.Expires.ToString("O"),
+            })]);
+        return entry;
     }
 
     private static JsonObject Container(ContainerEntry c, bool binding) => new()

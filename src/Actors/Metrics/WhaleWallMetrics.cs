@@ -90,8 +90,23 @@ public static class WhaleWallMetrics
 
     /// <summary>Creates the labelled series that exist before anything happened (a failure
     /// counter at 0 is a series too), so dashboards find them from the start.</summary>
+    /// <summary>DNS proxy queries per container (docs/dns-proxy.md): outcome allowed, refused,
+    /// rate_limited, failed or unknown_source (a source that is no proxied container: id and
+    /// name empty).</summary>
+    public static readonly Counter DnsQueries = Prometheus.Metrics.CreateCounter("whalewall_dns_queries_total",
+        "DNS queries through the proxy, by container and outcome", new CounterConfiguration { LabelNames = ["id", "name", "outcome"] });
+
+    /// <summary>What the proxy adds to an allowed answer: its own work plus the wait for the
+    /// kernel commit of the learned addresses (total minus the upstream's time).</summary>
+    public static readonly Histogram DnsProxyAdded = Prometheus.Metrics.CreateHistogram("whalewall_dns_proxy_added_seconds",
+        "Time the DNS proxy adds to an allowed answer (its own work and the kernel commit), excluding the upstream's time",
+        new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0001, 2, 16) });
+
+    public static readonly string[] DnsOutcomes = ["allowed", "refused", "rate_limited", "failed", "unknown_source"];
+
     public static void Initialize()
     {
+        DnsQueries.WithLabels("", "", "unknown_source");
         foreach (var kind in new[] { "startup", "changes", "single", "resync" })
         {
             NftTransactionSeconds.WithLabels(kind);

@@ -1,0 +1,76 @@
+using System.Collections.Concurrent;
+using WhaleWall.Actors.Metrics;
+using WhaleWall.DnsProxy;
+using WhaleWall.Firewall;
+
+namespace WhaleWall.Host.Metrics;
+
+/// <summary>The DNS proxy's answers as metrics and log lines: queries per container and outcome,
+/// the time the proxy adds to allowed answers, and each refusal explained (at most
+/// <see cref="LogBurst"/> lines per <see cref="LogWindow"/>, then a count of the rest: a
+/// container can ask as fast as its rate limit lets it). A container's series go with it.</summary>
+public sealed class DnsProxyMetrics(DaemonView view, Action<string> log, TimeProvider? time = null) : IDnsProxyObserver
+{
+    public const int LogBurst = 20;
+    public static readonly TimeSpan LogWindow = TimeSpan.FromSeconds(10);
+
+    private readonly TimeProvider time = time ?? TimeProvider.System;
+    private readonly ConcurrentDictionary<string, string> names = new(StringComparer.Ordinal);
+    private readonly Lock gate = new();
+    private DateTimeOffset windowStart = DateTimeOffset.MinValue;
+    private int logged, suppressed;
+
+    public void Answered(string? containerId, ProxyOutcome outcome, TimeSpan total, TimeSpan upstream, string? reason)
+    {
+        var id = containerId ?? "";
+        var name = id.Length == 0 ? "" : names.GetOrAdd(id, NameOf);
+        WhaleWallMetrics.DnsQueries.WithLabels(id, name, Label(outcome)).Inc();
+        if (outcome == ProxyOutcome.Allowed)
+            WhaleWallMetrics.DnsProxyAdded.Observe(Math.Max(0, (total - upstream).TotalSeconds));
+        else if (reason is not null)
+            Log($"DNS proxy: {(id.Length == 0 ? "" : $"{name} ({id[..Math.Min(12, id.Length)]}): ")}{Label(outcome).Replace('_', ' ')}: {SafeText.Escape(reason, 300)}");
+    }
+
+    /// <summary>The container is gone: its series go too (container churn must not grow every scrape).</summary>
+    public void Forget(string containerId)
+    {
+        if (!names.TryRemove(containerId, out var name)) return;
+        foreach (var outcome in WhaleWallMetrics.DnsOutcomes)
+            WhaleWallMetrics.DnsQueries.RemoveLabelled(containerId, name, outcome);
+    }
+
+    public static string Label(ProxyOutcome outcome) => outcome switch
+    {
+        ProxyOutcome.Allowed => "allowed",
+        ProxyOutcome.Refused => "refused",
+        ProxyOutcome.RateLimited => "rate_limited",
+        ProxyOutcome.Failed => "failed",
+        _ => "unknown_source",
+    };
+
+    private string NameOf(string id) =>
+        MetricLabel.Bound(view.Current.Containers.TryGetValue(id, out var c) ? c.Name : "");
+
+    private void Log(string line)
+    {
+        string? summary = null;
+        lock (gate)
+        {
+            var now = time.GetUtcNow();
+            if (now - windowStart >= LogWindow)
+            {
+                if (suppressed > 0) summary = $"DNS proxy: {suppressed} more refused or failed queries in {LogWindow.TotalSeconds:F0} s not logged (whalewall_dns_queries_total counts them all)";
+                windowStart = now;
+                logged = suppressed = 0;
+            }
+            if (logged >= LogBurst)
+            {
+                suppressed++;
+                line = "";
+            }
+            else logged++;
+        }
+        if (summary is not null) log(summary);
+        if (line.Length > 0) log(line);
+    }
+}
