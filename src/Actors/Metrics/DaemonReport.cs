@@ -62,9 +62,12 @@ public sealed class DaemonReportFile(string path, DaemonIdentity identity, Func<
             ["docker_connected"] = snapshot.DockerConnected,
             ["containers"] = new JsonArray([.. snapshot.Containers.Values
                 .OrderBy(c => c.Name, StringComparer.Ordinal).ThenBy(c => c.Id, StringComparer.Ordinal)
-                .Select(c => (JsonNode)Container(c, identity.Binding, learned?.GetValueOrDefault(c.Id)))]),
+                .Select(c => (JsonNode)Container(c, identity.Binding, LearnedOf(learned, c.Id)))]),
         };
     }
+
+    private static ImmutableArray<LearnedName>? LearnedOf(IReadOnlyDictionary<string, ImmutableArray<LearnedName>>? learned, string id) =>
+        learned is null ? null : learned.TryGetValue(id, out var names) ? names : ImmutableArray<LearnedName>.Empty;
 
     private static JsonObject Container(ContainerEntry c, bool binding, ImmutableArray<LearnedName>? learned)
     {

@@ -79,15 +79,19 @@ public sealed class DnsProxyMetricsTests
     public void The_report_lists_each_containers_learned_names_with_their_expiry()
     {
         var facts = Facts.Container("learner", "198.18.150.10");
+        var quiet = Facts.Container("quiet", "198.18.150.11");
         var view = new DaemonView();
         view.Apply(new ContainerNotices.StateChanged(facts.Id, facts, ContainerState.Enforced, []));
+        view.Apply(new ContainerNotices.StateChanged(quiet.Id, quiet, ContainerState.Enforced, []));
         var at = DateTimeOffset.Parse("2026-12-01T12:00:00Z");
         var learned = new Dictionary<string, ImmutableArray<LearnedName>> { [facts.Id] = [new("api.test.example", "198.19.0.10", at.AddSeconds(62))] };
         var json = DaemonReportFile.ToJson(view.Current, new DaemonIdentity(1, at, "n", "t", "v"), at, learned);
-        var entry = json["containers"]!.AsArray().Single()!["dns_learned"]!.AsArray().Single()!;
+        var containers = json["containers"]!.AsArray();
+        Assert.Empty(containers.Single(c => c!["name"]!.GetValue<string>() == "quiet")!["dns_learned"]!.AsArray());
+        var entry = containers.Single(c => c!["name"]!.GetValue<string>() == "learner")!["dns_learned"]!.AsArray().Single()!;
         Assert.Equal("api.test.example", entry["name"]!.GetValue<string>());
         Assert.Equal("198.19.0.10", entry["address"]!.GetValue<string>());
         Assert.Equal(at.AddSeconds(62), DateTimeOffset.Parse(entry["expires"]!.GetValue<string>()));
-        Assert.Null(DaemonReportFile.ToJson(view.Current, new DaemonIdentity(1, at, "n", "t", "v"), at)["containers"]![0]!["dns_learned"]);
+        Assert.Null(DaemonReportFile.ToJson(view.Current, new DaemonIdentity(1, at, "n", "t", "v"), at)["containers"]![0]!["dns_learned"]);   // no proxy: no field
     }
 }
