@@ -74,16 +74,16 @@ public static class DnsProxyLatency
         finally { process.ProcessorAffinity = affinity; }
     }
 
-    private static int FreeUdpPort()
+    public static int FreeUdpPort()
     {
         using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         return ((IPEndPoint)probe.LocalEndPoint!).Port;
     }
 
-    private static byte[] Query(ushort id)
+    private static byte[] Query(ushort id, string name = Name)
     {
-        var encoded = TestDnsServer.EncodeName(Name);
+        var encoded = TestDnsServer.EncodeName(name);
         var q = new byte[12 + encoded.Length + 4];
         BinaryPrimitives.WriteUInt16BigEndian(q, id);
         q[2] = 0x01;
@@ -94,7 +94,7 @@ public static class DnsProxyLatency
         return q;
     }
 
-    private static (List<double> Ms, double CpuSeconds) Sequential(IPEndPoint server, int rounds)
+    public static (List<double> Ms, double CpuSeconds) Sequential(IPEndPoint server, int rounds, string name = Name)
     {
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         socket.Connect(server);
@@ -106,7 +106,7 @@ public static class DnsProxyLatency
         {
             var id = (ushort)(i + 1);
             var started = Stopwatch.GetTimestamp();
-            socket.Send(Query(id));
+            socket.Send(Query(id, name));
             int n;
             do n = socket.Receive(buffer);
             while (BinaryPrimitives.ReadUInt16BigEndian(buffer) != id);

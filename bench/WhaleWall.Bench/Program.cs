@@ -2,12 +2,16 @@ using System.Runtime.InteropServices;
 using WhaleWall.Bench;
 using WhaleWall.Firewall.Kernel;
 
-// dotnet run --project bench/WhaleWall.Bench -c Release -- [--short] [--out FILE]
+// dotnet run --project bench/WhaleWall.Bench -c Release -- [--short] [--out FILE] [--only PART,...]
 // Needs root (nftables, network namespaces, a private dockerd). Touches only what it creates:
 // table inet wwbench_<pid> in the namespace it runs in, namespaces wwb<pid>*, a harness dockerd.
 var isShort = args.Contains("--short");
 var outIndex = Array.IndexOf(args, "--out");
 var outFile = outIndex >= 0 && outIndex + 1 < args.Length ? args[outIndex + 1] : null;
+// --only PART[,PART]: namespaces, present, bulk, dns, dns-proxy, datapath, binding (default: all)
+var onlyIndex = Array.IndexOf(args, "--only");
+var only = onlyIndex >= 0 && onlyIndex + 1 < args.Length ? args[onlyIndex + 1].Split(',') : null;
+bool Part(string name) => only is null || only.Contains(name);
 if (Environment.UserName != "root" && geteuid() != 0)
 {
     Console.Error.WriteLine("wwbench: needs root (nftables, network namespaces, dockerd)");
@@ -31,8 +35,9 @@ ctx.Log($"wwbench {(isShort ? "--short" : "full")}: table inet {ctx.Table} in th
 var exit = 0;
 try
 {
-    NamespaceCost.Run(ctx);
+    if (Part("namespaces")) NamespaceCost.Run(ctx);
 
+    if (Part("present"))
     await using (var present = await Present.StartAsync(ctx))
     {
         await present.ChurnAsync(ctx);
@@ -42,16 +47,23 @@ try
         await RealContainers.DaemonAsync(ctx, harness);
         await RealContainers.StopHarnessAsync(harness);
     }
-    ctx.DropTable();
+    if (Part("present")) ctx.DropTable();
 
-    var system = Ctx.NewActorSystem("wwbench-bulk");
-    try { await Bulk.RunAsync(ctx, system); }
-    finally { await system.Terminate(); }
+    if (Part("bulk"))
+    {
+        var system = Ctx.NewActorSystem("wwbench-bulk");
+        try { await Bulk.RunAsync(ctx, system); }
+        finally { await system.Terminate(); }
+    }
 
-    await DnsChange.RunAsync(ctx);
-    await DnsProxyLatency.RunAsync(ctx);
-    await Datapath.RunAsync(ctx);
-    await BindingCost.RunAsync(ctx);
+    if (Part("dns")) await DnsChange.RunAsync(ctx);
+    if (Part("dns-proxy"))
+    {
+        await DnsProxyLatency.RunAsync(ctx);
+        await DnsProxyCommit.RunAsync(ctx);
+    }
+    if (Part("datapath")) await Datapath.RunAsync(ctx);
+    if (Part("binding")) await BindingCost.RunAsync(ctx);
 }
 catch (Exception e)
 {
