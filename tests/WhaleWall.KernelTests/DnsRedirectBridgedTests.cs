@@ -80,8 +80,9 @@ public sealed class DnsRedirectBridgedTests : IDisposable
         var fragment = Compiler.Compile(facts, LabelParser.Decide(facts.Labels), []).Fragment;
         var r = nft.Run(NftJson.FullTable(Table, fragment.Elements));
         Assert.True(r.Ok, r.Error);
-        var commands = DnsProxyLayout.Declarations(Table).Concat(DnsProxyLayout.Rules(Table, ProxyPort))
-            .Append(DnsProxyLayout.InputRule(Table, ProxyPort, command: "insert")).ToList();
+        // WhaleWall's table holds the proxy's chains and rules (port 15353) already
+        Assert.Equal(NftLayout.DnsProxyPort, ProxyPort);
+        var commands = new List<System.Text.Json.Nodes.JsonObject>();
         if (proxied)
             commands.Add(new System.Text.Json.Nodes.JsonObject
             {
@@ -94,7 +95,14 @@ public sealed class DnsRedirectBridgedTests : IDisposable
                     },
                 },
             });
-        r = nft.Run(DnsProxyLayout.Render(commands));
+        if (commands.Count == 0) return;
+        var element = DnsProxyLayout.Render(commands);
+        r = nft.Run(element);
+        Assert.True(r.Ok, r.Error);
+        // a restart re-adds the whole table over the running one (the meters too)
+        r = nft.Run(NftJson.FullTable(Table, fragment.Elements));
+        Assert.True(r.Ok, r.Error);
+        r = nft.Run(element);
         Assert.True(r.Ok, r.Error);
     }
 
@@ -126,5 +134,83 @@ public sealed class DnsRedirectBridgedTests : IDisposable
         InstallTable(proxied: false);
         Assert.Null(DnsStub.Ask(Netns.Named(c1), Neighbour, 53, "anything.example.test", tcp, TimeSpan.FromSeconds(1)));
         Assert.Empty(neighbour.Log);
+    }
+
+    /// <summary>A container cannot make the proxy parse more than the kernel's per-container
+    /// packet rate: a burst of 4,000 UDP queries in well under a second reaches the proxy at
+    /// most burst + rate x elapsed times.</summary>
+    [Fact]
+    public void A_container_flooding_port_53_reaches_the_proxy_only_at_its_packet_rate()
+    {
+        var standIn = Serve(host, Gateway, ProxyPort);
+        InstallTable(proxied: true);
+        const int sent = 4000;
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        Netns.Run(Netns.Named(c1), () =>
+        {
+            using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork,
+                System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Udp);
+            socket.Connect(IPAddress.Parse(Neighbour), 53);
+            for (var i = 0; i < sent; i++) socket.Send(DnsStub.Query((ushort)i, "anything.example.test"));
+        });
+        var elapsed = watch.Elapsed;
+        Thread.Sleep(500); // the last ones in flight reach the stand-in
+        var reached = standIn.Log.Count;
+        var bound = DnsProxyLayout.PacketBurst + DnsProxyLayout.PacketsPerSecond * (elapsed.TotalSeconds + 0.5) + 50;
+        Assert.True(reached > 100 && reached <= bound,
+            $"{reached} of {sent} queries sent in {elapsed.TotalMilliseconds:F0} ms reached the proxy (bound {bound:F0})");
+    }
+
+    /// <summary>A pile of idle TCP connections from one container cannot use up the daemon's file
+    /// descriptors: the kernel lets at most 32 be open at a time, and closed ones stop counting.</summary>
+    [Fact]
+    public void A_container_holds_at_most_32_tcp_connections_to_the_proxy_at_a_time()
+    {
+        var listener = Netns.Run(Netns.Named(host), () =>
+        {
+            var l = new System.Net.Sockets.TcpListener(IPAddress.Parse(Gateway), ProxyPort);
+            l.Start(200);
+            return l;
+        });
+        servers.Add(new Stop(listener.Stop));
+        InstallTable(proxied: true);
+        var open = new List<System.Net.Sockets.Socket>();
+        try
+        {
+            var refused = 0;
+            Netns.Run(Netns.Named(c1), () =>
+            {
+                for (var i = 0; i < DnsProxyLayout.MaxTcpConnections + 8; i++)
+                {
+                    var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                    var connect = socket.ConnectAsync(IPAddress.Parse(Neighbour), 53);
+                    if (connect.Wait(TimeSpan.FromMilliseconds(700)) && socket.Connected) open.Add(socket);
+                    else { refused++; socket.Dispose(); }
+                }
+            });
+            Assert.Equal(DnsProxyLayout.MaxTcpConnections, open.Count);
+            Assert.Equal(8, refused);
+
+            // both ends close, as the proxy does when its client goes
+            foreach (var s in open) { s.Shutdown(System.Net.Sockets.SocketShutdown.Both); s.Close(); }
+            open.Clear();
+            while (listener.Pending()) listener.AcceptSocket().Dispose();
+            Thread.Sleep(300);
+            var again = Netns.Run(Netns.Named(c1), () =>
+            {
+                using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                return socket.ConnectAsync(IPAddress.Parse(Neighbour), 53).Wait(TimeSpan.FromSeconds(2)) && socket.Connected;
+            });
+            Assert.True(again, "closed connections still count against the container");
+        }
+        finally
+        {
+            foreach (var s in open) s.Dispose();
+        }
+    }
+
+    private sealed class Stop(Action stop) : IDisposable
+    {
+        public void Dispose() => stop();
     }
 }

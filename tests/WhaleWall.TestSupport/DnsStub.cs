@@ -17,14 +17,7 @@ public static class DnsStub
         var address = IPAddress.Parse(server);
         var wait = (int)(timeout ?? TimeSpan.FromSeconds(3)).TotalMilliseconds;
         var id = (ushort)Random.Shared.Next(1, 65535);
-        var encoded = TestDnsServer.EncodeName(name);
-        var query = new byte[12 + encoded.Length + 4];
-        BinaryPrimitives.WriteUInt16BigEndian(query, id);
-        query[2] = 0x01;
-        query[5] = 1;
-        encoded.CopyTo(query, 12);
-        query[^3] = 1; // type A
-        query[^1] = 1; // class IN
+        var query = Query(id, name);
         using var socket = Netns.Run(nsPath, () => new Socket(address.AddressFamily, tcp ? SocketType.Stream : SocketType.Dgram, tcp ? ProtocolType.Tcp : ProtocolType.Udp));
         socket.ReceiveTimeout = wait;
         socket.SendTimeout = wait;
@@ -52,6 +45,20 @@ public static class DnsStub
             return Parse(reply, id);
         }
         catch (SocketException) { return null; }
+    }
+
+    /// <summary>An A query for <paramref name="name"/> (recursion desired) on the wire.</summary>
+    public static byte[] Query(ushort id, string name)
+    {
+        var encoded = TestDnsServer.EncodeName(name);
+        var query = new byte[12 + encoded.Length + 4];
+        BinaryPrimitives.WriteUInt16BigEndian(query, id);
+        query[2] = 0x01;
+        query[5] = 1;
+        encoded.CopyTo(query, 12);
+        query[^3] = 1; // type A
+        query[^1] = 1; // class IN
+        return query;
     }
 
     private static Reply? Parse(byte[] m, ushort id)
