@@ -37,15 +37,6 @@ public static class DnsChange
         }
     }
 
-    private sealed class OneContainer(ContainerFacts facts) : IDockerSource
-    {
-        public Task<IReadOnlyList<string>> ListContainerIdsAsync(CancellationToken ct) => Task.FromResult<IReadOnlyList<string>>([facts.Id]);
-        public Task<IReadOnlyList<DockerNetwork>> ListNetworksAsync(CancellationToken ct) => Task.FromResult<IReadOnlyList<DockerNetwork>>([]);
-        public Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct) => Task.FromResult<ContainerFacts?>(facts);
-        public Task<NetworkAttachment?> InspectEndpointAsync(string networkId, string containerId, CancellationToken ct) => Task.FromResult<NetworkAttachment?>(null);
-        public Task StreamEventsAsync(long sinceUnixNanos, Action<DockerEvent> onEvent, CancellationToken ct) => Task.Delay(Timeout.Infinite, ct);
-    }
-
     public static async Task RunAsync(Ctx ctx)
     {
         var rounds = ctx.Short ? 5 : 60;
@@ -67,7 +58,7 @@ public static class DnsChange
             }.ToImmutableDictionary();
             var facts = new ContainerFacts("dnsbench", "dnsbench", true, labels,
                 [new NetworkAttachment("bench", "bench", IPAddress.Parse("198.18.9.2"), null)], []);
-            var container = system.ActorOf(ContainerActor.Props(facts.Id, new OneContainer(facts), probe, peers, null, hostnames));
+            var container = system.ActorOf(ContainerActor.Props(facts.Id, new OneContainerDocker(facts), probe, peers, null, hostnames));
             container.Tell(new ContainerCommands.Refresh("bench"));
             await WaitFor(() => log.All.Any(a => a.Ok && !a.Empty), TimeSpan.FromSeconds(10));
 

@@ -22,15 +22,6 @@ public static class DnsProxyCommit
 {
     private const string Name = "api.commit.example";
 
-    private sealed class OneContainer(ContainerFacts facts) : IDockerSource
-    {
-        public Task<IReadOnlyList<string>> ListContainerIdsAsync(CancellationToken ct) => Task.FromResult<IReadOnlyList<string>>([facts.Id]);
-        public Task<IReadOnlyList<DockerNetwork>> ListNetworksAsync(CancellationToken ct) => Task.FromResult<IReadOnlyList<DockerNetwork>>([]);
-        public Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct) => Task.FromResult<ContainerFacts?>(facts);
-        public Task<NetworkAttachment?> InspectEndpointAsync(string networkId, string containerId, CancellationToken ct) => Task.FromResult<NetworkAttachment?>(null);
-        public Task StreamEventsAsync(long sinceUnixNanos, Action<DockerEvent> onEvent, CancellationToken ct) => Task.Delay(Timeout.Infinite, ct);
-    }
-
     /// <summary>The container actor registers its address and DNS policy here (as with the
     /// daemon's directory); the bench's stub asks from loopback, so every source is that container.</summary>
     private sealed class OneContainerDirectory(IPEndPoint upstream) : IDnsProxyClients, IProxyDirectory
@@ -77,7 +68,7 @@ public static class DnsProxyCommit
             var facts = new ContainerFacts("dnsproxybench", "dnsproxybench", true, labels,
                 [new NetworkAttachment("bench", "bench", IPAddress.Parse("198.18.9.3"), null)], []);
             var directory = new OneContainerDirectory(upstream.Endpoint);
-            var container = system.ActorOf(ContainerActor.Props(facts.Id, new OneContainer(facts), writer, peers,
+            var container = system.ActorOf(ContainerActor.Props(facts.Id, new OneContainerDocker(facts), writer, peers,
                 services: new ContainerServices(null, BindingSettings.Off) { Dns = directory }));
             container.Tell(new ContainerCommands.Refresh("bench"));
             // the container is enforced (its first fragment applied) before the first query

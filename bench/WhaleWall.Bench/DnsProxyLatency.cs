@@ -81,19 +81,6 @@ public static class DnsProxyLatency
         return ((IPEndPoint)probe.LocalEndPoint!).Port;
     }
 
-    private static byte[] Query(ushort id, string name = Name)
-    {
-        var encoded = TestDnsServer.EncodeName(name);
-        var q = new byte[12 + encoded.Length + 4];
-        BinaryPrimitives.WriteUInt16BigEndian(q, id);
-        q[2] = 0x01;
-        q[5] = 1;
-        encoded.CopyTo(q, 12);
-        q[^3] = 1;
-        q[^1] = 1;
-        return q;
-    }
-
     public static (List<double> Ms, double CpuSeconds) Sequential(IPEndPoint server, int rounds, string name = Name)
     {
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
@@ -106,7 +93,7 @@ public static class DnsProxyLatency
         {
             var id = (ushort)(i + 1);
             var started = Stopwatch.GetTimestamp();
-            socket.Send(Query(id, name));
+            socket.Send(DnsStub.Query(id, name));
             int n;
             do n = socket.Receive(buffer);
             while (BinaryPrimitives.ReadUInt16BigEndian(buffer) != id);
@@ -129,7 +116,7 @@ public static class DnsProxyLatency
             while (!stop.IsCancellationRequested)
             {
                 id++;
-                await socket.SendAsync(Query(id), SocketFlags.None);
+                await socket.SendAsync(DnsStub.Query(id, Name), SocketFlags.None);
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
                 try
                 {
