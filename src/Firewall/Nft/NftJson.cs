@@ -119,13 +119,18 @@ public static class NftJson
         ["elem"] = new JsonArray(elements.Select(e => WithTimeout(e, now)).ToArray()),
     };
 
-    /// <summary>An element with an expiry is added with the seconds it has left (at least 1).</summary>
+    /// <summary>An element with an expiry is added with the seconds it has left (at least 1), as
+    /// its timeout and as its expiry: an `add` of an element the kernel still holds, with the same
+    /// timeout and no expiry, is accepted and changes nothing (kernel 6.18), so a renewal the
+    /// writer sends without a delete (too close to the old expiry to delete safely) or an address
+    /// learned again before the kernel let it go would die at its old expiry. With the expiry the
+    /// kernel restarts the element's clock.</summary>
     private static JsonNode WithTimeout(Element element, DateTimeOffset? now)
     {
         var value = ElementValue(element);
         if (element.Expires is not { } expires || now is not { } at) return value;
         var seconds = Math.Max(1, (int)Math.Ceiling((expires - at).TotalSeconds));
-        return new JsonObject { ["elem"] = new JsonObject { ["val"] = value, ["timeout"] = seconds } };
+        return new JsonObject { ["elem"] = new JsonObject { ["val"] = value, ["timeout"] = seconds, ["expires"] = seconds } };
     }
 
     public static JsonNode ElementValue(Element element)

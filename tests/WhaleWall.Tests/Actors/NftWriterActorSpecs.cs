@@ -253,5 +253,6 @@ public class NftWriterHealingSpecs() : TestKit($"{NftWriterActor.DispatcherId} {
         var renewal = nft.Transactions.Last();
         Assert.Contains("{\"delete\":{\"element\"", renewal);
         Assert.Contains("\"timeout\":", renewal);
+        Assert.Contains("\"expires\":", renewal); // an add alone would not restart a still-present element's clock (DnsRenewalTests)
     }
 }
