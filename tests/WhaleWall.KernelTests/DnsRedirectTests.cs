@@ -67,12 +67,9 @@ public sealed class DnsRedirectTests : IDisposable
                 $"output: [{{ips: [{KernelLab.ServerIp4}, \"{KernelLab.ServerIp6}\"], proto: tcp, dst_ports: [80]}}]"),
             [new NetworkAttachment("lab", "lab", IPAddress.Parse(KernelLab.ClientIp4), IPAddress.Parse(KernelLab.ClientIp6))], []);
         var fragment = Compiler.Compile(facts, LabelParser.Decide(facts.Labels), []).Fragment;
-        Assert.True(lab.Nft.Run(NftJson.FullTable(Table, fragment.Elements)).Ok);
-        var commands = DnsProxyLayout.Declarations(Table)
-            .Concat(DnsProxyLayout.Rules(Table, ProxyPort))
-            .Append(DnsProxyLayout.InputRule(Table, ProxyPort, command: "insert"))
-            .ToList();
-        var result = lab.Nft.Run(DnsProxyLayout.Render(commands));
+        // WhaleWall's table holds the proxy's chains and rules (port 15353)
+        Assert.Equal(NftLayout.DnsProxyPort, ProxyPort);
+        var result = lab.Nft.Run(NftJson.FullTable(Table, fragment.Elements));
         Assert.True(result.Ok, result.Error);
         if (proxied) SetProxied(true);
     }
