@@ -55,6 +55,9 @@ public sealed class DnsProxyHost : IDisposable
         public void Unregister(string containerId, IPAddress address) => directory.Unregister(address, containerId);
 
         public void Forget(string containerId) => server.Forget(containerId);
+
+        public void Restore(string containerId, ImmutableDictionary<string, ImmutableDictionary<IPAddress, DateTimeOffset>> learned) =>
+            server.Restore(containerId, learned.Values.SelectMany(a => a));
     }
 
     /// <summary>A commit is the container actor's <c>LearnAddresses</c>, answered once the writer
