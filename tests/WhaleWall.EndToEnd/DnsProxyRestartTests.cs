@@ -54,6 +54,9 @@ public sealed class DnsProxyRestartTests(E2eFixture fx, ITestOutputHelper output
         Assert.True(DateTime.UtcNow - learnedAt < TimeSpan.FromSeconds(Ttl - 5),
             "the restart took so long that the learned address may have expired: the test proves nothing");
 
+        var kept = fx.Daemon.LogTail(400).Split('\n').LastOrDefault(l => l.Contains("learned DNS addresses kept from before the restart"));
+        output.WriteLine(kept ?? "(the daemon did not say it kept learned addresses)");
+
         // at once, one try, no lookup before it: the start-up transaction carried the address
         var outcome = Probe.Tcp(c.Ns, Guard(Server1), TcpPort, TimeSpan.FromSeconds(2));
         Assert.True(outcome == ProbeOutcome.Connected,
