@@ -35,6 +35,8 @@ public static class DnsProxyCommit
 
         public void Forget(string containerId) { }
 
+        public void Restore(string containerId, ImmutableDictionary<string, ImmutableDictionary<IPAddress, DateTimeOffset>> learned) { }
+
         public ProxyClient? Find(IPAddress source) => client;
     }
 

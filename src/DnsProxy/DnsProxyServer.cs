@@ -81,6 +81,14 @@ public sealed class DnsProxyServer : IDisposable
         return result;
     }
 
+    /// <summary>Start-up: addresses the container learned before the daemon restarted (still in
+    /// the kernel until they expire) count against its cap (docs/dns-proxy.md "Restart").</summary>
+    public void Restore(string containerId, IEnumerable<KeyValuePair<IPAddress, DateTimeOffset>> carried)
+    {
+        var state = states.GetOrAdd(containerId, _ => new ContainerState(TokenBucket.Full(options.Rate, time.GetUtcNow())));
+        lock (state.Gate) state.Learned = LearnedAddresses.Restored(state.Learned.Carried.Concat(carried)) with { ByName = state.Learned.ByName };
+    }
+
     /// <summary>A container is gone: its bucket and learned addresses go too.</summary>
     public void Forget(string containerId) => states.TryRemove(containerId, out _);
 

@@ -18,6 +18,7 @@ using WhaleWall.Firewall.Kernel.Netlink;
 using WhaleWall.Firewall.Kernel;
 using WhaleWall.Host.Sandbox;
 using WhaleWall.Host.Metrics;
+using WhaleWall.Firewall.Dns;
 
 namespace WhaleWall.Host;
 
@@ -81,6 +82,9 @@ public static class Daemon
         host.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
         host.Logging.SetMinimumLevel(LogLevel.Warning);
         var writerOptions = new WriterOptions(binding.Enabled, binding.GuardLease, OpenFlowCutter());
+        // what the proxy taught each container before a restart (docs/dns-proxy.md "Restart")
+        var learnedFile = new LearnedFile(Path.Combine(options.DataDir, LearnedFile.FileName));
+        var restored = proxy is null ? LearnedSnapshot.None : ReadLearned(learnedFile, options.Dns ?? DnsSettings.Default);
         host.Services.AddAkka("whalewall", (akka, _) =>
         {
             akka.AddHocon($"akka.loglevel = {options.AkkaLogLevel}\nakka.stdout-loglevel = {options.AkkaLogLevel}\nakka.log-dead-letters = off", HoconAddMode.Prepend)
@@ -91,7 +95,8 @@ public static class Daemon
                 .AddPeerDirectoryActor()
                 .AddHostnamesActor(DnsClientResolver.Create(options.DnsServers), options.Dns ?? DnsSettings.Default,
                     new HostnameReportFile(Path.Combine(options.DataDir, HostnameReportFile.FileName)))
-                .AddDockerEventsActor(docker, options.Gateway, binding, proxy?.Clients);
+                .AddLearnedStoreActor(learnedFile, restored)
+                .AddDockerEventsActor(docker, options.Gateway, binding, proxy?.Clients, restored);
         });
 
         Console.WriteLine($"whalewall {VersionInfo.Text}: table inet {options.Table}, docker {options.DockerHost}, metrics http://{options.MetricsAddr}/metrics, state {StateText(options)}, node {options.Node}");
@@ -130,6 +135,20 @@ public static class Daemon
         await bridgeWatch;
         Console.WriteLine("whalewall stopped; rules stay in place (`whalewall flush` removes them)");
         return 0;
+    }
+
+    /// <summary>The learned addresses kept by the previous run, as far as they can be trusted: a
+    /// file that is not what WhaleWall writes is ignored, invalid entries are dropped (each said
+    /// once), expired ones left out. Never fails the start.</summary>
+    private static System.Collections.Immutable.ImmutableDictionary<string, System.Collections.Immutable.ImmutableDictionary<string,
+        System.Collections.Immutable.ImmutableDictionary<System.Net.IPAddress, DateTimeOffset>>> ReadLearned(LearnedFile file, DnsSettings dns)
+    {
+        var read = file.Read(DateTimeOffset.UtcNow, dns.MaxTtl + dns.Grace, LearningLimits.Default.PerContainer);
+        foreach (var problem in read.Problems) Console.Error.WriteLine($"[WARNING] {file.Path}: {problem}");
+        var addresses = read.Containers.Values.Sum(c => c.Values.Sum(a => a.Count));
+        if (addresses > 0 || read.Expired > 0)
+            Console.WriteLine($"learned DNS addresses kept from before the restart: {addresses} of {read.Containers.Count} containers ({read.Expired} expired meanwhile)");
+        return read.Containers;
     }
 
     /// <summary>Publishes bridge netfilter's health at once, then checks (and repairs) it every

@@ -68,6 +68,9 @@ public sealed class DnsProxyHost : IDisposable
             server.Forget(containerId);
             metrics?.Forget(containerId);
         }
+
+        public void Restore(string containerId, ImmutableDictionary<string, ImmutableDictionary<IPAddress, DateTimeOffset>> learned) =>
+            server.Restore(containerId, learned.Values.SelectMany(a => a));
     }
 
     /// <summary>A commit is the container actor's <c>LearnAddresses</c>, answered once the writer

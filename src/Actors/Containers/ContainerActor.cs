@@ -32,6 +32,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
     private readonly IActorRef? store;
     private readonly IActorRef? bridgePorts;
     private readonly IDnsProxyClients? dnsProxy;
+    private readonly IActorRef? learnedStore;
     /// <summary>The addresses registered with the DNS proxy for this container.</summary>
     private readonly HashSet<System.Net.IPAddress> proxied = [];
     private readonly ILoggingAdapter log = Context.GetLogger();
@@ -50,11 +51,20 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
         this.hostnames = hostnames;
         this.store = store;
         dnsProxy = services?.Dns;
+        learnedStore = services?.LearnedStore;
         state = ContainerLifecycle.New(id, new LifecycleContext((context ?? DecisionContext.Default) with { DnsProxy = dnsProxy is not null },
             store is not null, hostnames is not null)
         {
             Binding = bridgePorts is null ? BindingSettings.Off : services!.Binding,
         });
+        // what the proxy taught this container (by its ID) before the daemon restarted: in its
+        // first wish, so in the start-up transaction, with what is left of the timeouts
+        if (dnsProxy is not null && services?.Restored?.GetValueOrDefault(id) is { } restored &&
+            Firewall.Dns.LearnedMap.Alive(restored, DateTimeOffset.UtcNow) is { IsEmpty: false } alive)
+        {
+            state = state.Restore(alive);
+            dnsProxy.Restore(id, alive);
+        }
         ReceiveAny(Handle);
     }
 
@@ -124,6 +134,9 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
                 SyncProxy(s.Fragment);   // registered before its dnsproxy element can reach the kernel
                 writer.Tell(new NftWriterCommands.Program(s.Fragment, s.Version));
                 break;
+            case AddressesLearned l:
+                learnedStore?.Tell(new LearnedStoreCommands.Record(id, l.Learned));
+                break;
             case LearnAnswered a:
                 a.ReplyTo.Tell(new ContainerEvents.Learned(a.Error));
                 break;
@@ -146,6 +159,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
                 bridgePorts?.Tell(new BridgePortsCommands.Release(id));
                 SyncProxy(Fragment.Empty(id));
                 dnsProxy?.Forget(id);
+                if (!state.Learned.IsEmpty) learnedStore?.Tell(new LearnedStoreCommands.Record(id, Firewall.Dns.LearnedMap.Empty));
                 Context.System.EventStream.Publish(new ContainerNotices.StateChanged(id, null, ContainerState.Gone));
                 Context.Parent.Tell(new ContainerEvents.Gone(id));
                 break;
@@ -207,4 +221,11 @@ public sealed record ContainerServices(IActorRef? BridgePorts, BindingSettings B
 {
     /// <summary>The DNS proxy's directory; null: the proxy is off.</summary>
     public IDnsProxyClients? Dns { get; init; }
+
+    /// <summary>Keeps the learned addresses across restarts (<see cref="LearnedStoreActor"/>); null: not kept.</summary>
+    public IActorRef? LearnedStore { get; init; }
+
+    /// <summary>Learned addresses read at start-up, by container ID (<c>learned.json</c>).</summary>
+    public IReadOnlyDictionary<string, System.Collections.Immutable.ImmutableDictionary<string,
+        System.Collections.Immutable.ImmutableDictionary<System.Net.IPAddress, DateTimeOffset>>>? Restored { get; init; }
 }

@@ -250,9 +250,11 @@ public sealed partial record ContainerLifecycle
     }
 
     /// <summary>The daemon's resolutions with the proxy's learned addresses added (what the compiler gets).</summary>
+    /// Only while the container is proxied: learned addresses (restored ones included) never
+    /// outlive the proxy's decision for it.
     private IReadOnlyDictionary<string, HostAddresses> HostsWithLearned()
     {
-        if (Learned.IsEmpty) return Hosts;
+        if (Learned.IsEmpty || Decision.Dns is null) return Hosts;
         var merged = Hosts.ToBuilder();
         foreach (var (name, addresses) in Learned)
         {

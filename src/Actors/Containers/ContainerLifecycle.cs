@@ -61,6 +61,13 @@ public sealed partial record ContainerLifecycle
 
     public static ContainerLifecycle New(string id, LifecycleContext context) => new() { Id = id, Context = context };
 
+    /// <summary>Start-up: the addresses the proxy taught this container before the daemon
+    /// restarted (<c>learned.json</c>, by container ID; expired ones already left out). Compiled
+    /// like any learned address once the container is decided proxied, so they are in its first
+    /// wish and the start-up transaction carries them with what is left of their timeouts.</summary>
+    public ContainerLifecycle Restore(ImmutableDictionary<string, ImmutableDictionary<System.Net.IPAddress, DateTimeOffset>> learned) =>
+        this with { Learned = learned };
+
     public ContainerLifecycle Apply(IContainerEvent e) => e switch
     {
         EventNoted n => this with { Kernel = Kernel with { EventSince = Kernel.EventSince == 0 ? n.ReceivedAt : Kernel.EventSince } },

@@ -18,4 +18,8 @@ public interface IDnsProxyClients
     void Unregister(string containerId, IPAddress address);
 
     void Forget(string containerId);
+
+    /// <summary>Start-up: what the container had learned before the daemon restarted (by
+    /// <c>hosts:</c> entry; still in the kernel), so the proxy's caps count it.</summary>
+    void Restore(string containerId, ImmutableDictionary<string, ImmutableDictionary<IPAddress, DateTimeOffset>> learned);
 }

@@ -325,16 +325,19 @@ public sealed class DockerEvents { }
 public static class DockerEventsActorExtensions
 {
     public static AkkaConfigurationBuilder AddDockerEventsActor(this AkkaConfigurationBuilder builder, IDockerSource docker,
-        GatewayConfig? gateway = null, Firewall.Compile.BindingSettings? binding = null, IDnsProxyClients? dnsProxy = null) =>
+        GatewayConfig? gateway = null, Firewall.Compile.BindingSettings? binding = null, IDnsProxyClients? dnsProxy = null,
+        IReadOnlyDictionary<string, ImmutableDictionary<string, ImmutableDictionary<System.Net.IPAddress, DateTimeOffset>>>? restored = null) =>
         builder.WithActors((system, registry) =>
         {
             var writer = registry.Get<NftWriter>();
             var peers = registry.Get<PeerDirectory>();
             registry.TryGet<Hostnames.Hostnames>(out var hostnames);
             var store = registry.TryGet<ContainerStore>(out var s) ? s : null;
+            // the learned addresses are kept (and restored) only with the proxy on
+            var learned = dnsProxy is not null && registry.TryGet<LearnedStore>(out var l) ? l : null;
             var services = registry.TryGet<Binding.BridgePortsRegistry>(out var ports) && binding is { Enabled: true }
-                ? new ContainerServices(ports, binding) { Dns = dnsProxy }
-                : dnsProxy is null ? null : new ContainerServices(null, Firewall.Compile.BindingSettings.Off) { Dns = dnsProxy };
+                ? new ContainerServices(ports, binding) { Dns = dnsProxy, LearnedStore = learned, Restored = restored }
+                : dnsProxy is null ? null : new ContainerServices(null, Firewall.Compile.BindingSettings.Off) { Dns = dnsProxy, LearnedStore = learned, Restored = restored };
             registry.Register<DockerEvents>(system.ActorOf(DockerEventsActor.Props(docker, writer, peers, gateway, hostnames, store, services), "docker-events"));
         });
 }

@@ -50,7 +50,22 @@ public sealed record LearnedAddresses(ImmutableDictionary<DnsName, ImmutableDict
 {
     public static readonly LearnedAddresses Empty = new(ImmutableDictionary<DnsName, ImmutableDictionary<IPAddress, DateTimeOffset>>.Empty);
 
-    public int Count(DateTimeOffset now) => ByName.Values.Sum(a => a.Values.Count(e => e > now));
+    /// <summary>Addresses learned before the daemon restarted (still in the kernel until their
+    /// expiry; the names they were asked for are not kept, only the rules' <c>hosts:</c>
+    /// entries). They count against the per-container cap until they expire or are learned
+    /// again (then they count under their name), so a restart never doubles the cap.</summary>
+    public ImmutableDictionary<IPAddress, DateTimeOffset> Carried { get; init; } = ImmutableDictionary<IPAddress, DateTimeOffset>.Empty;
+
+    /// <summary>The state after a restart: <paramref name="carried"/> (address -> expiry) counted, nothing by name yet.</summary>
+    public static LearnedAddresses Restored(IEnumerable<KeyValuePair<IPAddress, DateTimeOffset>> carried)
+    {
+        var builder = ImmutableDictionary.CreateBuilder<IPAddress, DateTimeOffset>();
+        foreach (var (address, expiry) in carried)
+            if (!builder.TryGetValue(address, out var known) || known < expiry) builder[address] = expiry;
+        return Empty with { Carried = builder.ToImmutable() };
+    }
+
+    public int Count(DateTimeOffset now) => ByName.Values.Sum(a => a.Values.Count(e => e > now)) + Carried.Values.Count(e => e > now);
 
     /// <summary>Drops what the kernel has already expired.</summary>
     public LearnedAddresses Prune(DateTimeOffset now)
@@ -62,7 +77,8 @@ public sealed record LearnedAddresses(ImmutableDictionary<DnsName, ImmutableDict
             if (alive.IsEmpty) builder.Remove(name);
             else if (alive.Count != addresses.Count) builder[name] = alive;
         }
-        return new LearnedAddresses(builder.ToImmutable());
+        var carried = Carried.IsEmpty || Carried.Values.All(e => e > now) ? Carried : Carried.Where(a => a.Value > now).ToImmutableDictionary();
+        return new LearnedAddresses(builder.ToImmutable()) { Carried = carried };
     }
 
     /// <summary>Plans one answer for <paramref name="name"/> (the question name) and returns
@@ -71,7 +87,8 @@ public sealed record LearnedAddresses(ImmutableDictionary<DnsName, ImmutableDict
         DnsName name, IReadOnlyList<(IPAddress Address, uint Ttl)> addresses, LearningLimits limits, DateTimeOffset now)
     {
         var state = Prune(now);
-        var total = state.ByName.Values.Sum(a => a.Count);
+        var carried = state.Carried.ToBuilder();
+        var total = state.ByName.Values.Sum(a => a.Count) + carried.Count;
         var known = state.ByName.GetValueOrDefault(name) ?? ImmutableDictionary<IPAddress, DateTimeOffset>.Empty;
         var forName = known.ToBuilder();
         var commit = ImmutableArray.CreateBuilder<LearnedAddress>();
@@ -87,8 +104,16 @@ public sealed record LearnedAddresses(ImmutableDictionary<DnsName, ImmutableDict
                 commit.Add(new LearnedAddress(address, (expiry > current ? expiry : current) - now));
                 continue;
             }
+            // an address carried over a restart is already counted: it moves under its name
+            var wasCarried = carried.TryGetValue(address, out var carriedUntil) && carried.Remove(address);
+            if (wasCarried) total--;
             if (forName.Count >= limits.PerName || total >= limits.PerContainer)
             {
+                if (wasCarried)
+                {
+                    carried[address] = carriedUntil;
+                    total++;
+                }
                 refused.Add(address);
                 continue;
             }
@@ -96,7 +121,7 @@ public sealed record LearnedAddresses(ImmutableDictionary<DnsName, ImmutableDict
             total++;
             commit.Add(new LearnedAddress(address, timeout));
         }
-        var next = forName.Count == 0 ? state : new LearnedAddresses(state.ByName.SetItem(name, forName.ToImmutable()));
+        var next = forName.Count == 0 ? state : new LearnedAddresses(state.ByName.SetItem(name, forName.ToImmutable())) { Carried = carried.ToImmutable() };
         return (new LearnPlan(name, commit.ToImmutable(), refused.ToImmutable()), next);
     }
 }
