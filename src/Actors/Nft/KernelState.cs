@@ -22,7 +22,8 @@ public sealed record KernelState(
     public ImmutableDictionary<BridgeElement, int> BridgeReferences { get; init; } = ImmutableDictionary<BridgeElement, int>.Empty;
 
     /// <summary>An element that expires within this margin may be gone from the kernel
-    /// already: it is not deleted (that could fail the batch) but left to expire.</summary>
+    /// already: it is not deleted in the batch (that could fail it) but after it
+    /// (<see cref="Plan.Lingering"/>).</summary>
     public static readonly TimeSpan ExpiryMargin = TimeSpan.FromSeconds(2);
 
     public sealed record Plan(
@@ -34,6 +35,13 @@ public sealed record KernelState(
     {
         public ImmutableArray<BridgeElement> BridgeDeletes { get; init; } = [];
         public ImmutableArray<BridgeElement> BridgeAdds { get; init; } = [];
+
+        /// <summary>Elements nobody holds any more that expire within <see cref="ExpiryMargin"/>:
+        /// not in <see cref="Deletes"/> (the kernel may have timed them out, and a delete of an
+        /// absent element fails the whole batch), but they must not wait for their timeout either
+        /// (a new container on the address would inherit them): the writer deletes them after
+        /// the commit, where a failure only means they are gone already.</summary>
+        public ImmutableArray<Element> Lingering { get; init; } = [];
 
         public bool IsEmpty => Deletes.IsEmpty && Adds.IsEmpty && ChainDeletes.IsEmpty && ChainAdds.IsEmpty &&
                                BridgeDeletes.IsEmpty && BridgeAdds.IsEmpty;
@@ -66,6 +74,7 @@ public sealed record KernelState(
         var at = now ?? DateTimeOffset.MinValue;
         bool Present(Element e) => e.Expires is not { } until || until - at > ExpiryMargin;
         var deletes = elements.Deletes.Where(Present).ToList();
+        var lingering = elements.Deletes.Where(e => !Present(e)).ToImmutableArray();
         var adds = elements.Adds.ToList();
         var refs = elements.ToImmutable();
         foreach (var (was, next) in refreshes.Values)
@@ -79,6 +88,7 @@ public sealed record KernelState(
         {
             BridgeDeletes = [.. bridge.Deletes],
             BridgeAdds = [.. bridge.Adds],
+            Lingering = lingering,
         };
     }
 

@@ -300,6 +300,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         if (result.Ok)
         {
             memory.Kernel = plan.After;
+            DeleteLingering(plan.Lingering);
             CountElements(plan);
             CutFlows(before, fragments);
             foreach (var owner in batch) Settle(owner);
@@ -357,6 +358,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             {
                 var was = memory.Kernel;
                 memory.Kernel = plan.After;
+                DeleteLingering(plan.Lingering);
                 CountElements(plan);
                 CutFlows(was, [fallback]);
             }
@@ -373,6 +375,23 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         memory.Desired[owner] = wanted with { Answered = true };
         wanted.ReplyTo.Tell(new Rejected(owner, wanted.Version, error));
         Timers.StartSingleTimer("retry-" + owner, new Retry(owner, wanted.Version), retry);
+    }
+
+    /// <summary>Deletes elements that nobody holds and that the kernel is about to time out (or
+    /// has): all in one transaction, or, when that fails because one is gone already, one by one,
+    /// where a failure means just that. Before the next change, so a container that takes over
+    /// the address never inherits them.</summary>
+    private void DeleteLingering(ImmutableArray<Element> lingering)
+    {
+        if (lingering.IsEmpty) return;
+        progress.TransactionStarted();
+        try
+        {
+            // not counted as transaction failures: an element already gone is what is expected
+            if (nft.Run(NftJson.Changes(table, lingering, [])).Ok) return;
+            foreach (var element in lingering) nft.Run(NftJson.Changes(table, [element], []));
+        }
+        finally { progress.TransactionEnded(); }
     }
 
     private string Changes(KernelState.Plan plan, DateTimeOffset now) =>

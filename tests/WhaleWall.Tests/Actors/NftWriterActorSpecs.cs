@@ -255,4 +255,28 @@ public class NftWriterHealingSpecs() : TestKit($"{NftWriterActor.DispatcherId} {
         Assert.Contains("\"timeout\":", renewal);
         Assert.Contains("\"expires\":", renewal); // an add alone would not restart a still-present element's clock (DnsRenewalTests)
     }
+
+    /// <summary>Found end to end: a removed container's DNS element about to time out was left to
+    /// its timeout, and a new container given the same address seconds later reached what the
+    /// old one had looked up.</summary>
+    [Fact]
+    public void A_removed_owners_element_about_to_expire_is_deleted_after_the_commit_not_left_to_its_timeout()
+    {
+        var writer = StartedWriter();
+        var now = Sys.Scheduler.Now;
+        var host = new Element("outh4", [new Field(FieldKind.Ipv4, 0xC6128002u, 0xC6128002u),
+            new Field(FieldKind.Ipv4, 0xC613000Au, 0xC613000Au), new Field(FieldKind.Proto, 6, 6),
+            new Field(FieldKind.Port, 0, 65535), new Field(FieldKind.Port, 443, 443)], expires: now.AddSeconds(1));
+        writer.Tell(new Program(new Fragment("a", [Managed(2), host]), 1));
+        ExpectMsg<Applied>();
+        var before = nft.Transactions.Count;
+        writer.Tell(new Program(Fragment.Empty("a"), 2));
+        ExpectMsg(new Applied("a", 2));
+        var after = nft.Transactions.Skip(before).ToList();
+        Assert.DoesNotContain("C613000A", string.Join("", after)); // sanity: the fake renders addresses as text
+        Assert.Contains(after, t => t.Contains("{\"delete\":{\"element\"") && t.Contains("outh4") && t.Contains("198.19.0.10"));
+        // the batch that removes the owner does not carry it (a delete of an element already
+        // timed out would fail the whole removal)
+        Assert.DoesNotContain("outh4", after[0]);
+    }
 }
