@@ -59,7 +59,9 @@ public static class DnsProxyCommit
         {
             using var upstream = TestDnsServer.Start("/proc/self/ns/net", "127.0.0.1", port: 0, withTcp: false);
             upstream.Set(Name, 300, "198.19.0.10", "198.19.0.11");
-            var writer = system.ActorOf(NftWriterActor.Props(ctx.Nft, ctx.Table));
+            // renewals as the daemon makes them on this kernel
+            var renewByAdd = RenewalProbe.AddRenews(ctx.Nft, ctx.Table);
+            var writer = system.ActorOf(NftWriterActor.Props(ctx.Nft, ctx.Table, options: WriterOptions.Default with { RenewByAdd = renewByAdd }));
             writer.Tell(new NftWriterCommands.ExpectOwners([]));
             var peers = system.ActorOf(Props.Create<PeerDirectoryActor>());
             var labels = new Dictionary<string, string>
@@ -85,12 +87,15 @@ public static class DnsProxyCommit
             DnsProxyLatency.Sequential(upstream.Endpoint, 50, Name);
             DnsProxyLatency.Sequential(proxied, 50, Name);
             var (direct, _) = DnsProxyLatency.Sequential(upstream.Endpoint, rounds, Name);
+            var transactions = WhaleWall.Actors.Metrics.WhaleWallMetrics.NftTransactionSeconds.WithLabels("single");
+            var (txSum, txCount) = (transactions.Sum, transactions.Count);
             var (through, _) = DnsProxyLatency.Sequential(proxied, rounds, Name);
+            ctx.Log($"dns proxy with commits: {transactions.Count - txCount} writer transactions, mean {(transactions.Sum - txSum) / Math.Max(1, transactions.Count - txCount) * 1000:F2} ms in libnftables");
             var added50 = Stats.Percentile(through, 50) - Stats.Percentile(direct, 50);
             var added99 = Stats.Percentile(through, 99) - Stats.Percentile(direct, 99);
             ctx.Log($"dns proxy with commits: direct {Stats.P50P99(direct)}; proxied {Stats.P50P99(through)}");
             ctx.Report.Add("DNS proxy: added latency per answer, each answer committed to the kernel (container actor + writer) before release",
-                $"p50 {Stats.Ms(added50)}, p99 {Stats.Ms(added99)} over the upstream's own {Stats.P50P99(direct)}, 2 addresses renewed per answer",
+                $"p50 {Stats.Ms(added50)}, p99 {Stats.Ms(added99)} over the upstream's own {Stats.P50P99(direct)}, 2 addresses renewed per answer ({(renewByAdd ? "add" : "delete + add")})",
                 "p99 < 5 ms", added99 < 5);
         }
         finally

@@ -81,7 +81,11 @@ public static class Daemon
         host.Logging.ClearProviders();
         host.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
         host.Logging.SetMinimumLevel(LogLevel.Warning);
-        var writerOptions = new WriterOptions(binding.Enabled, binding.GuardLease, OpenFlowCutter());
+        var renewByAdd = RenewalProbe.AddRenews(nft, options.Table);
+        Console.WriteLine(renewByAdd
+            ? "DNS elements are renewed by an add (this kernel restarts a present element's timeout)"
+            : "DNS elements are renewed by delete + add (this kernel keeps a present element's timeout on add)");
+        var writerOptions = new WriterOptions(binding.Enabled, binding.GuardLease, OpenFlowCutter(), renewByAdd);
         // what the proxy taught each container before a restart (docs/dns-proxy.md "Restart")
         var learnedFile = new LearnedFile(Path.Combine(options.DataDir, LearnedFile.FileName));
         var restored = proxy is null ? LearnedSnapshot.None : ReadLearned(learnedFile, options.Dns ?? DnsSettings.Default);

@@ -50,7 +50,9 @@ public sealed record KernelState(
     public int ElementCount => References.Count;
 
     /// <summary>Replaces the fragments of several owners at once.</summary>
-    public Plan Replace(IEnumerable<Fragment> fragments, DateTimeOffset? now = null)
+    /// <param name="renewByAdd">the kernel restarts a present element's clock on an add with
+    /// <c>expires</c> (<see cref="RenewalProbe"/>): a renewal is an add alone</param>
+    public Plan Replace(IEnumerable<Fragment> fragments, DateTimeOffset? now = null, bool renewByAdd = false)
     {
         var owners = Owners.ToBuilder();
         var elements = new Counter<Element>(References);
@@ -79,7 +81,7 @@ public sealed record KernelState(
         var refs = elements.ToImmutable();
         foreach (var (was, next) in refreshes.Values)
         {
-            if (Present(was)) deletes.Add(was); // delete + add in one batch renews the timeout
+            if (!renewByAdd && Present(was)) deletes.Add(was); // delete + add in one batch renews the timeout
             adds.Add(next);
             refs = refs.Remove(was).Add(next, refs.TryGetValue(was, out var n) ? n : 1);
         }

@@ -293,7 +293,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         var inBatch = AddressClaims.Holders(wished);
         var fragments = wished.Select(f => Withhold(f, AddressClaims.Against(memory.Kernel, inBatch, f))).ToList();
         var before = memory.Kernel;
-        var plan = before.Replace(fragments, now);
+        var plan = before.Replace(fragments, now, options.RenewByAdd);
         var result = plan.IsEmpty
             ? NftResult.Success()
             : Transaction(batch.Count == 1 ? "single" : "changes", Changes(plan, now), Size(plan));
@@ -350,7 +350,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         if (tryFallback && holdsContainer)
         {
             var now = Now;
-            var plan = memory.Kernel.Replace([fallback], now);
+            var plan = memory.Kernel.Replace([fallback], now, options.RenewByAdd);
             var result = plan.IsEmpty
                 ? NftResult.Success()
                 : Transaction("single", Changes(plan, now), Size(plan));
@@ -532,7 +532,8 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
 /// same name, docs/binding.md)</param>
 /// <param name="GuardLease">lenient mode: guards lapse after this unless renewed; null: strict</param>
 /// <param name="Flows">deletes the conntrack entries a change no longer allows (null: off)</param>
-public sealed record WriterOptions(bool Bridge = false, TimeSpan? GuardLease = null, FlowCutter? Flows = null)
+/// <param name="RenewByAdd">DNS renewals are an add alone (<see cref="RenewalProbe"/>)</param>
+public sealed record WriterOptions(bool Bridge = false, TimeSpan? GuardLease = null, FlowCutter? Flows = null, bool RenewByAdd = false)
 {
     public static readonly WriterOptions Default = new();
 }
