@@ -193,10 +193,14 @@ public static class StateCommands
                 Console.Error.WriteLine($"whalewall: cannot remove table bridge {options.Table}: {bridge.Error.Trim()}");
                 return 1;
             }
+            // a start-up probe's table left by a daemon killed in the middle of it (RenewalProbe)
+            nft.Run(NftJson.DeleteTable(options.Table + "_renewprobe"));
         }
+        // what the DNS proxy had learned goes with the rules: a new daemon starts from nothing
+        File.Delete(Path.Combine(options.DataDir, WhaleWall.Actors.State.LearnedFile.FileName));
         var cleared = await WithStoreAsync(options, store =>
             store.Ask<ContainerStoreEvents.Cleared>(ContainerStoreCommands.Clear.Instance, Timeout));
-        Console.WriteLine($"removed tables inet and bridge {options.Table}; forgot {cleared.ContainersForgotten} containers of node {options.Node}");
+        Console.WriteLine($"removed tables inet and bridge {options.Table}; forgot {cleared.ContainersForgotten} containers of node {options.Node} and what their DNS lookups had opened");
         return 0;
     }
 

@@ -297,11 +297,14 @@ public sealed class RestartTests(E2eFixture fx, ITestOutputHelper output)
             Assert.DoesNotContain(only1.Id, names2);
             Assert.Contains(both.Id, names2);
 
-            // flush: the table goes, and so does the state
+            // flush: the table goes, and so does the state (the DNS proxy's learned addresses too)
+            var learned = Path.Combine(n2.DataDir, "learned.json");
+            if (!File.Exists(learned)) File.WriteAllText(learned, "{\"version\":1,\"containers\":{}}");
             var (code, _, err) = n2.Cli("flush");
             Assert.True(code == 0, $"flush failed: {err}");
             Assert.False(n2.KernelTable().Exists(), "flush left the table");
             Assert.Empty(StatusIds(n2));
+            Assert.False(File.Exists(learned), "flush left the DNS proxy's learned addresses");
             Assert.Contains(only1.Id, StatusIds(n1));
 
             await both.RemoveAsync();
