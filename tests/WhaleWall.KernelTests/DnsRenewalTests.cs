@@ -27,9 +27,10 @@ public sealed class DnsRenewalTests
         return listed.Output.Contains(KernelLab.ServerIp4, StringComparison.Ordinal);
     }
 
-    private static KernelState Apply(KernelLab lab, KernelState state, Fragment fragment, DateTimeOffset now, Action<KernelState.Plan>? check = null)
+    private static KernelState Apply(KernelLab lab, KernelState state, Fragment fragment, DateTimeOffset now,
+        Action<KernelState.Plan>? check = null, bool renewByAdd = false)
     {
-        var plan = state.Replace([fragment], now);
+        var plan = state.Replace([fragment], now, renewByAdd);
         check?.Invoke(plan);
         if (plan.IsEmpty) return plan.After;
         var result = lab.Nft.Run(NftJson.Changes(Table, plan.Deletes, plan.Adds, plan.ChainDeletes, plan.ChainAdds, now));
@@ -77,5 +78,36 @@ public sealed class DnsRenewalTests
 
         Thread.Sleep(t0.AddSeconds(3.8) - DateTimeOffset.UtcNow);
         Assert.True(Holds(lab), "the element learned again died at its old expiry");
+    }
+
+    /// <summary>The start-up probe that decides how the writer renews (<see cref="RenewalProbe"/>),
+    /// against the real kernel.</summary>
+    [Fact]
+    public void The_renewal_probe_answers_and_leaves_no_table_behind()
+    {
+        using var lab = new KernelLab();
+        Assert.True(RenewalProbe.AddRenews(lab.Nft, Table), "this kernel (6.18) restarts a present element's clock on add with expires");
+        var tables = lab.Nft.Run("{\"nftables\":[{\"list\":{\"tables\":{}}}]}");
+        Assert.True(tables.Ok, tables.Error);
+        Assert.DoesNotContain("renewprobe", tables.Output);
+    }
+
+    /// <summary>Where the probe says so, a renewal far from the old expiry is one add, and the
+    /// element lives to its new expiry (not its old one).</summary>
+    [Fact]
+    public void An_add_only_renewal_keeps_the_element_until_its_new_expiry()
+    {
+        using var lab = new KernelLab();
+        Assert.True(RenewalProbe.AddRenews(lab.Nft, Table));
+        Assert.True(lab.Nft.Run(NftJson.FullTable(Table, [])).Ok);
+        var t0 = DateTimeOffset.UtcNow;
+        var state = Apply(lab, KernelState.Empty, new Fragment("c", [Host(t0.AddSeconds(3))]), t0, renewByAdd: true);
+
+        var t1 = DateTimeOffset.UtcNow;
+        Apply(lab, state, new Fragment("c", [Host(t1.AddSeconds(8))]), t1, renewByAdd: true,
+            check: plan => Assert.True(plan.Deletes.IsEmpty && plan.Adds.Length == 1, "the renewal is an add alone"));
+
+        Thread.Sleep(t0.AddSeconds(4) - DateTimeOffset.UtcNow);
+        Assert.True(Holds(lab), "the renewed element died at its old expiry");
     }
 }
