@@ -33,26 +33,35 @@ public sealed class DnsRedirectBridgedTests : IDisposable
     {
         var id = Convert.ToHexString(RandomNumberGenerator.GetBytes(3)).ToLowerInvariant();
         (host, c1, c2) = ($"wwk-{id}-host", $"wwk-{id}-c1", $"wwk-{id}-c2");
-        foreach (var ns in new[] { host, c1, c2 })
+        // xUnit never disposes a test class whose constructor threw: clean up here then
+        try
         {
-            Shell.Run("ip", "netns", "add", ns);
-            created.Add(ns);
-            Ip(ns, "link", "set", "lo", "up");
-            Ip(ns, "route", "add", "blackhole", "198.18.0.0/15", "metric", "4000");
+            foreach (var ns in new[] { host, c1, c2 })
+            {
+                Shell.Run("ip", "netns", "add", ns);
+                created.Add(ns);
+                Ip(ns, "link", "set", "lo", "up");
+                Ip(ns, "route", "add", "blackhole", "198.18.0.0/15", "metric", "4000");
+            }
+            Shell.Run("ip", "netns", "exec", host, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1");
+            Ip(host, "link", "add", "br0", "type", "bridge");
+            Ip(host, "addr", "add", Gateway + "/24", "dev", "br0");
+            Ip(host, "link", "set", "br0", "up");
+            foreach (var (ns, address, port) in new[] { (c1, Client, "p1"), (c2, Neighbour, "p2") })
+            {
+                Ip(host, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns);
+                Ip(host, "link", "set", port, "master", "br0");
+                Ip(host, "link", "set", port, "up");
+                Ip(ns, "addr", "add", address + "/24", "dev", "eth0");
+                Ip(ns, "link", "set", "eth0", "up");
+            }
+            nft = new LibNftables(Netns.Named(host));
         }
-        Shell.Run("ip", "netns", "exec", host, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1");
-        Ip(host, "link", "add", "br0", "type", "bridge");
-        Ip(host, "addr", "add", Gateway + "/24", "dev", "br0");
-        Ip(host, "link", "set", "br0", "up");
-        foreach (var (ns, address, port) in new[] { (c1, Client, "p1"), (c2, Neighbour, "p2") })
+        catch
         {
-            Ip(host, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns);
-            Ip(host, "link", "set", port, "master", "br0");
-            Ip(host, "link", "set", port, "up");
-            Ip(ns, "addr", "add", address + "/24", "dev", "eth0");
-            Ip(ns, "link", "set", "eth0", "up");
+            Dispose();
+            throw;
         }
-        nft = new LibNftables(Netns.Named(host));
     }
 
     private static string Ip(string ns, params string[] args) => Shell.Run("ip", ["-n", ns, .. args]);
@@ -60,7 +69,7 @@ public sealed class DnsRedirectBridgedTests : IDisposable
     public void Dispose()
     {
         foreach (var s in servers) s.Dispose();
-        nft.Dispose();
+        nft?.Dispose();
         foreach (var ns in created.AsEnumerable().Reverse()) Shell.Try("ip", "netns", "del", ns);
     }
 

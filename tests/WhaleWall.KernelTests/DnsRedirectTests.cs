@@ -37,14 +37,24 @@ public sealed class DnsRedirectTests : IDisposable
 
     public DnsRedirectTests()
     {
-        lab.Ip(lab.ServerName, "addr", "add", OtherResolver4 + "/24", "dev", KernelLab.ServerIf);
-        lab.Ip(lab.ServerName, "-6", "addr", "add", OtherResolver6 + "/64", "dev", KernelLab.ServerIf, "nodad");
-        other4 = Serve(lab.ServerNs, OtherResolver4, 53);
-        other6 = Serve(lab.ServerNs, OtherResolver6, 53);
-        standIn4 = Serve(lab.RouterNs, KernelLab.RouterClientSideIp4, ProxyPort);
-        standIn6 = Serve(lab.RouterNs, KernelLab.RouterClientSideIp6, ProxyPort);
-        foreach (var s in new[] { other4, other6, standIn4, standIn6 }) s.Set("anything.example.test", 60, Answer);
-        InstallTable(proxied: true);
+        // xUnit never disposes a test class whose constructor threw: clean up here then (a
+        // failed set-up once left its namespaces behind, and they broke later kernel tests)
+        try
+        {
+            lab.Ip(lab.ServerName, "addr", "add", OtherResolver4 + "/24", "dev", KernelLab.ServerIf);
+            lab.Ip(lab.ServerName, "-6", "addr", "add", OtherResolver6 + "/64", "dev", KernelLab.ServerIf, "nodad");
+            other4 = Serve(lab.ServerNs, OtherResolver4, 53);
+            other6 = Serve(lab.ServerNs, OtherResolver6, 53);
+            standIn4 = Serve(lab.RouterNs, KernelLab.RouterClientSideIp4, ProxyPort);
+            standIn6 = Serve(lab.RouterNs, KernelLab.RouterClientSideIp6, ProxyPort);
+            foreach (var s in new[] { other4, other6, standIn4, standIn6 }) s.Set("anything.example.test", 60, Answer);
+            InstallTable(proxied: true);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
     }
 
     private TestDnsServer Serve(string ns, string ip, int port)
