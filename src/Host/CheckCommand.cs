@@ -60,7 +60,12 @@ public static class CheckCommand
             stderr.WriteLine("whalewall check: WHALEWALL_DNS_PROXY must be on or off");
             return 2;
         }
-        context = context with { DnsProxy = proxy };
+        if (ContainerMode.Parse(env("WHALEWALL_MODE")) is not { } globalMode)
+        {
+            stderr.WriteLine("whalewall check: WHALEWALL_MODE must be enforce or audit");
+            return 2;
+        }
+        context = context with { DnsProxy = proxy, Mode = globalMode };
 
         var services = new List<ComposeService>();
         if (input.Compose is { } compose)

@@ -100,7 +100,7 @@ public static class Daemon
                 .AddHostnamesActor(DnsClientResolver.Create(options.DnsServers), options.Dns ?? DnsSettings.Default,
                     new HostnameReportFile(Path.Combine(options.DataDir, HostnameReportFile.FileName)))
                 .AddLearnedStoreActor(learnedFile, restored)
-                .AddDockerEventsActor(docker, options.Gateway, binding, proxy?.Clients, restored);
+                .AddDockerEventsActor(docker, options.Gateway, binding, proxy?.Clients, restored, options.Mode);
         });
 
         Console.WriteLine($"whalewall {VersionInfo.Text}: table inet {options.Table}, docker {options.DockerHost}, metrics http://{options.MetricsAddr}/metrics, state {StateText(options)}, node {options.Node}");

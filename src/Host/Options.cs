@@ -16,7 +16,8 @@ namespace WhaleWall.Host;
 public sealed record Options(string DockerHost, string? DockerApiVersion, string Table, string DataDir, string LogLevel,
     GatewayConfig? Gateway = null, IReadOnlyList<IPEndPoint>? DnsServers = null, DnsSettings? Dns = null,
     string MetricsAddr = ":50000", bool LogDrops = false, string Db = "sqlite", string Node = "localhost",
-    ResolverSettings? ContainerResolvers = null, BindingSettings? Binding = null, DnsProxySettings? Proxy = null)
+    ResolverSettings? ContainerResolvers = null, BindingSettings? Binding = null, DnsProxySettings? Proxy = null,
+    PolicyMode Mode = PolicyMode.Enforce)
 {
     public static Options FromEnvironment(Func<string, string?>? env = null)
     {
@@ -35,6 +36,9 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
         var (context, errors) = DecisionContext.FromSettings(env("GATEWAY_NETWORKS"), env("DEFAULT_OUTBOUND"));
         if (context is null) throw new ArgumentException(string.Join("; ", errors));
         var gateway = context.Gateway;
+        // WHALEWALL_MODE=audit: every managed container whose labels do not say otherwise
+        var mode = ContainerMode.Parse(env("WHALEWALL_MODE"))
+            ?? throw new ArgumentException($"WHALEWALL_MODE \"{env("WHALEWALL_MODE")}\" must be enforce or audit");
 
         var dnsServers = new List<IPEndPoint>();
         foreach (var entry in (env("WHALEWALL_DNS_SERVERS") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -113,13 +117,14 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
             Get("WHALEWALL_NODE_NAME", Environment.MachineName),
             resolvers,
             binding,
-            proxy);
+            proxy,
+            mode);
     }
 
     public StateOptions State => new(Db, DataDir, Node);
 
     /// <summary>What the daemon decides with (the one decision entry point's context).</summary>
-    public DecisionContext Decision => new(Gateway) { DnsProxy = Proxy?.Enabled ?? false };
+    public DecisionContext Decision => new(Gateway) { DnsProxy = Proxy?.Enabled ?? false, Mode = Mode };
 
     public string AkkaLogLevel => LogLevel switch
     {

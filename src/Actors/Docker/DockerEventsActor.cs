@@ -27,6 +27,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
 
     private readonly IDockerSource docker;
     private readonly GatewayConfig? gateway;
+    private readonly Firewall.Decide.PolicyMode mode;
     private readonly IActorRef? hostnames;
     private readonly IActorRef writer;
     private readonly IActorRef peers;
@@ -48,11 +49,12 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public DockerEventsActor(IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null,
-        IActorRef? hostnames = null, IActorRef? store = null, ContainerServices? services = null)
+        IActorRef? hostnames = null, IActorRef? store = null, ContainerServices? services = null, Firewall.Decide.PolicyMode mode = Firewall.Decide.PolicyMode.Enforce)
     {
         this.services = services;
         this.docker = docker;
         this.gateway = gateway;
+        this.mode = mode;
         this.hostnames = hostnames;
         this.writer = writer;
         this.peers = peers;
@@ -133,8 +135,8 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     }
 
     public static Props Props(IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null,
-        IActorRef? hostnames = null, IActorRef? store = null, ContainerServices? services = null) =>
-        Akka.Actor.Props.Create(() => new DockerEventsActor(docker, writer, peers, gateway, hostnames, store, services));
+        IActorRef? hostnames = null, IActorRef? store = null, ContainerServices? services = null, Firewall.Decide.PolicyMode mode = Firewall.Decide.PolicyMode.Enforce) =>
+        Akka.Actor.Props.Create(() => new DockerEventsActor(docker, writer, peers, gateway, hostnames, store, services, mode));
 
     protected override void PreStart()
     {
@@ -276,7 +278,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private IActorRef Child(string id)
     {
         if (children.TryGetValue(id, out var child)) return child;
-        child = Context.ActorOf(ContainerActor.Props(id, docker, writer, peers, new Firewall.Decide.DecisionContext(gateway), hostnames, store, services), $"c-{id}-{generation++}");
+        child = Context.ActorOf(ContainerActor.Props(id, docker, writer, peers, new Firewall.Decide.DecisionContext(gateway) { Mode = mode }, hostnames, store, services), $"c-{id}-{generation++}");
         children[id] = child;
         return child;
     }
@@ -326,7 +328,8 @@ public static class DockerEventsActorExtensions
 {
     public static AkkaConfigurationBuilder AddDockerEventsActor(this AkkaConfigurationBuilder builder, IDockerSource docker,
         GatewayConfig? gateway = null, Firewall.Compile.BindingSettings? binding = null, IDnsProxyClients? dnsProxy = null,
-        IReadOnlyDictionary<string, ImmutableDictionary<string, ImmutableDictionary<System.Net.IPAddress, DateTimeOffset>>>? restored = null) =>
+        IReadOnlyDictionary<string, ImmutableDictionary<string, ImmutableDictionary<System.Net.IPAddress, DateTimeOffset>>>? restored = null,
+        Firewall.Decide.PolicyMode mode = Firewall.Decide.PolicyMode.Enforce) =>
         builder.WithActors((system, registry) =>
         {
             var writer = registry.Get<NftWriter>();
@@ -338,6 +341,6 @@ public static class DockerEventsActorExtensions
             var services = registry.TryGet<Binding.BridgePortsRegistry>(out var ports) && binding is { Enabled: true }
                 ? new ContainerServices(ports, binding) { Dns = dnsProxy, LearnedStore = learned, Restored = restored }
                 : dnsProxy is null ? null : new ContainerServices(null, Firewall.Compile.BindingSettings.Off) { Dns = dnsProxy, LearnedStore = learned, Restored = restored };
-            registry.Register<DockerEvents>(system.ActorOf(DockerEventsActor.Props(docker, writer, peers, gateway, hostnames, store, services), "docker-events"));
+            registry.Register<DockerEvents>(system.ActorOf(DockerEventsActor.Props(docker, writer, peers, gateway, hostnames, store, services, mode), "docker-events"));
         });
 }

@@ -34,7 +34,21 @@ public static class ContainerDecider
         }
         else if (context.DnsProxy && policy is PolicyDecision.FailClosed closed && DnsLabels.Parse(facts.Labels).Errors is { IsEmpty: false } more)
             policy = new PolicyDecision.FailClosed(closed.Errors.AddRange(more));
-        return new(policy, Visibility.Invisible(facts)) { Dns = dns };
+        var mode = PolicyMode.Enforce;
+        var learn = false;
+        if (policy.IsManaged)
+        {
+            var m = ContainerMode.Of(facts.Labels, context.Mode);
+            if (!m.Errors.IsEmpty)
+            {
+                // a mode the labels get wrong: enforced and closed, never opened by a typo
+                var earlier = policy is PolicyDecision.FailClosed f ? f.Errors : [];
+                policy = new PolicyDecision.FailClosed(earlier.AddRange(m.Errors));
+                dns = null;
+            }
+            else (mode, learn) = (m.Mode, m.Learn);
+        }
+        return new(policy, Visibility.Invisible(facts)) { Dns = dns, Mode = mode, Learn = learn };
     }
 
     private static PolicyDecision Policy(GatewayConfig? gateway, ContainerFacts facts, bool proxy)

@@ -27,6 +27,13 @@ public sealed record Decision(PolicyDecision Policy, ImmutableArray<InvisibleAtt
     /// policy is enforced (a fail-closed container is not proxied: its port 53 is dropped).</summary>
     public Dns.DnsPolicy? Dns { get; init; }
 
+    /// <summary>Enforce, or audit: the same policy, but what it would drop passes and is
+    /// counted and recorded (<see cref="ContainerMode"/>). Enforce for an unmanaged container.</summary>
+    public PolicyMode Mode { get; init; }
+
+    /// <summary>The container's new flows are recorded (audit mode, or <c>whalewall.learn=true</c>).</summary>
+    public bool Learn { get; init; }
+
     /// <summary>Before compiling: unmanaged, enforced, fail-closed (label errors), or
     /// unfilterable (managed, with an invisible part; fail-closed or not, since a drop-all
     /// that sees nothing enforces nothing either).</summary>

@@ -21,6 +21,10 @@ public sealed record DecisionContext(GatewayConfig? Gateway)
     /// container gets a <see cref="Decision.Dns"/> policy.</summary>
     public bool DnsProxy { get; init; }
 
+    /// <summary><c>WHALEWALL_MODE</c>: the mode of every managed container whose labels do not
+    /// say (<see cref="ContainerMode"/>).</summary>
+    public PolicyMode Mode { get; init; }
+
     /// <summary><c>WHALEWALL_DNS_PROXY</c>: on unless "off" (or 0/false/no); null for an invalid value.</summary>
     public static bool? ProxySetting(string? value) => (value ?? "").Trim().ToLowerInvariant() switch
     {
@@ -45,7 +49,8 @@ public sealed record DecisionContext(GatewayConfig? Gateway)
     }
 
     /// <summary>One line for logs and <c>check</c>: what this context turns on.</summary>
-    public string Describe() => DescribeGateway() + (DnsProxy ? "; DNS proxy on" : "; DNS proxy off");
+    public string Describe() => DescribeGateway() + (DnsProxy ? "; DNS proxy on" : "; DNS proxy off") +
+        (Mode == PolicyMode.Audit ? "; AUDIT MODE (WHALEWALL_MODE=audit): nothing is dropped, would-be drops are counted" : "");
 
     private string DescribeGateway() => Gateway is not { } gw
         ? "opt-in only (no GATEWAY_NETWORKS)"
