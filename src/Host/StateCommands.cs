@@ -144,6 +144,8 @@ public static class StateCommands
         {
             var id = c!["id"]!.GetValue<string>();
             var state = c["state"]!.GetValue<string>().Replace('_', '-');
+            // audit mode: the policy is evaluated, but nothing is dropped
+            if (c["mode"]?.GetValue<string>() == "audit") state += "(AUDIT)";
             w.WriteLine($"  {c["name"],-24} {id[..Math.Min(12, id.Length)]}  {state,-12} " +
                         string.Join(",", c["addresses"]!.AsArray().Select(a => a!.GetValue<string>())));
             foreach (var r in c["reasons"]?.AsArray() ?? []) w.WriteLine($"      {r}");

@@ -149,7 +149,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
                     log.Error("{0}: kernel rejected its rules ({1}); container is drop-all until the writer's retry succeeds", Short, r.Error);
                 break;
             case StatePublished p:
-                Context.System.EventStream.Publish(new ContainerNotices.StateChanged(id, p.Facts, p.State, p.Reasons));
+                Context.System.EventStream.Publish(new ContainerNotices.StateChanged(id, p.Facts, p.State, p.Reasons) { Mode = p.Mode, Learn = p.Learn });
                 break;
             case ContainerGone:
                 log.Info("{0}: container removed; removing its rules", Short);

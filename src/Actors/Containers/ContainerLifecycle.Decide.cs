@@ -194,7 +194,8 @@ public sealed partial record ContainerLifecycle
             if (!references.SetEquals(s.WatchedPeers)) Emit(new PeersWatched(references, facts.ComposeProject));
         }
 
-        var compiled = Compiler.Compile(facts, s.Decision.Policy, s.Peers, s.HostsWithLearned(), s.Context.Binding, proxied: s.Decision.Dns is not null);
+        var compiled = Compiler.Compile(facts, s.Decision.Policy, s.Peers, s.HostsWithLearned(), s.Context.Binding, proxied: s.Decision.Dns is not null,
+            audit: s.Decision.Mode == PolicyMode.Audit);
         if (compiled.Error != s.CompileError) Emit(new CompileChecked(compiled.Error));
         var wish = compiled.Fragment;
         var removal = wish.IsEmpty;
@@ -217,7 +218,7 @@ public sealed partial record ContainerLifecycle
 
         var (state, reasons) = s.Status();
         if (!ReferenceEquals(s.Published.Facts, facts) || s.Published.State != state || !s.Published.Reasons.SequenceEqual(reasons))
-            Emit(new StatePublished(facts, state, reasons));
+            Emit(new StatePublished(facts, state, reasons, s.Decision.Mode, s.Decision.Learn));
     }
 
     /// <summary>The addresses a DNS answer opens for the container: for each <c>hosts:</c> entry of

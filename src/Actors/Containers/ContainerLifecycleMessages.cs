@@ -91,7 +91,8 @@ public static class ContainerLifecycleEvents
 
     public sealed record KernelRefused(long Version, string Error) : IContainerEvent;
 
-    public sealed record StatePublished(ContainerFacts Facts, ContainerState State, ImmutableArray<string> Reasons) : IContainerEvent;
+    public sealed record StatePublished(ContainerFacts Facts, ContainerState State, ImmutableArray<string> Reasons,
+        Firewall.Decide.PolicyMode Mode = Firewall.Decide.PolicyMode.Enforce, bool Learn = false) : IContainerEvent;
 
     /// <summary>Addresses the DNS proxy learned, by the rule's <c>hosts:</c> entry they open
     /// (address -> expiry; expired ones pruned).</summary>

@@ -46,6 +46,12 @@ public static class ContainerNotices
         System.Collections.Immutable.ImmutableArray<string> Reasons = default)
     {
         public System.Collections.Immutable.ImmutableArray<string> ReasonsOrEmpty => Reasons.IsDefault ? [] : Reasons;
+
+        /// <summary>Audit or enforce (enforce for an unmanaged container).</summary>
+        public Firewall.Decide.PolicyMode Mode { get; init; }
+
+        /// <summary>Its new flows are recorded (audit mode or <c>whalewall.learn=true</c>).</summary>
+        public bool Learn { get; init; }
     }
 }
 

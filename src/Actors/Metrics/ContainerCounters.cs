@@ -9,7 +9,7 @@ namespace WhaleWall.Actors.Metrics;
 /// back. Call <see cref="Update"/> from one thread at a time.</summary>
 public sealed class ContainerCounters(INftables reader, string table, DaemonView view)
 {
-    private readonly record struct Key(string Id, bool Egress, bool Accepted);
+    private readonly record struct Key(string Id, bool Egress, CountedVerdict Verdict);
 
     private sealed class Totals
     {
@@ -63,8 +63,8 @@ public sealed class ContainerCounters(INftables reader, string table, DaemonView
             var dp = c.Packets >= p0 ? c.Packets - p0 : c.Packets;
             var db = c.Bytes >= b0 ? c.Bytes - b0 : c.Bytes;
             next[c.Element] = (c.Packets, c.Bytes);
-            if (dp == 0 && db == 0 && totals.ContainsKey(new Key(id, c.Egress, c.Accepted))) continue;
-            var key = new Key(id, c.Egress, c.Accepted);
+            if (dp == 0 && db == 0 && totals.ContainsKey(new Key(id, c.Egress, c.Verdict))) continue;
+            var key = new Key(id, c.Egress, c.Verdict);
             if (!totals.TryGetValue(key, out var t)) totals[key] = t = new Totals();
             t.Packets += dp;
             t.Bytes += db;
@@ -89,10 +89,12 @@ public sealed class ContainerCounters(INftables reader, string table, DaemonView
             }
             var (id, name, image) = (MetricLabel.Bound(c.ShortId), MetricLabel.Bound(c.Name), MetricLabel.Bound(c.Image));
             var labels = new Series(
-                [key.Egress ? "egress" : "ingress", key.Accepted ? "accept" : "drop", id, name, image,
+                [key.Egress ? "egress" : "ingress", key.Verdict.Label(), id, name, image,
                     MetricLabel.Bound(c.ComposeProject), MetricLabel.Bound(c.ComposeService)],
-                // dockerwall: egress only, containers by the first 18 characters of their id
-                key.Egress ? [MetricLabel.Bound(c.Id.Length > 18 ? c.Id[..18] : c.Id), name, image, key.Accepted ? "accept" : "drop"] : null);
+                // dockerwall: egress only, accept|drop (it has no audit mode), containers by the
+                // first 18 characters of their id
+                key.Egress && key.Verdict != CountedVerdict.AuditDrop
+                    ? [MetricLabel.Bound(c.Id.Length > 18 ? c.Id[..18] : c.Id), name, image, key.Verdict.Label()] : null);
             if (exported.TryGetValue(key, out var previous) && !previous.SameAs(labels)) Remove(previous);
             exported[key] = labels;
             WhaleWallMetrics.ContainerPackets.WithLabels(labels.WhaleWall).IncTo(t.Packets);

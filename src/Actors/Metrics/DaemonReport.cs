@@ -88,6 +88,8 @@ public sealed class DaemonReportFile(string path, DaemonIdentity identity, Func<
         ["id"] = c.Id,
         ["name"] = c.Name,
         ["state"] = StateLabel(c.State),
+        ["mode"] = c.Audited ? "audit" : "enforce",
+        ["learn"] = c.Learn && c.State != ContainerState.Unmanaged,
         ["reasons"] = Strings(c.ReasonsOrEmpty),
         ["addresses"] = Strings(c.Facts?.Addresses.Select(a => a.ToString()) ?? []),
         ["networks"] = new JsonArray([.. (c.Facts?.Networks ?? []).Select(n => (JsonNode)new JsonObject

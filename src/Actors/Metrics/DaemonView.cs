@@ -16,6 +16,9 @@ public sealed record ContainerEntry(string Id, ContainerFacts? Facts, ContainerS
     public string ComposeProject => Facts?.ComposeProject ?? "";
     public string ComposeService => Facts?.ComposeService ?? "";
     public ImmutableArray<string> ReasonsOrEmpty => Reasons.IsDefault ? [] : Reasons;
+    public Firewall.Decide.PolicyMode Mode { get; init; }
+    public bool Learn { get; init; }
+    public bool Audited => Mode == Firewall.Decide.PolicyMode.Audit && State != ContainerState.Unmanaged;
 }
 
 /// <summary>A component's problem, and since when it has had one (without a break).</summary>
@@ -84,7 +87,7 @@ public sealed class DaemonView
             foreach (var address in OwnersOf([old]).Keys)
                 if (owners.TryGetValue(address, out var id) && id == m.Id) owners = owners.Remove(address);
         if (m.State == ContainerState.Gone) return s with { Containers = s.Containers.Remove(m.Id), Owners = owners };
-        var entry = new ContainerEntry(m.Id, m.Facts, m.State, m.ReasonsOrEmpty);
+        var entry = new ContainerEntry(m.Id, m.Facts, m.State, m.ReasonsOrEmpty) { Mode = m.Mode, Learn = m.Learn };
         return s with { Containers = s.Containers.SetItem(m.Id, entry), Owners = owners.SetItems(OwnersOf([entry])) };
     });
 

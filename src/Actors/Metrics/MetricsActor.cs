@@ -101,6 +101,7 @@ public sealed class MetricsActor : ReceiveActor, IWithTimers
         foreach (var state in Gauged)
             WhaleWallMetrics.Containers.WithLabels(WhaleWallMetrics.StateLabel(state)).Set(all.Count(c => c.State == state));
         WhaleWallMetrics.ManagedContainers.Set(all.Count(c => c.State != ContainerState.Unmanaged));
+        WhaleWallMetrics.AuditContainers.Set(all.Count(c => c.Audited));
         Changed();
     }
 

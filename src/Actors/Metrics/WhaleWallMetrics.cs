@@ -13,8 +13,9 @@ public static class WhaleWallMetrics
 
     // ---- per container, from the kernel's per-element counters, read at scrape time
     public static readonly Counter ContainerPackets = Prometheus.Metrics.CreateCounter("whalewall_container_packets_total",
-        "Packets WhaleWall decided on, per container, direction (egress|ingress) and verdict (accept|drop). " +
-        "Accepted counts the packets that opened a flow (established traffic is accepted before the lookups); dropped counts every dropped packet.",
+        "Packets WhaleWall decided on, per container, direction (egress|ingress) and verdict (accept|drop|audit_drop). " +
+        "Accepted counts the packets that opened a flow (established traffic is accepted before the lookups); dropped counts every dropped packet; " +
+        "audit_drop counts the packets an audited container's policy would have dropped (they passed).",
         new CounterConfiguration { LabelNames = ["direction", "verdict", .. ContainerLabels] });
 
     public static readonly Counter ContainerBytes = Prometheus.Metrics.CreateCounter("whalewall_container_bytes_total",
@@ -65,6 +66,13 @@ public static class WhaleWallMetrics
         "Elements WhaleWall holds in each set or verdict map of its table.",
         new GaugeConfiguration { LabelNames = ["set"] });
 
+    public static readonly Gauge AuditContainers = Prometheus.Metrics.CreateGauge("whalewall_audit_containers",
+        "Managed containers in audit mode (whalewall.mode=audit or WHALEWALL_MODE=audit): nothing of theirs is dropped.");
+
+    public static readonly Counter FlowEvents = Prometheus.Metrics.CreateCounter("whalewall_flow_events_total",
+        "New flows seen from conntrack for learning containers, by outcome (recorded|audit_drop|overflow|lost).",
+        new CounterConfiguration { LabelNames = ["outcome"] });
+
     public static readonly Gauge DockerConnected = Prometheus.Metrics.CreateGauge("whalewall_docker_stream_connected",
         "1 while the Docker event stream is connected.");
 
@@ -107,6 +115,7 @@ public static class WhaleWallMetrics
     public static void Initialize()
     {
         DnsQueries.WithLabels("", "", "unknown_source");
+        foreach (var outcome in new[] { "recorded", "audit_drop", "overflow", "lost" }) FlowEvents.WithLabels(outcome);
         foreach (var kind in new[] { "startup", "changes", "single", "resync" })
         {
             NftTransactionSeconds.WithLabels(kind);

@@ -56,16 +56,16 @@ public static class Compiler
     }
 
     public static CompileResult Compile(ContainerFacts self, PolicyDecision decision, IReadOnlyCollection<ContainerFacts> peers,
-        IReadOnlyDictionary<string, HostAddresses>? hosts = null, BindingSettings? binding = null, bool proxied = false)
+        IReadOnlyDictionary<string, HostAddresses>? hosts = null, BindingSettings? binding = null, bool proxied = false, bool audit = false)
     {
-        var inet = CompileInet(self, decision, peers, hosts, proxied && decision is PolicyDecision.Enforced);
+        var inet = CompileInet(self, decision, peers, hosts, proxied && decision is PolicyDecision.Enforced, audit);
         // binding to the bridge ports is identity, not policy: it holds for invalid policies too
         var bridge = BindingElements.For(Visibility.Filterable(self), decision.IsManaged, binding ?? BindingSettings.Off);
         return bridge.IsEmpty ? inet : inet with { Fragment = inet.Fragment with { Bridge = bridge } };
     }
 
     private static CompileResult CompileInet(ContainerFacts self, PolicyDecision decision, IReadOnlyCollection<ContainerFacts> peers,
-        IReadOnlyDictionary<string, HostAddresses>? hosts, bool proxied)
+        IReadOnlyDictionary<string, HostAddresses>? hosts, bool proxied, bool audit)
     {
         if (!decision.IsManaged || !self.Running) return new(Fragment.Empty(self.Id), null);
         // attachments the host's hooks never see (host/container: network mode, macvlan, ipvlan,
@@ -73,7 +73,7 @@ public static class Compiler
         self = Visibility.Filterable(self);
         if (peers.Any(p => !Visibility.AllFilterable(p))) peers = [.. peers.Select(Visibility.Filterable)];
 
-        var managed = self.Addresses.Distinct().SelectMany(Managed).ToList();
+        var managed = self.Addresses.Distinct().SelectMany(a => Managed(a, audit)).ToList();
         CompileResult DropAll(string why) => new(new Fragment(self.Id, [.. managed], []), why + "; dropping all traffic");
 
         var policy = decision.EffectivePolicy;
@@ -122,7 +122,7 @@ public static class Compiler
         }
 
         var distinct = elements.Distinct().Order().ToList();
-        if (distinct.Count - managed.Count - (proxied ? managed.Count / 3 : 0) > MaxElements)
+        if (distinct.Count - managed.Count - (proxied ? managed.Count / (audit ? 5 : 3) : 0) > MaxElements)
             return DropAll($"policy needs {distinct.Count - managed.Count} set elements once overlapping ranges are split, more than the limit of {MaxElements}");
         return new(new Fragment(self.Id, [.. distinct], [.. chains.Distinct().Order()]), null);
     }
@@ -143,12 +143,15 @@ public static class Compiler
             .Order()], []);
 
     /// <summary>An address under policy, with its drop counters (egress and ingress).</summary>
-    private static IEnumerable<Element> Managed(IPAddress address)
+    private static IEnumerable<Element> Managed(IPAddress address, bool audit)
     {
         var range = AddressRange.Single(address);
         yield return new Element(NftSets.Managed(range.Family), [Field.Address(range)]);
         yield return new Element(NftSets.DropOut(range.Family), [Field.Address(range)]);
         yield return new Element(NftSets.DropIn(range.Family), [Field.Address(range)]);
+        if (!audit) yield break;
+        yield return new Element(NftSets.AuditOut(range.Family), [Field.Address(range)]);
+        yield return new Element(NftSets.AuditIn(range.Family), [Field.Address(range)]);
     }
 
     private static void AddOutput(ContainerFacts self, OutputRule rule, IReadOnlyCollection<ContainerFacts> peers,

@@ -7,23 +7,44 @@ namespace WhaleWall.Firewall.Nft;
 /// address in the element), which way and what verdict it counts.</summary>
 /// <param name="Element">The set name and the element's value as listed: identifies the element
 /// across scrapes (a re-created element starts again from zero).</param>
-public readonly record struct ElementCounter(string Element, IPAddress Container, bool Egress, bool Accepted, ulong Packets, ulong Bytes);
+public readonly record struct ElementCounter(string Element, IPAddress Container, bool Egress, CountedVerdict Verdict, ulong Packets, ulong Bytes)
+{
+    public bool Accepted => Verdict == CountedVerdict.Accept;
+}
+
+/// <summary>What a counted element counts: accepted new flows, drops, or audit mode's would-be drops (which passed).</summary>
+public enum CountedVerdict { Accept, Drop, AuditDrop }
+
+public static class CountedVerdicts
+{
+    /// <summary>The metrics' verdict label.</summary>
+    public static string Label(this CountedVerdict v) => v switch
+    {
+        CountedVerdict.Accept => "accept",
+        CountedVerdict.Drop => "drop",
+        _ => "audit_drop",
+    };
+}
 
 /// <summary>Reads the per-element counters of WhaleWall's sets from what libnftables prints
 /// for <c>list table</c> (JSON). Pure.</summary>
 public static class NftCounters
 {
     /// <summary>For each counted set: direction, verdict, and which field holds the container's address.</summary>
-    private static readonly Dictionary<string, (bool Egress, bool Accepted, int Field)> Sets = new()
+    private const CountedVerdict A = CountedVerdict.Accept, D = CountedVerdict.Drop, Audit = CountedVerdict.AuditDrop;
+
+    private static readonly Dictionary<string, (bool Egress, CountedVerdict Verdict, int Field)> Sets = new()
     {
-        ["out4"] = (true, true, 0), ["out6"] = (true, true, 0),
-        ["outh4"] = (true, true, 0), ["outh6"] = (true, true, 0),
-        ["peer4"] = (false, true, 1), ["peer6"] = (false, true, 1),
-        ["pub4"] = (false, true, 1), ["pub6"] = (false, true, 1),
-        ["in4"] = (false, true, 1), ["in6"] = (false, true, 1),
-        ["local4"] = (false, true, 0), ["local6"] = (false, true, 0),
-        ["dropout4"] = (true, false, 0), ["dropout6"] = (true, false, 0),
-        ["dropin4"] = (false, false, 0), ["dropin6"] = (false, false, 0),
+        ["out4"] = (true, A, 0), ["out6"] = (true, A, 0),
+        ["outh4"] = (true, A, 0), ["outh6"] = (true, A, 0),
+        ["peer4"] = (false, A, 1), ["peer6"] = (false, A, 1),
+        ["pub4"] = (false, A, 1), ["pub6"] = (false, A, 1),
+        ["in4"] = (false, A, 1), ["in6"] = (false, A, 1),
+        ["local4"] = (false, A, 0), ["local6"] = (false, A, 0),
+        ["dropout4"] = (true, D, 0), ["dropout6"] = (true, D, 0),
+        ["dropin4"] = (false, D, 0), ["dropin6"] = (false, D, 0),
+        ["auditout4"] = (true, Audit, 0), ["auditout6"] = (true, Audit, 0),
+        ["auditin4"] = (false, Audit, 0), ["auditin6"] = (false, Audit, 0),
     };
 
     /// <summary>The sets whose counters belong to containers. Listing them one by one costs
@@ -51,7 +72,7 @@ public static class NftCounters
                     ? (concat.GetArrayLength() > shape.Field ? concat[shape.Field] : default)
                     : val;
                 if (SingleAddress(field) is not { } address) continue;
-                result.Add(new ElementCounter(name + " " + val.GetRawText(), address, shape.Egress, shape.Accepted,
+                result.Add(new ElementCounter(name + " " + val.GetRawText(), address, shape.Egress, shape.Verdict,
                     counter.GetProperty("packets").GetUInt64(), counter.GetProperty("bytes").GetUInt64()));
             }
         }

@@ -95,6 +95,11 @@ public static class NftLayout
             yield return Rule(table, "egress", Match(Flow(ip), "@out" + f), Verdict("return"));
             yield return Rule(table, "egress", Match(Flow(ip), "@outh" + f), Verdict("return"));
         }
+        // audit mode: an audited container's would-be drop is counted in its auditout* element,
+        // marked on its flow (the flow recorder reads the mark from conntrack) and passes; the
+        // return goes back to the base chain, where the destination's ingress still applies
+        yield return Rule(table, "egress", Match(Payload("ip", "saddr"), "@auditout4"), MarkAudit(), Verdict("return"));
+        yield return Rule(table, "egress", Match(Payload("ip6", "saddr"), "@auditout6"), MarkAudit(), Verdict("return"));
         // counted drops: the lookup bumps the container's element in dropout*, then drop
         if (logDrops) yield return Rule(table, "egress", RateLimit(), Log(DropOutLogPrefix));
         yield return Rule(table, "egress", Match(Payload("ip", "saddr"), "@dropout4"), Verdict("drop"));
@@ -109,6 +114,8 @@ public static class NftLayout
             yield return Rule(table, "ingress", Dnat(), VerdictMap(Published(ip), "@pubv" + f));
             yield return Rule(table, "ingress", Dnat(), Match(Published(ip), "@pub" + f), Verdict("return"));
         }
+        yield return Rule(table, "ingress", Match(Payload("ip", "daddr"), "@auditin4"), MarkAudit(), Verdict("return"));
+        yield return Rule(table, "ingress", Match(Payload("ip6", "daddr"), "@auditin6"), MarkAudit(), Verdict("return"));
         if (logDrops) yield return Rule(table, "ingress", RateLimit(), Log(DropInLogPrefix));
         yield return Rule(table, "ingress", Match(Payload("ip", "daddr"), "@dropin4"), Verdict("drop"));
         yield return Rule(table, "ingress", Match(Payload("ip6", "daddr"), "@dropin6"), Verdict("drop"));
@@ -120,6 +127,8 @@ public static class NftLayout
             yield return Rule(table, "from_host", VerdictMap(ToService(ip), "@localv" + f));
             yield return Rule(table, "from_host", Match(ToService(ip), "@local" + f), Verdict("accept"));
         }
+        yield return Rule(table, "from_host", Match(Payload("ip", "daddr"), "@auditin4"), MarkAudit(), Verdict("accept"));
+        yield return Rule(table, "from_host", Match(Payload("ip6", "daddr"), "@auditin6"), MarkAudit(), Verdict("accept"));
         if (logDrops) yield return Rule(table, "from_host", RateLimit(), Log(DropFromHostLogPrefix));
         yield return Rule(table, "from_host", Match(Payload("ip", "daddr"), "@dropin4"), Verdict("drop"));
         yield return Rule(table, "from_host", Match(Payload("ip6", "daddr"), "@dropin6"), Verdict("drop"));
@@ -148,6 +157,12 @@ public static class NftLayout
     private static JsonObject Log(string prefix) => new() { ["log"] = new JsonObject { ["prefix"] = prefix } };
 
     private static JsonObject QueueTo(ushort queue) => new() { ["queue"] = new JsonObject { ["num"] = queue } };
+
+    /// <summary><c>ct mark set ct mark | 0x40000000</c> (<see cref="NftSets.AuditMark"/>): other bits kept.</summary>
+    private static JsonObject MarkAudit() => new()
+    {
+        ["mangle"] = new JsonObject { ["key"] = CtMark(), ["value"] = new JsonObject { ["|"] = new JsonArray(CtMark(), NftSets.AuditMark) } },
+    };
 
     private static JsonObject CtMark() => new() { ["ct"] = new JsonObject { ["key"] = "mark" } };
 

@@ -33,13 +33,26 @@ public static class NftSets
     /// <summary>The same for ingress and from_host: dropped packets towards the container.</summary>
     public static string DropIn(IpFamily f) => f == IpFamily.V4 ? "dropin4" : "dropin6";
 
+    /// <summary>Addresses of containers in audit mode, looked up just before the counted drops:
+    /// a would-be drop is counted in the element, marked on its flow (<see cref="AuditMark"/>)
+    /// and passes (egress: returns to the base chain, where the destination's ingress still applies).</summary>
+    public static string AuditOut(IpFamily f) => f == IpFamily.V4 ? "auditout4" : "auditout6";
+    public static string AuditIn(IpFamily f) => f == IpFamily.V4 ? "auditin4" : "auditin6";
+
+    /// <summary>The ct mark bit an audited would-be drop sets on its flow: conntrack's new-flow
+    /// event carries it, so the flow recorder knows what the kernel decided. Est-queue marks
+    /// (<c>0x80000000 | original &lt;&lt; 15 | reply</c>, queues 0-32767) never use this bit.</summary>
+    public const uint AuditMark = 0x40000000;
+
     /// <summary>Containers whose DNS goes to the proxy (docs/dns-proxy.md): a valid policy and the proxy on.</summary>
     public static string DnsProxy(IpFamily f) => f == IpFamily.V4 ? DnsProxyLayout.Set4 : DnsProxyLayout.Set6;
 
     /// <summary>What stays of a container when its policy cannot be applied: its addresses under
-    /// drop-all (managed*) and their drop counters (drop*).</summary>
+    /// drop-all (managed*), their drop counters (drop*) and, in audit mode, their audit elements
+    /// (audit*: an audited container's drops pass, whatever the reason).</summary>
     public static bool KeptWhenFailClosed(string set) =>
-        set.StartsWith("managed", StringComparison.Ordinal) || set.StartsWith("drop", StringComparison.Ordinal);
+        set.StartsWith("managed", StringComparison.Ordinal) || set.StartsWith("drop", StringComparison.Ordinal) ||
+        set.StartsWith("audit", StringComparison.Ordinal);
 
     public static readonly ImmutableArray<SetShape> All = Build();
 
@@ -67,6 +80,8 @@ public static class NftSets
             sets.Add(new(Gateway(f), [a], true));
             sets.Add(new(DropOut(f), [a], false, Counted: true));
             sets.Add(new(DropIn(f), [a], false, Counted: true));
+            sets.Add(new(AuditOut(f), [a], false, Counted: true));
+            sets.Add(new(AuditIn(f), [a], false, Counted: true));
             sets.Add(new(DnsProxy(f), [a], false));
         }
         sets.Add(new(EstablishedQueues, [FieldKind.Mark], false, VerdictMap: true));
