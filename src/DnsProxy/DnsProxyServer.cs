@@ -178,7 +178,17 @@ public sealed class DnsProxyServer : IDisposable
             response.AnswerRecords.Add(QueryWire.Capped(result.Message.AnswerRecords[index], release.MaxTtl));
         if (release.Keep.IsEmpty)
             response.AuthorityRecords.AddRange(result.Message.AuthorityRecords.Where(r => r.RecordType == RecordType.Soa));
-        Done(ProxyOutcome.Allowed, (ReturnCode)release.Rcode, null);
+        var released = response.AnswerRecords
+            .Select(r => r switch
+            {
+                ARecord a => (a.Address, TimeSpan.FromSeconds(a.TimeToLive)),
+                AaaaRecord a => (a.Address, TimeSpan.FromSeconds(a.TimeToLive)),
+                _ => ((IPAddress, TimeSpan)?)null,
+            })
+            .OfType<(IPAddress, TimeSpan)>().ToList();
+        if (released.Count > 0) observer?.Resolved(client.ContainerId, forward.Name.ToString(), released);
+        if (forward.WouldRefuse is { } would) Done(ProxyOutcome.AuditRefused, (ReturnCode)release.Rcode, "audit, would refuse: " + would);
+        else Done(ProxyOutcome.Allowed, (ReturnCode)release.Rcode, null);
         return response;
     }
 

@@ -31,6 +31,10 @@ public interface ILearnedAddresses
 public interface IDnsProxyObserver
 {
     void Answered(string? containerId, ProxyOutcome outcome, TimeSpan total, TimeSpan upstream, string? reason);
+
+    /// <summary>The addresses released to the container for the name it asked (flow learning
+    /// names its destinations with them). Default: ignored.</summary>
+    void Resolved(string containerId, string name, IReadOnlyList<(IPAddress Address, TimeSpan Ttl)> addresses) { }
 }
 
 public enum ProxyOutcome
@@ -45,6 +49,8 @@ public enum ProxyOutcome
     Failed,
     /// <summary>The source is no container the proxy serves.</summary>
     UnknownSource,
+    /// <summary>Audit mode: the policy would have refused it; forwarded and answered anyway.</summary>
+    AuditRefused,
 }
 
 /// <summary>Makes the sockets the proxy talks upstream with (tests make them inside a

@@ -110,7 +110,7 @@ public static class WhaleWallMetrics
         "Time the DNS proxy adds to an allowed answer (its own work and the kernel commit), excluding the upstream's time",
         new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0001, 2, 16) });
 
-    public static readonly string[] DnsOutcomes = ["allowed", "refused", "rate_limited", "failed", "unknown_source"];
+    public static readonly string[] DnsOutcomes = ["allowed", "refused", "rate_limited", "failed", "unknown_source", "audit_refused"];
 
     public static void Initialize()
     {

@@ -48,6 +48,7 @@ public static class ContainerDecider
             }
             else (mode, learn) = (m.Mode, m.Learn);
         }
+        if (dns is not null && mode == PolicyMode.Audit) dns = dns with { Audit = true };
         return new(policy, Visibility.Invisible(facts)) { Dns = dns, Mode = mode, Learn = learn };
     }
 

@@ -22,6 +22,11 @@ public enum RejectMode
 /// </summary>
 public sealed record DnsPolicy(NameMatcher Names, bool ResolveAny, RejectMode Reject, ImmutableHashSet<ushort> ExtraTypes)
 {
+    /// <summary>Audit mode: a query the policy would refuse (name or type) is forwarded anyway
+    /// and counted as a would-be refusal; its answer opens nothing (the container's traffic
+    /// passes in audit mode whatever the sets hold).</summary>
+    public bool Audit { get; init; }
+
     public static readonly DnsPolicy Nothing = new(NameMatcher.Empty, false, RejectMode.Refused, []);
 
     public DnsRcode RejectRcode => Reject == RejectMode.NxDomain ? DnsRcode.NxDomain : DnsRcode.Refused;

@@ -12,7 +12,11 @@ public abstract record QueryDecision
 
     /// <summary>Ask the container's upstream resolvers. <see cref="NameAllowed"/>: the
     /// question name itself is in the container's rules (a CNAME target may still be).</summary>
-    public sealed record Forward(DnsName Name, ushort Type, bool NameAllowed) : QueryDecision;
+    public sealed record Forward(DnsName Name, ushort Type, bool NameAllowed) : QueryDecision
+    {
+        /// <summary>Audit mode: why the policy would have refused it (it is forwarded anyway).</summary>
+        public string? WouldRefuse { get; init; }
+    }
 
     /// <summary>Answer at once with <see cref="Rcode"/>; nothing is forwarded.</summary>
     public sealed record Refuse(DnsRcode Rcode, string Reason) : QueryDecision;
@@ -31,10 +35,15 @@ public static class QueryDecider
         if (question.Class != DnsTypes.ClassIn) return new QueryDecision.Refuse(DnsRcode.Refused, $"class {question.Class} is not IN");
         if (!DnsName.TryParse(question.Name, out var name, out var why))
             return new QueryDecision.Refuse(policy.RejectRcode, $"not a name WhaleWall resolves: {why}");
-        if (!policy.AllowsType(question.Type))
-            return new QueryDecision.Refuse(DnsRcode.Refused, $"query type {DnsTypes.Name(question.Type)} is not allowed (whalewall.dns.types)");
         var allowed = policy.Names.Matches(name);
-        if (allowed || policy.ResolveAny) return new QueryDecision.Forward(name, question.Type, allowed);
-        return new QueryDecision.Refuse(policy.RejectRcode, $"{name} is not in the container's rules");
+        string? refusal = null;
+        if (!policy.AllowsType(question.Type))
+            refusal = $"query type {DnsTypes.Name(question.Type)} is not allowed (whalewall.dns.types)";
+        else if (!allowed && !policy.ResolveAny)
+            refusal = $"{name} is not in the container's rules";
+        if (refusal is null) return new QueryDecision.Forward(name, question.Type, allowed);
+        // audit mode: forwarded, counted as a would-be refusal
+        if (policy.Audit) return new QueryDecision.Forward(name, question.Type, allowed) { WouldRefuse = refusal };
+        return new QueryDecision.Refuse(refusal.StartsWith("query type", StringComparison.Ordinal) ? DnsRcode.Refused : policy.RejectRcode, refusal);
     }
 }

@@ -25,9 +25,9 @@ public sealed class DnsProxyMetrics(DaemonView view, Action<string> log, TimePro
         var id = containerId ?? "";
         var name = id.Length == 0 ? "" : names.GetOrAdd(id, NameOf);
         WhaleWallMetrics.DnsQueries.WithLabels(id, name, Label(outcome)).Inc();
-        if (outcome == ProxyOutcome.Allowed)
+        if (outcome is ProxyOutcome.Allowed or ProxyOutcome.AuditRefused)
             WhaleWallMetrics.DnsProxyAdded.Observe(Math.Max(0, (total - upstream).TotalSeconds));
-        else if (reason is not null)
+        if (outcome != ProxyOutcome.Allowed && reason is not null)
             Log($"DNS proxy: {(id.Length == 0 ? "" : $"{name} ({id[..Math.Min(12, id.Length)]}): ")}{Label(outcome).Replace('_', ' ')}: {SafeText.Escape(reason, 300)}");
     }
 
@@ -45,6 +45,7 @@ public sealed class DnsProxyMetrics(DaemonView view, Action<string> log, TimePro
         ProxyOutcome.Refused => "refused",
         ProxyOutcome.RateLimited => "rate_limited",
         ProxyOutcome.Failed => "failed",
+        ProxyOutcome.AuditRefused => "audit_refused",
         _ => "unknown_source",
     };
 

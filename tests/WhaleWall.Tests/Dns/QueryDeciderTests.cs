@@ -87,4 +87,21 @@ public class QueryDeciderTests
         Assert.IsType<QueryDecision.Refuse>(Ask(DnsPolicy.Nothing, "api.example.com"));
         Assert.IsType<QueryDecision.Refuse>(Ask(DnsPolicy.Nothing, "localhost"));
     }
+
+    [Fact]
+    public void In_audit_mode_a_query_the_policy_would_refuse_is_forwarded_and_says_why()
+    {
+        var audit = Policy("api.example.com") with { Audit = true };
+        var other = Assert.IsType<QueryDecision.Forward>(Ask(audit, "other.example.com"));
+        Assert.False(other.NameAllowed);
+        Assert.Contains("not in the container's rules", other.WouldRefuse);
+        Assert.Contains("TXT", Assert.IsType<QueryDecision.Forward>(Ask(audit, "api.example.com", type: 16)).WouldRefuse);
+        var allowed = Assert.IsType<QueryDecision.Forward>(Ask(audit, "api.example.com"));
+        Assert.Equal((true, (string?)null), (allowed.NameAllowed, allowed.WouldRefuse));
+        // not a query, or no name: refused in audit mode too (nothing to forward)
+        Assert.IsType<QueryDecision.Refuse>(Ask(audit, "api.example.com", opcode: 2));
+        Assert.IsType<QueryDecision.Refuse>(Ask(audit, "a b.example.com"));
+        // enforce: the same queries are refused
+        Assert.IsType<QueryDecision.Refuse>(Ask(audit with { Audit = false }, "other.example.com"));
+    }
 }
