@@ -12,6 +12,8 @@ using WhaleWall.Actors.Nft;
 using WhaleWall.Actors.State;
 using WhaleWall.Actors.Metrics;
 using WhaleWall.Actors.Binding;
+using WhaleWall.Actors.Flows;
+using WhaleWall.Firewall.Nft;
 using WhaleWall.Firewall.Binding;
 using WhaleWall.Firewall.Compile;
 using WhaleWall.Firewall.Kernel.Netlink;
@@ -57,10 +59,11 @@ public static class Daemon
         var binding = CheckBinding(nft, options);
         var view = new DaemonView();
         // the DNS proxy (docs/dns-proxy.md); WHALEWALL_DNS_PROXY=off leaves its sets empty
+        var proxyMetrics = new DnsProxyMetrics(view, line => Console.WriteLine($"[INFO] {line}"));
         using var proxy = options.Proxy is { Enabled: true } proxySettings
             ? new DnsProxyHost(proxySettings, options.Dns ?? DnsSettings.Default,
                 options.DnsServers is { Count: > 0 } servers ? servers : [.. DnsClient.NameServer.ResolveNameServers().Select(n => new System.Net.IPEndPoint(System.Net.IPAddress.Parse(n.Address), n.Port))],
-                new DnsProxyMetrics(view, line => Console.WriteLine($"[INFO] {line}")))
+                proxyMetrics)
             : null;
         var report = new DaemonReportFile(Path.Combine(options.DataDir, DaemonReportFile.FileName),
             new DaemonIdentity(Environment.ProcessId, DateTimeOffset.UtcNow, options.Node, options.Table, VersionInfo.Text, binding.Enabled),
@@ -94,6 +97,8 @@ public static class Daemon
             akka.AddHocon($"akka.loglevel = {options.AkkaLogLevel}\nakka.stdout-loglevel = {options.AkkaLogLevel}\nakka.log-dead-letters = off", HoconAddMode.Prepend)
                 .AddMetricsActor(view, report)   // first: it hears the store's first health notice
                 .AddContainerStoreActor(options.State)
+                // audit mode and whalewall.learn: new flows from conntrack, journalled for `suggest`
+                .AddFlowRecorderActor(options.Node, () => new ConntrackEvents(), NftLayout.DnsProxyPort, view)
                 .AddNftWriterActor(nft, options.Table, options.LogDrops, writerOptions)
                 .AddBridgePortsActor(() => new BridgePorts())
                 .AddPeerDirectoryActor()
@@ -112,6 +117,8 @@ public static class Daemon
         using var app = host.Build();
         await app.StartAsync(ct);
         var system = app.Services.GetRequiredService<ActorSystem>();
+        var recorder = ActorRegistry.For(system).Get<FlowRecorder>();
+        proxyMetrics.OnResolved = r => recorder.Tell(r);
         if (proxy is not null)
         {
             try

@@ -6,6 +6,7 @@ using Akka.Configuration;
 using WhaleWall.Actors.Hostnames;
 using WhaleWall.Actors.Metrics;
 using WhaleWall.Actors.State;
+using WhaleWall.Actors.Flows;
 using WhaleWall.Firewall.Kernel;
 using WhaleWall.Firewall.Nft;
 
@@ -202,18 +203,26 @@ public static class StateCommands
         File.Delete(Path.Combine(options.DataDir, WhaleWall.Actors.State.LearnedFile.FileName));
         var cleared = await WithStoreAsync(options, store =>
             store.Ask<ContainerStoreEvents.Cleared>(ContainerStoreCommands.Clear.Instance, Timeout));
-        Console.WriteLine($"removed tables inet and bridge {options.Table}; forgot {cleared.ContainersForgotten} containers of node {options.Node} and what their DNS lookups had opened");
+        var flows = await WithStoreAsync(options, FlowRecorderActor.Props(options.Node, open: null), store =>
+            store.Ask<FlowEvents.Cleared>(FlowCommands.Clear.Instance, Timeout));
+        Console.WriteLine($"removed tables inet and bridge {options.Table}; forgot {cleared.ContainersForgotten} containers of node {options.Node}, " +
+                          $"what their DNS lookups had opened and the flows learned for {flows.Owners} containers or services");
         return 0;
     }
 
-    private static async Task<T> WithStoreAsync<T>(Options options, Func<IActorRef, Task<T>> body)
+    private static Task<T> WithStoreAsync<T>(Options options, Func<IActorRef, Task<T>> body) =>
+        WithStoreAsync(options, ContainerStoreActor.Props(options.Node), body);
+
+    /// <summary>Runs <paramref name="body"/> against a journal reader (<paramref name="props"/>) of
+    /// the node's state, in an actor system of the CLI's own.</summary>
+    internal static async Task<T> WithStoreAsync<T>(Options options, Props props, Func<IActorRef, Task<T>> body)
     {
         var config = ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING")
             .WithFallback(PersistenceConfig.Config(options.State));
         using var system = ActorSystem.Create("whalewall-cli", config);
         try
         {
-            var store = system.ActorOf(ContainerStoreActor.Props(options.Node), "state");
+            var store = system.ActorOf(props, "state");
             return await body(store);
         }
         finally { await system.Terminate(); }

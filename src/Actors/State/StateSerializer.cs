@@ -25,6 +25,9 @@ public sealed class StateSerializer(ExtendedActorSystem system) : SerializerWith
     public const string StateSnapshot = "containers-snapshot.v3";
     public const string StateSnapshotV2 = "containers-snapshot.v2";
     public const string StateSnapshotV1 = "containers-snapshot.v1";
+    public const string FlowsRecordedV1 = "flows-recorded.v1";
+    public const string FlowsClearedV1 = "flows-cleared.v1";
+    public const string FlowsSnapshotV1 = "flows-snapshot.v1";
 
     public override int Identifier => Id;
 
@@ -36,6 +39,9 @@ public sealed class StateSerializer(ExtendedActorSystem system) : SerializerWith
         EventsProcessed => Processed,
         StateCleared => Cleared,
         ContainerStoreState => StateSnapshot,
+        Flows.FlowsRecorded => FlowsRecordedV1,
+        Flows.FlowsCleared => FlowsClearedV1,
+        Flows.FlowsSnapshot => FlowsSnapshotV1,
         _ => throw new ArgumentException($"{o.GetType()} is not a WhaleWall state type"),
     };
 
@@ -50,6 +56,9 @@ public sealed class StateSerializer(ExtendedActorSystem system) : SerializerWith
         NetworksRecorded n => new JsonObject { ["networks"] = FactsSchema.NetworkList.Write(n.Networks), ["at"] = n.AtUnixMs },
         EventsProcessed p => new JsonObject { ["docker_time_ns"] = p.DockerTimeNanos },
         StateCleared c => new JsonObject { ["at"] = c.AtUnixMs },
+        Flows.FlowsRecorded r => new JsonObject { ["owners"] = Flows.FlowJson.Write(r.Owners) },
+        Flows.FlowsCleared c => new JsonObject { ["at"] = c.AtUnixMs },
+        Flows.FlowsSnapshot s => new JsonObject { ["owners"] = Flows.FlowJson.Write(s.Log.Owners.Values) },
         ContainerStoreState s => new JsonObject
         {
             ["docker_time_ns"] = s.LastEventNanos,
@@ -75,6 +84,9 @@ public sealed class StateSerializer(ExtendedActorSystem system) : SerializerWith
         {
             Networks = FactsSchema.NetworkList.Read(j["networks"]),
         },
+        FlowsRecordedV1 => new Flows.FlowsRecorded(Flows.FlowJson.Read(j["owners"])),
+        FlowsClearedV1 => new Flows.FlowsCleared(j["at"]!.GetValue<long>()),
+        FlowsSnapshotV1 => new Flows.FlowsSnapshot(Flows.FlowJson.Read(j["owners"]).Aggregate(Firewall.Flows.FlowLog.Empty, (log, o) => log.Put(o))),
         StateSnapshotV2 => FromJson(StateUpcasters.SnapshotV2ToV3(j), StateSnapshot),
         StateSnapshotV1 => FromJson(StateUpcasters.SnapshotV1ToV2(j), StateSnapshotV2),
         _ => throw new System.Runtime.Serialization.SerializationException($"unknown WhaleWall state type \"{manifest}\" (written by a newer version?)"),

@@ -26,4 +26,8 @@ public static class IcmpSyntax
         if (byte.TryParse(text, System.Globalization.NumberStyles.None, null, out var number)) return number;
         return (v6 ? V6 : V4).TryGetValue(text.ToLowerInvariant(), out var type) ? type : null;
     }
+
+    /// <summary>The name nft gives an ICMP type, or its number.</summary>
+    public static string Name(byte type, bool v6) =>
+        (v6 ? V6 : V4).FirstOrDefault(p => p.Value == type).Key ?? type.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -20,6 +20,12 @@ public sealed class DnsProxyMetrics(DaemonView view, Action<string> log, TimePro
     private DateTimeOffset windowStart = DateTimeOffset.MinValue;
     private int logged, suppressed;
 
+    /// <summary>Where released answers go (the flow recorder names destinations with them).</summary>
+    public Action<WhaleWall.Actors.Flows.FlowCommands.Resolved>? OnResolved { get; set; }
+
+    public void Resolved(string containerId, string name, IReadOnlyList<(System.Net.IPAddress Address, TimeSpan Ttl)> addresses) =>
+        OnResolved?.Invoke(new WhaleWall.Actors.Flows.FlowCommands.Resolved(containerId, name, addresses));
+
     public void Answered(string? containerId, ProxyOutcome outcome, TimeSpan total, TimeSpan upstream, string? reason)
     {
         var id = containerId ?? "";

@@ -15,7 +15,8 @@ namespace WhaleWall.Firewall.Kernel.Netlink;
 public sealed class Conntrack : IConntrack, IDisposable
 {
     private const ushort NFNL_SUBSYS_CTNETLINK = 1;
-    private const ushort IPCTNL_MSG_CT_NEW = 0, IPCTNL_MSG_CT_GET = 1, IPCTNL_MSG_CT_DELETE = 2;
+    internal const ushort IPCTNL_MSG_CT_NEW = 0;
+    private const ushort IPCTNL_MSG_CT_GET = 1, IPCTNL_MSG_CT_DELETE = 2;
     private const ushort CTA_TUPLE_ORIG = 1, CTA_TUPLE_REPLY = 2, CTA_ID = 12, CTA_ZONE = 18, CTA_FILTER = 25;
     private const ushort CTA_TUPLE_IP = 1, CTA_TUPLE_PROTO = 2;
     private const ushort CTA_IP_V4_SRC = 1, CTA_IP_V4_DST = 2, CTA_IP_V6_SRC = 3, CTA_IP_V6_DST = 4;
@@ -88,7 +89,7 @@ public sealed class Conntrack : IConntrack, IDisposable
         request.End(filter);
     }
 
-    private static ConntrackFlow? Parse(NetlinkMessage m)
+    internal static ConntrackFlow? Parse(NetlinkMessage m)
     {
         var a = m.Attributes(4);
         if (a.Nested(CTA_TUPLE_ORIG) is not { } orig || a.Nested(CTA_TUPLE_REPLY) is not { } reply) return null;
@@ -146,7 +147,7 @@ public sealed class Conntrack : IConntrack, IDisposable
         request.End(outer);
     }
 
-    private static ushort Type(ushort message) => (ushort)(NFNL_SUBSYS_CTNETLINK << 8 | message);
+    internal static ushort Type(ushort message) => (ushort)(NFNL_SUBSYS_CTNETLINK << 8 | message);
 
     private static AddressFamily Family(IPAddress address) => address.AddressFamily;
 

@@ -92,6 +92,46 @@ internal sealed unsafe class NetlinkSocket : IDisposable
         }
     }
 
+    /// <summary>Waits up to <paramref name="timeout"/> for notifications of the joined groups and
+    /// adds every message that arrived to <paramref name="into"/>. Returns false when the kernel
+    /// overran the socket's buffer (ENOBUFS: notifications were lost).</summary>
+    public bool ReadNotifications(TimeSpan timeout, List<NetlinkMessage> into)
+    {
+        var pfd = new PollFd { Fd = _fd, Events = POLLIN };
+        var ready = poll(ref pfd, 1, (int)Math.Clamp(timeout.TotalMilliseconds, 0, int.MaxValue));
+        if (ready <= 0) return true;
+        lock (_gate)
+        {
+            while (true)
+            {
+                nint n;
+                fixed (byte* p = _buffer) n = recv(_fd, p, _buffer.Length, MSG_DONTWAIT);
+                if (n < 0)
+                {
+                    var errno = Marshal.GetLastPInvokeError();
+                    if (errno == 4) continue;     // EINTR
+                    return errno != 105;          // EAGAIN: all read; ENOBUFS: lost some
+                }
+                if (n == 0) return true;
+                var offset = 0;
+                while (offset + 16 <= n)
+                {
+                    var span = _buffer.AsSpan(offset, (int)n - offset);
+                    var len = (int)BinaryPrimitives.ReadUInt32LittleEndian(span);
+                    if (len < 16 || len > span.Length) break;
+                    into.Add(new NetlinkMessage(BinaryPrimitives.ReadUInt16LittleEndian(span[4..]),
+                        BinaryPrimitives.ReadUInt16LittleEndian(span[6..]), BinaryPrimitives.ReadUInt32LittleEndian(span[8..]),
+                        span.Slice(16, len - 16).ToArray()));
+                    offset += NetlinkMessage.Align(len);
+                }
+            }
+        }
+    }
+
+    /// <summary>Asks for a receive buffer of <paramref name="bytes"/> (the kernel caps it at
+    /// net.core.rmem_max): notifications that arrive faster than they are read wait there.</summary>
+    public void SetReceiveBuffer(int bytes) => setsockopt(_fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(int));
+
     private void Send(byte[] message)
     {
         var kernel = new SockaddrNl { Family = AF_NETLINK };

@@ -1,0 +1,97 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using Akka.Actor;
+using WhaleWall.Actors.Flows;
+using WhaleWall.Firewall;
+using WhaleWall.Firewall.Flows;
+using WhaleWall.Firewall.Labels;
+
+namespace WhaleWall.Host;
+
+/// <summary>`whalewall suggest CONTAINER|SERVICE`: the <c>whalewall.rules</c> that allow exactly
+/// the flows recorded for it (audit mode or <c>whalewall.learn=true</c>), read from the journal
+/// (<see cref="FlowRecorderActor"/>). Exit 0 with rules, 1 when nothing was recorded for the
+/// name or it is ambiguous, 2 on usage errors.</summary>
+public static class SuggestCommand
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    public static Command Create()
+    {
+        var name = new Argument<string>("name") { Description = "A container name, a compose service, or PROJECT/SERVICE" };
+        var json = new Option<bool>("--json") { Description = "Machine-readable: the rules and the flows they come from" };
+        var command = new Command("suggest", "Print the whalewall.rules that allow exactly what a container (or compose service) was seen doing")
+            { name, json };
+        command.SetAction(parse => Run(parse.GetValue(name)!, parse.GetValue(json)));
+        return command;
+    }
+
+    private static async Task<int> Run(string name, bool json)
+    {
+        Options options;
+        try { options = Options.FromEnvironment(); }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine($"whalewall: {e.Message}");
+            return 2;
+        }
+        var log = await ReadAsync(options);
+        var owners = log.Find(name);
+        if (owners.Count == 0)
+        {
+            Console.Error.WriteLine($"whalewall suggest: no flows recorded for \"{SafeText.Escape(name, 100)}\" on node {options.Node} " +
+                "(flows are recorded for containers in audit mode, whalewall.mode=audit or WHALEWALL_MODE=audit, or labelled whalewall.learn=true)");
+            return 1;
+        }
+        if (owners.Count > 1)
+        {
+            Console.Error.WriteLine($"whalewall suggest: \"{SafeText.Escape(name, 100)}\" names {owners.Count} owners: " +
+                $"{string.Join(", ", owners.Select(o => o.Owner))}; give one of them");
+            return 1;
+        }
+        var owner = owners[0];
+        var wildcards = options.Proxy?.Enabled ?? false;
+        var rules = Suggestion.Rules(owner.Flows.Keys, wildcards);
+        // what it prints must be what the daemon accepts
+        var check = LabelParser.ParseRules(rules, wildcards);
+        if (!check.Errors.IsEmpty)
+        {
+            Console.Error.WriteLine($"whalewall suggest: internal error, the suggested rules do not parse: {string.Join("; ", check.Errors)}");
+            return 1;
+        }
+        if (json)
+        {
+            Console.WriteLine(new JsonObject
+            {
+                ["owner"] = owner.Owner,
+                ["rules"] = rules,
+                ["recorded"] = FlowJson.Write(owner),
+            }.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            return 0;
+        }
+        Console.Write(Header(owner) + rules);
+        return 0;
+    }
+
+    /// <summary>YAML comments: what the rules come from (they stay harmless inside the label).</summary>
+    public static string Header(OwnerFlows owner)
+    {
+        var all = owner.Flows.Values.ToList();
+        var w = new StringWriter();
+        var who = owner.Service is { } s ? $"compose service {owner.Project}/{s}" : "container";
+        w.WriteLine($"# whalewall suggest {SafeText.Escape(owner.Owner, 100)} ({who}; containers {SafeText.Escape(string.Join(", ", owner.Containers), 200)})");
+        if (all.Count > 0)
+            w.WriteLine($"# {owner.Flows.Count} destinations, {all.Sum(f => f.Count)} new flows seen " +
+                        $"{DateTimeOffset.FromUnixTimeMilliseconds(all.Min(f => f.FirstMs)):u} .. {DateTimeOffset.FromUnixTimeMilliseconds(all.Max(f => f.LastMs)):u}, " +
+                        $"{all.Sum(f => f.AuditDrops)} of them would have been dropped by the current rules");
+        else w.WriteLine("# no flow seen: nothing to allow");
+        if (owner.Overflow > 0)
+            w.WriteLine($"# WARNING: {owner.Overflow} flows to further destinations were not recorded (limit {FlowLimits.Default.PerOwner} per owner): these rules are incomplete");
+        return w.ToString();
+    }
+
+    /// <summary>The flows as the journal holds them (the daemon journals what it learns every second).</summary>
+    public static async Task<FlowLog> ReadAsync(Options options) =>
+        (await StateCommands.WithStoreAsync(options, FlowRecorderActor.Props(options.Node, open: null), reader =>
+            reader.Ask<FlowEvents.Log>(FlowCommands.Get.Instance, Timeout))).Flows;
+}
