@@ -15,7 +15,8 @@ fi
 # libseccomp2: the daemon's sandbox; debootstrap + docker-compose: the image tests (base images are made
 # locally, there is no image registry), systemd: systemd-analyze verifies deploy/whalewall.service
 # iperf3: the datapath benchmark; postgresql: server binaries for the persistence tests (they run their own)
-wanted=(nftables libnftables1 libseccomp2 busybox-static iproute2 iptables ca-certificates util-linux tar debootstrap docker-compose systemd iperf3 postgresql)
+# prometheus: the dashboard test runs its own server against the daemon (the packaged service never starts)
+wanted=(nftables libnftables1 libseccomp2 busybox-static iproute2 iptables ca-certificates util-linux tar debootstrap docker-compose systemd iperf3 postgresql prometheus)
 missing=()
 for pkg in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
@@ -41,8 +42,37 @@ if [[ " ${missing[*]} " == *" postgresql "* ]] && [ ! -e /etc/postgresql-common/
     echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
 fi
 
+# The tests start their own Prometheus; the package's service must neither start nor be enabled.
+# A policy-rc.d that refuses every start (exit 101) is in place for the install; it is removed
+# afterwards only if this script created it.
+policy_rc=/usr/sbin/policy-rc.d
+created_policy_rc=0
+remove_policy_rc() {
+    if [ "$created_policy_rc" = 1 ]; then
+        rm -f "$policy_rc"
+    fi
+}
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ ! -e "$policy_rc" ]; then
+    printf '#!/bin/sh\n# install-deps (WhaleWall): no service starts during this install\nexit 101\n' >"$policy_rc"
+    chmod 755 "$policy_rc"
+    created_policy_rc=1
+    trap remove_policy_rc EXIT
+fi
+
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends "${missing[@]}"
+
+if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    # The package enables its unit; undo that (works without a running systemd too).
+    if command -v deb-systemd-helper >/dev/null 2>&1; then
+        deb-systemd-helper disable prometheus.service >/dev/null 2>&1 || true
+    fi
+    if command -v update-rc.d >/dev/null 2>&1 && [ -e /etc/init.d/prometheus ]; then
+        update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
+fi
+remove_policy_rc
+created_policy_rc=0
 echo "install-deps: done"

@@ -33,7 +33,7 @@ sweep_e2e() {
         dir="/tmp/$id"
         if [ -d "$dir" ]; then
             echo "sweeping leftovers of e2e run $id"
-            for pidf in "$dir"/whalewall*.pid "$dir/docker.pid" "$dir/exec/containerd/containerd.pid"; do
+            for pidf in "$dir"/whalewall*.pid "$dir/prometheus.pid" "$dir/docker.pid" "$dir/exec/containerd/containerd.pid"; do
                 pid=$(cat "$pidf" 2>/dev/null) || continue
                 [[ "$pid" =~ ^[0-9]+$ ]] || continue
                 if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "$dir"; then

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.RegularExpressions;
 using WhaleWall.TestSupport;
 using Xunit;
@@ -128,7 +127,7 @@ public sealed class MetricsTests(E2eFixture fx, ITestOutputHelper output)
         var exported = MetricsScrape.Parse(body).Select(s => s.Name).ToHashSet();
         output.WriteLine(string.Join("\n", body.Split('\n').Where(l => l.Contains("whalewall_") || l.StartsWith("dockerwall_") || l.StartsWith("# TYPE dockerwall"))));
 
-        var expressions = DashboardExpressions().ToList();
+        var expressions = GrafanaDashboard.AllQueries();
         Assert.True(expressions.Count >= 8, $"dashboard has only {expressions.Count} queries");
         var missing = new List<string>();
         foreach (var expr in expressions)
@@ -140,28 +139,4 @@ public sealed class MetricsTests(E2eFixture fx, ITestOutputHelper output)
         Assert.True(missing.Count == 0, "not exported:\n" + string.Join("\n", missing));
         await c.C.RemoveAsync();
     });
-
-    /// <summary>Every "expr" of deploy/grafana/whalewall.json (panels, nested rows, templating).</summary>
-    private static IEnumerable<string> DashboardExpressions()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "deploy", "grafana", "whalewall.json"))) dir = dir.Parent;
-        Assert.NotNull(dir);
-        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir!.FullName, "deploy", "grafana", "whalewall.json")));
-        var found = new List<string>();
-        void Walk(JsonElement e)
-        {
-            if (e.ValueKind == JsonValueKind.Object)
-                foreach (var p in e.EnumerateObject())
-                {
-                    if (p.Name is "expr" or "query" && p.Value.ValueKind == JsonValueKind.String && p.Value.GetString() is { Length: > 0 } q &&
-                        q.Contains('_')) found.Add(q);
-                    else Walk(p.Value);
-                }
-            else if (e.ValueKind == JsonValueKind.Array)
-                foreach (var x in e.EnumerateArray()) Walk(x);
-        }
-        Walk(doc.RootElement);
-        return found;
-    }
 }
