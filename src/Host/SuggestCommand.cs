@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Akka.Actor;
 using WhaleWall.Actors.Flows;
 using WhaleWall.Firewall;
+using WhaleWall.Firewall.Check;
 using WhaleWall.Firewall.Flows;
 using WhaleWall.Firewall.Labels;
 
@@ -20,13 +21,16 @@ public static class SuggestCommand
     {
         var name = new Argument<string>("name") { Description = "A container name, a compose service, or PROJECT/SERVICE" };
         var json = new Option<bool>("--json") { Description = "Machine-readable: the rules and the flows they come from" };
+        var compose = new Option<FileInfo?>("--compose") { Description = "Write the labels into this compose file's service (shows the diff first)" };
+        var service = new Option<string?>("--service") { Description = "With --compose: the service to write to (default: the recorded compose service)" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "With --compose: show the diff, write nothing" };
         var command = new Command("suggest", "Print the whalewall.rules that allow exactly what a container (or compose service) was seen doing")
-            { name, json };
-        command.SetAction(parse => Run(parse.GetValue(name)!, parse.GetValue(json)));
+            { name, json, compose, service, dryRun };
+        command.SetAction(parse => Run(parse.GetValue(name)!, parse.GetValue(json), parse.GetValue(compose), parse.GetValue(service), parse.GetValue(dryRun)));
         return command;
     }
 
-    private static async Task<int> Run(string name, bool json)
+    private static async Task<int> Run(string name, bool json, FileInfo? compose, string? service, bool dryRun)
     {
         Options options;
         try { options = Options.FromEnvironment(); }
@@ -59,6 +63,7 @@ public static class SuggestCommand
             Console.Error.WriteLine($"whalewall suggest: internal error, the suggested rules do not parse: {string.Join("; ", check.Errors)}");
             return 1;
         }
+        if (compose is not null) return WriteCompose(compose, service ?? owner.Service, rules, dryRun);
         if (json)
         {
             Console.WriteLine(new JsonObject
@@ -70,6 +75,44 @@ public static class SuggestCommand
             return 0;
         }
         Console.Write(Header(owner) + rules);
+        return 0;
+    }
+
+    /// <summary>Sets <c>whalewall.enabled</c> and <c>whalewall.rules</c> on the service, in the
+    /// form the file has (<see cref="ComposeLabels"/>), after printing the diff; the file is
+    /// replaced atomically, keeping its mode.</summary>
+    private static int WriteCompose(FileInfo file, string? service, string rules, bool dryRun)
+    {
+        if (service is null)
+        {
+            Console.Error.WriteLine("whalewall suggest: the flows are a container's, not a compose service's: say which service with --service");
+            return 2;
+        }
+        if (!file.Exists)
+        {
+            Console.Error.WriteLine($"whalewall suggest: {file.FullName} does not exist");
+            return 2;
+        }
+        var text = File.ReadAllText(file.FullName);
+        var result = ComposeLabels.Set(text, service, [new(LabelKeys.Enabled, "true"), new(LabelKeys.Rules, rules)]);
+        if (result.Error is { } error)
+        {
+            Console.Error.WriteLine($"whalewall suggest: cannot write {file.Name}: {error}");
+            return 1;
+        }
+        var diff = UnifiedDiff.Render(text, result.Text!, "a/" + file.Name, "b/" + file.Name);
+        if (diff.Length == 0)
+        {
+            Console.WriteLine($"{file.Name}: service {service} already has these labels");
+            return 0;
+        }
+        Console.Write(diff);
+        if (dryRun) return 0;
+        var temp = file.FullName + ".whalewall.tmp";
+        File.WriteAllText(temp, result.Text!);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(temp, File.GetUnixFileMode(file.FullName));
+        File.Move(temp, file.FullName, overwrite: true);
+        Console.WriteLine($"wrote {file.FullName}: service {service} labelled (recreate it to apply: docker compose up -d {service})");
         return 0;
     }
 

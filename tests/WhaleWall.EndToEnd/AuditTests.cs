@@ -1,0 +1,134 @@
+using System.Text.Json.Nodes;
+using WhaleWall.TestSupport;
+using Xunit;
+using Xunit.Abstractions;
+using static WhaleWall.TestSupport.TestNet;
+
+namespace WhaleWall.EndToEnd;
+
+/// <summary>Issue 16: audit mode and labels learned from real traffic, with real packets from
+/// containers of the test dockerd to the simulated internet and to each other.</summary>
+[Collection(E2eCollection.Name)]
+public sealed class AuditTests(E2eFixture fx, ITestOutputHelper output)
+{
+    private const string Mode = "whalewall.mode";
+    private const string OnlyServer1 = """
+        output:
+          - ips: [198.19.0.10]
+            proto: tcp
+            dst_ports: [80]
+        """;
+
+    private DockerHarness H => fx.Harness;
+
+    private async Task<(TestContainer C, string Ns, string Ip)> Enforced(string hint, Dictionary<string, string> labels)
+    {
+        var started = await fx.StartedAsync(hint, new ContainerOptions { Labels = labels });
+        await fx.WaitEnforcedAsync(started.C.Id);
+        return started;
+    }
+
+    private static Dictionary<string, string> Audited(string? rules) => new(E2eLabels.OptIn(rules)) { [Mode] = "audit" };
+
+    private JsonNode StatusOf(string id)
+    {
+        var (code, json, err) = fx.Daemon.Cli("status", "--json");
+        Assert.True(code == 0, $"status failed ({code}): {err}");
+        return JsonNode.Parse(json)!["containers"]!.AsArray().Single(c => c!["id"]!.GetValue<string>() == id)!;
+    }
+
+    private async Task<double> AuditDrops(string name)
+    {
+        var samples = await fx.ScrapeAsync();
+        return samples.Where(s => s.Name == "whalewall_container_packets_total" && s.Labels.GetValueOrDefault("verdict") == "audit_drop"
+                                  && s.Labels.GetValueOrDefault("name") == name && s.Labels.GetValueOrDefault("direction") == "egress")
+            .Sum(s => s.Value);
+    }
+
+    [Fact]
+    public Task An_audited_container_keeps_its_connectivity_counts_would_be_drops_and_stays_audited_across_a_restart() => fx.Run(output, async () =>
+    {
+        await fx.EnsureDaemonAsync();
+        var audited = await Enforced("audited", Audited(OnlyServer1));
+        var enforced = await Enforced("enforced", E2eLabels.OptIn(OnlyServer1));
+
+        // the same rules: the enforced one is stopped where the audited one passes
+        await fx.AssertTcpAllowed(audited.Ns, Server1, TcpPort, what: "(allowed by its rules)");
+        await fx.AssertTcpAllowed(audited.Ns, Server2, TcpPort, what: "(audit mode: a would-be drop passes)");
+        await fx.AssertTcpAllowed(audited.Ns, Server1, TcpPortOther, what: "(audit mode)");
+        fx.AssertTcpDropped(enforced.Ns, Server2, TcpPort, what: "(same rules, enforce mode)");
+
+        Assert.True(await E2eProcess.Eventually(async () => await AuditDrops(audited.C.Name) >= 2, TimeSpan.FromSeconds(15), TimeSpan.FromMilliseconds(500)),
+            $"would-be drops not counted: {await AuditDrops(audited.C.Name)}");
+        Assert.Equal(0, await AuditDrops(enforced.C.Name));
+        Assert.Equal("audit", StatusOf(audited.C.Id)["mode"]!.GetValue<string>());
+        Assert.Equal("enforce", StatusOf(enforced.C.Id)["mode"]!.GetValue<string>());
+        Assert.Contains("(AUDIT)", fx.Daemon.Cli("status").Out);
+        Assert.Contains("audit: " + audited.C.Name + " egress: would drop tcp", File.ReadAllText(fx.Daemon.LogFile));
+
+        Assert.True(await fx.Daemon.StopAsync(), "the daemon should stop on SIGTERM");
+        await fx.StartDaemonAgainAsync();
+        await fx.WaitEnforcedAsync(audited.C.Id, TimeSpan.FromSeconds(30));
+        Assert.Equal("audit", StatusOf(audited.C.Id)["mode"]!.GetValue<string>());
+        await fx.AssertTcpAllowed(audited.Ns, Server2, TcpPort, what: "(still audit mode after a restart)");
+        fx.AssertTcpDropped(enforced.Ns, Server2, TcpPort, what: "(still enforced after a restart)");
+        await audited.C.RemoveAsync();
+        await enforced.C.RemoveAsync();
+    });
+
+    [Fact]
+    public Task Suggested_labels_allow_exactly_the_observed_flows_in_enforce_mode_and_block_a_new_one() => fx.Run(output, async () =>
+    {
+        await fx.EnsureDaemonAsync();
+        using var extra = Probe.Tcp(H.InternetNsPath, Server2, TcpPortOther, TimeSpan.FromMilliseconds(500)) == ProbeOutcome.Connected
+            ? null : H.InternetTcpServer(Server2, TcpPortOther);
+        const string name = "api.suggest.test.example";
+        fx.Dns.Set(name, 300, Server1);
+
+        // a peer (unmanaged, so only the learner's side decides), a name, an address on two ports
+        var db = await fx.StartedAsync("db", waitManaged: false);
+        using var dbServer = await db.C.ListenTcpAsync(8080);
+        var learner = await Enforced("learner", Audited(null));
+
+        await fx.AssertTcpAllowed(learner.Ns, db.Ip, 8080, what: "(peer, audit mode)");
+        var reply = DnsStub.Ask(learner.Ns, Dns, 53, name);
+        Assert.True(reply is { Rcode: 0 }, $"audit mode resolves a name its rules do not have: {reply?.Rcode}");
+        Assert.Equal([Server1], reply!.Addresses);
+        await fx.AssertTcpAllowed(learner.Ns, Server1, TcpPort, what: "(the name's address, audit mode)");
+        await fx.AssertTcpAllowed(learner.Ns, Server2, TcpPort, what: "(address, audit mode)");
+        await fx.AssertTcpAllowed(learner.Ns, Server2, TcpPortOther, what: "(address, second port, audit mode)");
+
+        string rules = "";
+        var ok = await E2eProcess.Eventually(() =>
+        {
+            var (code, stdout, _) = fx.Daemon.Cli("suggest", learner.C.Name);
+            rules = stdout;
+            return code == 0 && stdout.Contains(db.C.Name) && stdout.Contains(name) && stdout.Contains("80-81");
+        }, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(500));
+        output.WriteLine(rules);
+        Assert.True(ok, $"suggest never showed the peer, the name and both ports:\n{rules}\n{fx.Daemon.LogTail(40)}");
+        Assert.Contains($"container: {db.C.Name}", rules);
+        Assert.Contains("dst_ports: [8080]", rules);
+        Assert.Contains($"hosts: [{name}]", rules);
+        Assert.Contains("ips: [198.19.0.11]", rules);
+        Assert.DoesNotContain("198.19.0.10", rules); // the name's address is named, not listed
+
+        // the suggestion, applied to a new container in enforce mode
+        var applied = await Enforced("applied", E2eLabels.OptIn(rules));
+        await fx.AssertTcpAllowed(applied.Ns, db.Ip, 8080, what: "(suggested container: rule)");
+        Assert.Equal(0, DnsStub.Ask(applied.Ns, Dns, 53, name)?.Rcode);
+        await fx.AssertTcpAllowed(applied.Ns, Server1, TcpPort, what: "(suggested hosts: rule)");
+        await fx.AssertTcpAllowed(applied.Ns, Server2, TcpPort, what: "(suggested ips: rule)");
+        await fx.AssertTcpAllowed(applied.Ns, Server2, TcpPortOther, what: "(suggested ips: rule, second port)");
+        await FixtureAll(
+            () => fx.AssertTcpDropped(applied.Ns, Server1, TcpPortOther, what: "(a flow never seen)"),
+            () => fx.AssertTcpDropped(applied.Ns, db.Ip, 8081, what: "(a peer port never seen)"));
+        Assert.Equal(5, DnsStub.Ask(applied.Ns, Dns, 53, "other.suggest.test.example")?.Rcode); // REFUSED: a name never seen
+
+        await applied.C.RemoveAsync();
+        await learner.C.RemoveAsync();
+        await db.C.RemoveAsync();
+    });
+
+    private static Task FixtureAll(params Action[] checks) => E2eFixture.All(checks);
+}
