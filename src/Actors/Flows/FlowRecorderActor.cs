@@ -1,4 +1,5 @@
 using System.Net;
+using System.Runtime.CompilerServices;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Hosting;
@@ -45,6 +46,11 @@ public sealed class FlowRecorderActor : ReceivePersistentActor, IWithTimers, IFl
     private readonly HashSet<string> audited = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Dictionary<IPAddress, (string Name, DateTimeOffset Until)>> names = new(StringComparer.Ordinal);
     private CancellationTokenSource? reading;
+    /// <summary>Batches told but not yet handled: the reader drops (and counts as lost) what
+    /// comes while <see cref="MaxPendingBatches"/> wait, so a flood of new flows cannot grow
+    /// the mailbox without bound.</summary>
+    private readonly StrongBox<int> pending = new(0);
+    public const int MaxPendingBatches = 4;
     private int sinceSnapshot;
     private DateTimeOffset windowStart = DateTimeOffset.MinValue;
     private int logged, suppressed;
@@ -166,6 +172,7 @@ public sealed class FlowRecorderActor : ReceivePersistentActor, IWithTimers, IFl
 
     private void OnSeen(FlowCommands.Seen seen)
     {
+        Interlocked.Decrement(ref pending.Value);
         if (seen.Lost) WhaleWallMetrics.FlowEvents.WithLabels("lost").Inc();
         foreach (var flow in seen.Flows)
         {
@@ -233,6 +240,7 @@ public sealed class FlowRecorderActor : ReceivePersistentActor, IWithTimers, IFl
         log.Info("flow learning: listening to conntrack's new flows ({0} learning containers)", learners.Count);
         var cts = reading = new CancellationTokenSource();
         var self = Self;
+        var waiting = pending;
         var thread = new Thread(() =>
         {
             using (source)
@@ -243,8 +251,15 @@ public sealed class FlowRecorderActor : ReceivePersistentActor, IWithTimers, IFl
                     bool complete;
                     try { complete = source.Read(TimeSpan.FromMilliseconds(250), batch); }
                     catch (Exception) { return; }
-                    if (batch.Count > 0 || !complete)
-                        self.Tell(new FlowCommands.Seen(batch, !complete, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+                    if (batch.Count == 0 && complete) continue;
+                    if (Volatile.Read(ref waiting.Value) >= MaxPendingBatches)
+                    {
+                        // the recorder is behind: these are lost, and said so
+                        WhaleWallMetrics.FlowEvents.WithLabels("lost").Inc(batch.Count);
+                        continue;
+                    }
+                    Interlocked.Increment(ref waiting.Value);
+                    self.Tell(new FlowCommands.Seen(batch, !complete, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
                 }
             }
         }) { IsBackground = true, Name = "whalewall conntrack events" };
