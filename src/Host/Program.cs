@@ -20,6 +20,7 @@ var root = new RootCommand("WhaleWall: a firewall for Docker containers, driven 
 {
     run,
     CheckCommand.Create(),
+    ExplainCommand.Create(),
     status,
     flush,
     version,
