@@ -280,31 +280,20 @@ public static class ExplainCommand
         return null;
     }
 
-    /// <summary>Asks WhaleWall's own table whether it holds the element (read only: <c>get element</c>).</summary>
+    /// <summary>Asks WhaleWall's own table whether it holds the element (read only). libnftables
+    /// 1.0.6 has no JSON form of <c>get element</c>, so the command is text (it falls back to its
+    /// text parser); the element's fields are numbers and addresses the compiler made, and the
+    /// table name is checked by <see cref="Options"/>. <c>get element</c> finds the element that
+    /// holds the key (elements of one set never overlap).</summary>
+    public static string GetElementCommand(string table, Element element) =>
+        $"get element inet {table} {element.Set} {{ {string.Join(" . ", element.Fields)} }}";
+
     private static bool? InKernel(string table, Element element)
     {
         try
         {
             using var nft = new LibNftables();
-            var key = NftJson.ElementValue(element);
-            if (element.Target is not null && key is JsonArray pair) key = pair[0]!.DeepClone();
-            var command = new JsonObject
-            {
-                ["nftables"] = new JsonArray(new JsonObject
-                {
-                    ["get"] = new JsonObject
-                    {
-                        ["element"] = new JsonObject
-                        {
-                            ["family"] = "inet",
-                            ["table"] = table,
-                            ["name"] = element.Set,
-                            ["elem"] = new JsonArray(key),
-                        },
-                    },
-                }),
-            };
-            return nft.Run(command.ToJsonString()).Ok;
+            return nft.Run(GetElementCommand(table, element)).Ok;
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or InvalidOperationException or UnauthorizedAccessException)
         {

@@ -161,6 +161,18 @@ public sealed class ExplainCommandTests : IDisposable
     }
 
     [Fact]
+    public void The_kernel_is_asked_with_a_text_get_element_of_the_key_without_its_verdict()
+    {
+        var element = new WhaleWall.Firewall.Nft.Element("outv4", [
+            WhaleWall.Firewall.Nft.Field.Address(AddressRange.Single(IPAddress.Parse("198.18.0.2"))),
+            WhaleWall.Firewall.Nft.Field.Address(new AddressRange(IpFamily.V4, 0, uint.MaxValue)),
+            new(WhaleWall.Firewall.Nft.FieldKind.Proto, 6, 6), new(WhaleWall.Firewall.Nft.FieldKind.Port, 0, 65535),
+            new(WhaleWall.Firewall.Nft.FieldKind.Port, 443, 443)], "r_0123");
+        Assert.Equal("get element inet whalewall outv4 { 198.18.0.2 . 0.0.0.0-255.255.255.255 . 6 . 0-65535 . 443 }",
+            ExplainCommand.GetElementCommand("whalewall", element));
+    }
+
+    [Fact]
     public void Facts_survive_the_report_and_a_hostile_report_is_skipped_not_thrown()
     {
         var facts = Container("web", "198.18.0.2", new() { ["whalewall.enabled"] = "true", ["unrelated"] = "x" })
