@@ -32,6 +32,14 @@ public sealed class ExplainTests(E2eFixture fx, ITestOutputHelper output)
         return (accepted, json);
     }
 
+    /// <summary>The text form, for the log (README's examples come from it).</summary>
+    private void Text(params string[] args)
+    {
+        var (code, text, err) = fx.Daemon.Cli(["explain", .. args]);
+        output.WriteLine($"$ whalewall explain {string.Join(' ', args)}   (exit {code})\n{text}{err}");
+        Assert.True(code is 0 or 1, err);
+    }
+
     /// <summary>Whether a TCP SYN gets through: a connection or a reset means it arrived; a drop
     /// times out. An expected pass is retried for a while (as every allowed probe here is).</summary>
     private async Task<bool> TcpPasses(bool expected, string ns, string ip, int port, string? sourceIp = null)
@@ -145,6 +153,7 @@ public sealed class ExplainTests(E2eFixture fx, ITestOutputHelper output)
         Assert.Equal(Server2, hostJson["dns"]![0]!["address"]!.GetValue<string>());
         Assert.StartsWith("outh4 ", hostJson["elements"]![0]!.GetValue<string>());
         Assert.Equal("output[3]", hostJson["rule"]!["path"]!.GetValue<string>());
+        Text(web.C.Name, "tcp", name, TcpPort.ToString());
         var (refusedAccepted, refusedJson) = Explain(web.C.Name, "tcp", "www.elsewhere.test.example", TcpPort.ToString());
         var refused = DnsStub.Ask(web.Ns, Dns, 53, "www.elsewhere.test.example");
         Agree("host name not allowed", refusedAccepted, refused is { Rcode: 0, Addresses.Count: > 0 }, false);
@@ -163,11 +172,15 @@ public sealed class ExplainTests(E2eFixture fx, ITestOutputHelper output)
         await Ingress("neighbour to an unopened port", false, web.C.Name, 758, other.C.Name, e => TcpPasses(e, other.Ns, web.Ip, 758));
         await Ingress("peer seen from the receiver", true, db.C.Name, 756, web.C.Name, e => TcpPasses(e, web.Ns, db.Ip, 756));
 
+        Text(web.C.Name, "tcp", db.C.Name, "757");
+        Text(web.C.Name, "tcp", "8080", "--from", Client1);
+        Text(db.C.Name, "tcp", "756", "--from", web.C.Name);
+
         // the text form names the rule with its line
         var (code, text, _) = fx.Daemon.Cli("explain", web.C.Name, "tcp", Server1, TcpPort.ToString());
         output.WriteLine(text);
         Assert.Equal(0, code);
-        Assert.Contains("rule: whalewall.rules output[1] (line 5)", text);
+        Assert.Contains("whalewall.rules output[1] (line 5)", text);
         Assert.Contains("(present)", text);
 
         await web.C.RemoveAsync();

@@ -47,7 +47,9 @@ public sealed record Explanation(
         var w = new StringWriter();
         w.WriteLine(SafeText.Escape($"{Describe()}: {Verdict.ToUpperInvariant()}{(Passes ? " (audit: passes, counted as a would-be drop)" : "")}"));
         w.WriteLine(SafeText.Escape($"  why: {Reason}"));
-        if (Rule is not null) w.WriteLine(SafeText.Escape($"  rule: {Rule}{(RuleOwner is not null && RuleOwner != Container ? $" of {RuleOwner}" : "")}"));
+        // the reason usually names the rule already
+        if (Rule is not null && !Reason.Contains(Rule.ToString(), StringComparison.Ordinal))
+            w.WriteLine(SafeText.Escape($"  rule: {Rule}{(RuleOwner is not null && RuleOwner != Container ? $" of {RuleOwner}" : "")}"));
         if (Packet is not null) w.WriteLine(SafeText.Escape($"  packet: {Packet}"));
         foreach (var e in Elements) w.WriteLine(SafeText.Escape($"  kernel: {e}"));
         foreach (var d in Dns) w.WriteLine(SafeText.Escape($"  dns: {d.Name} -> {d.Address}, learned from the container's lookup, open until {d.Expires.ToUniversalTime():u}"));

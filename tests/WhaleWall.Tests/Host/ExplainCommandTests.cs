@@ -59,7 +59,7 @@ public sealed class ExplainCommandTests : IDisposable
         var (code, output, _) = Run("web", "tcp", "198.19.0.10", "443", "--label", "whalewall.enabled=true", "--label", Https);
         Assert.Equal(0, code);
         Assert.Contains("web -> 198.19.0.10 tcp/443: ACCEPT", output);
-        Assert.Contains("rule: whalewall.rules output[0] (line 2)", output);
+        Assert.Contains("why: allowed by web's whalewall.rules output[0] (line 2)", output);
         Assert.Contains("offline: kernel not consulted", output);
     }
 
