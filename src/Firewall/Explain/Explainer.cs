@@ -157,7 +157,6 @@ public static class Explainer
                     // from outside its subnets only through a published port (Docker's DNAT)
                     var onSubnet = self.Networks.Any(n => InSubnet(n, address));
                     var published = self.Ports.Any(p => p.ContainerPort == q.Port && p.Proto == q.Proto);
-                    if (!onSubnet && published) notes.Add($"from {address} through the published port {q.Port} (Docker's DNAT)");
                     result.Add((Make(address, dst, dnat: !onSubnet && published), null));
                 }
                 return result;
