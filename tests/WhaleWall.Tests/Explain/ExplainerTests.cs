@@ -254,7 +254,11 @@ public sealed class ExplainerTests
         var watch = Stopwatch.StartNew();
         var e = Explain(web, Out("198.19.255.1", 300), others: others);
         Assert.False(e.Accepted);
-        var miss = Explain(web, Out("c19999", 300), others: others);
+        Explain(web, Out("c19999", 300), others: others);
+        // allowed by the last rule only: every rule is compiled alone before it is found
+        var last = Explain(web, Out("198.19.255.1", 271));
+        Assert.True(last.Accepted);
+        Assert.Equal("output[255]", last.Rule!.Path);
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), $"took {watch.Elapsed}");
     }
 }
