@@ -21,6 +21,7 @@ var root = new RootCommand("WhaleWall: a firewall for Docker containers, driven 
     run,
     CheckCommand.Create(),
     SuggestCommand.Create(),
+    ExplainCommand.Create(),
     status,
     flush,
     version,

@@ -106,6 +106,8 @@ public sealed class DaemonReportFile(string path, DaemonIdentity identity, Func<
         ["image"] = c.Image,
         ["compose_project"] = c.ComposeProject,
         ["compose_service"] = c.ComposeService,
+        // what `whalewall explain` decides and compiles from (bounded: FactsJson)
+        ["facts"] = c.Facts is null ? null : WhaleWall.Firewall.Explain.FactsJson.ToJson(c.Facts),
     };
 
     /// <summary>Whether an attachment is bound to its port: <c>bound</c>; <c>unbound</c> (its port

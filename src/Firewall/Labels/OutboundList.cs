@@ -20,29 +20,31 @@ public static partial class OutboundList
         if (text.Length > LabelKeys.MaxRulesLabelBytes || entries.Length > LabelKeys.MaxListLength)
             return ([], [new LabelError(label, "", null, $"at most {LabelKeys.MaxListLength} entries and {LabelKeys.MaxRulesLabelBytes} bytes")]);
 
-        var ips = ImmutableArray.CreateBuilder<AddressRange>();
-        var hosts = ImmutableArray.CreateBuilder<string>();
+        // one rule per entry, so each rule says which entry it is (the compiled elements are the
+        // same as for one rule listing them all: a product of destinations is a union of boxes)
         for (var i = 0; i < entries.Length; i++)
         {
             var entry = entries[i];
             if (entry.Length == 0) continue;
             if (entry == Dns)
             {
-                rules.Add(Resolvers(L4Proto.Udp));
-                rules.Add(Resolvers(L4Proto.Tcp));
+                rules.Add(Resolvers(L4Proto.Udp) with { Source = Source(label, i) });
+                rules.Add(Resolvers(L4Proto.Tcp) with { Source = Source(label, i) });
             }
-            else if (AddressSyntax.Parse(entry) is { Range: { } range }) ips.Add(range);
+            else if (AddressSyntax.Parse(entry) is { Range: { } range })
+                rules.Add(new OutputRule(null, [range], null, null, [], [], Source: Source(label, i)));
             else if (IsHostName(entry) || (proxy && entry.StartsWith('*')))
             {
-                if (HostSyntax.Normalise(entry, proxy, out var problem) is { } name) hosts.Add(name);
+                if (HostSyntax.Normalise(entry, proxy, out var problem) is { } name)
+                    rules.Add(new OutputRule(null, [], null, null, [], [], Hosts: [name], Source: Source(label, i)));
                 else errors.Add(new LabelError(label, $"[{i}]", null, problem!));
             }
             else errors.Add(new LabelError(label, $"[{i}]", null, $"\"{LabelParser.Truncate(entry)}\" is not an address, CIDR, range, DNS name or _dns_"));
         }
-        if (ips.Count > 0) rules.Add(new OutputRule(null, ips.ToImmutable(), null, null, [], []));
-        if (hosts.Count > 0) rules.Add(new OutputRule(null, [], null, null, [], [], Hosts: hosts.ToImmutable()));
         return (rules.ToImmutable(), errors.ToImmutable());
     }
+
+    private static RuleSource Source(string label, int entry) => new(label, $"[{entry}]", null);
 
     private static OutputRule Resolvers(L4Proto proto) =>
         new(null, [], null, proto, [], [new PortRange(53, 53)], ToResolvers: true);

@@ -99,7 +99,8 @@ internal sealed class RulesReader(ErrorSink errors, bool proxy = false)
             errors.Add(path, node, "empty rule; to allow everything say `ips: [0.0.0.0/0, ::/0]`");
 
         return errors.Count == before
-            ? new OutputRule(network, ips, container, proto, srcPorts, dstPorts, icmpTypes, action, Hosts: hosts)
+            ? new OutputRule(network, ips, container, proto, srcPorts, dstPorts, icmpTypes, action, Hosts: hosts,
+                Source: new RuleSource(LabelKeys.Rules, path, (int)node.Start.Line))
             : null;
     }
 
@@ -121,7 +122,7 @@ internal sealed class RulesReader(ErrorSink errors, bool proxy = false)
             errors.Add(path, node, "`allow` and `allowed` mean the same; give one");
         var allow = (Get(map, "allow") ?? Get(map, "allowed")) is { } a && Bool(a, path + ".allow");
         var ips = keys.Contains("ips") ? AddressList(map, path, "ips", "ip") : [];
-        return new MappedRule(allow, ips, Action(map, path));
+        return new MappedRule(allow, ips, Action(map, path), new RuleSource(LabelKeys.Rules, path, (int)node.Start.Line));
     }
 
     private RuleAction? Action(YamlMappingNode map, string path)

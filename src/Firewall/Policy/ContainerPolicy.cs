@@ -15,6 +15,15 @@ public sealed record RuleAction(string? LogPrefix, RuleVerdict? Verdict)
         logPrefix is null && verdict is null ? null : new RuleAction(logPrefix, verdict);
 }
 
+/// <summary>Where a rule was written: the label (<c>whalewall.rules</c>, <c>dockerwall.outbound</c>,
+/// <c>DEFAULT_OUTBOUND</c>), the path in it (<c>output[2]</c>, <c>mapped_ports.external</c>, <c>[3]</c>
+/// for an entry of an outbound list) and the 1-based line of its YAML (null for an outbound
+/// list). Part of the rule's equality: a moved rule is a changed policy, which only recompiles.</summary>
+public sealed record RuleSource(string Label, string Path, int? Line)
+{
+    public override string ToString() => SafeText.Escape($"{Label} {Path}{(Line is { } l ? $" (line {l})" : "")}");
+}
+
 /// <summary>An allowed outbound flow. Empty lists mean "any"; a rule with neither
 /// <see cref="Ips"/> nor <see cref="Container"/> allows any destination.</summary>
 public sealed record OutputRule(
@@ -27,7 +36,8 @@ public sealed record OutputRule(
     ImmutableArray<byte> IcmpTypes = default,
     RuleAction? Action = null,
     bool ToResolvers = false,
-    ImmutableArray<string> Hosts = default)
+    ImmutableArray<string> Hosts = default,
+    RuleSource? Source = null)
 {
     public ImmutableArray<string> HostsOrEmpty => Hosts.IsDefault ? [] : Hosts;
 
@@ -36,7 +46,7 @@ public sealed record OutputRule(
 
 /// <summary>Traffic to the container's published ports, from the host itself (localhost) or
 /// from elsewhere (external; only from <see cref="Ips"/> when given).</summary>
-public sealed record MappedRule(bool Allow, ImmutableArray<AddressRange> Ips, RuleAction? Action)
+public sealed record MappedRule(bool Allow, ImmutableArray<AddressRange> Ips, RuleAction? Action, RuleSource? Source = null)
 {
     public static readonly MappedRule Closed = new(false, [], null);
 }

@@ -38,7 +38,9 @@ public class DockerwallTests
         var (rules, errors) = OutboundList.Parse("198.19.0.10, 198.19.1.0/24,api.test.example,_dns_", "dockerwall.outbound");
         Assert.Empty(errors);
         Assert.Equal(2, rules.Count(r => r.ToResolvers));
-        Assert.Contains(rules, r => r.Ips.Length == 2);
+        // one rule per entry (each names its entry: RuleSourceTests)
+        Assert.Contains(rules, r => r.Ips.SequenceEqual([AddressSyntax.Parse("198.19.0.10").Range!]));
+        Assert.Contains(rules, r => r.Ips.SequenceEqual([AddressSyntax.Parse("198.19.1.0/24").Range!]));
         Assert.Contains(rules, r => r.HostsOrEmpty.SequenceEqual(["api.test.example"]));
     }
 
