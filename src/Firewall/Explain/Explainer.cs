@@ -32,7 +32,8 @@ public static class Explainer
         {
             if (cache.TryGetValue(c.Id, out var known)) return known;
             var decision = ContainerDecider.Decide(input.Context, c);
-            var compiled = Compiler.Compile(c, decision.Policy, Peers(c), HostsOf(c, decision), null, proxied: decision.Dns is not null);
+            var compiled = Compiler.Compile(c, decision.Policy, Peers(c), HostsOf(c, decision), null, proxied: decision.Dns is not null,
+                audit: decision.Mode == PolicyMode.Audit);
             return cache[c.Id] = (decision, compiled);
         }
 
@@ -97,7 +98,8 @@ public static class Explainer
                 var deciding = dropped ?? hops.LastOrDefault(h => h.Rule is not null && h.Owner == self.Name && OwnDirection(h, query))
                     ?? hops.LastOrDefault(h => h.Rule is not null) ?? hops.LastOrDefault();
                 var accepted = dropped is null;
-                var passes = dropped is not null && dropped.Owner is { } o && ModeOf(o) == PolicyMode.Audit;
+                // audit mode: it gets through only if every chain that drops it is an audited container's
+                var passes = dropped is not null && hops.Where(h => !h.Accepted).All(h => h.Owner is { } o && ModeOf(o) == PolicyMode.Audit);
                 var reason = deciding?.Reason ?? (outcome == Outcome.Unmanaged ? "unmanaged: not filtered" : "not filtered: no WhaleWall chain decides it");
                 results.Add(Result(accepted, passes, reason, [.. hops], deciding?.Rule, deciding?.Rule is null ? null : deciding.Owner,
                     [.. hops.SelectMany(h => h.Elements).Distinct()], lookup is null ? [] : [lookup], packet.ToString()));
@@ -294,9 +296,17 @@ public static class Explainer
             {
                 var sets = new[] { NftSets.OutVerdict(family), NftSets.Out(family), NftSets.OutHosts(family) };
                 var cover = Cover(srcFragment, sets, p.FlowBox);
-                if (!cover.Covered) { hops.Add(Drop("egress", src!, p, $"no rule of {src!.Name} allows it")); return hops; }
-                var (rule, why) = EgressRule(src!, p, sets);
-                hops.Add(new Hop("egress", src!.Name, true, why, rule, cover.Used));
+                if (!cover.Covered)
+                {
+                    hops.Add(Drop("egress", src!, p, $"no rule of {src!.Name} allows it"));
+                    // an audited sender's would-be drop returns to forward: the receiver's ingress still decides
+                    if (Of(src!).Decision.Mode != PolicyMode.Audit) return hops;
+                }
+                else
+                {
+                    var (rule, why) = EgressRule(src!, p, sets);
+                    hops.Add(new Hop("egress", src!.Name, true, why, rule, cover.Used));
+                }
             }
             if (Holds(dstFragment, NftSets.Managed(family), p.Dst))
             {
@@ -346,7 +356,10 @@ public static class Explainer
         private Hop Drop(string chain, ContainerFacts owner, Packet p, string why)
         {
             var (decision, compiled) = Of(owner);
-            var dropSet = chain == "egress" ? NftSets.DropOut : (Func<IpFamily, string>)NftSets.DropIn;
+            // what counts it: the audit element of an audited container (it passes), else the drop counter
+            var audited = decision.Mode == PolicyMode.Audit;
+            var dropSet = chain == "egress" ? audited ? NftSets.AuditOut : NftSets.DropOut
+                : audited ? NftSets.AuditIn : (Func<IpFamily, string>)NftSets.DropIn;
             var address = chain == "egress" ? p.Src : p.Dst;
             var counter = compiled.Fragment.Elements.Where(e => e.Set == dropSet(AddressRange.Single(address).Family) &&
                 BoxSet.Contains(e.Fields, [AddressRange.Single(address).Lo])).ToImmutableArray();

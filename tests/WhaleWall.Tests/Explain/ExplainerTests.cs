@@ -176,6 +176,24 @@ public sealed class ExplainerTests
     }
 
     [Fact]
+    public void An_audited_senders_would_be_drop_names_its_audit_element_and_an_enforced_receiver_still_drops_it()
+    {
+        var web = C("web", "198.18.0.2", Https, labels: new() { ["whalewall.mode"] = "audit" });
+        var e = Explain(web, Out("198.19.0.10", 80));
+        Assert.Contains(e.Elements, el => el.ToString().StartsWith("auditout4 "));
+        Assert.DoesNotContain(e.Elements, el => el.ToString().StartsWith("dropout4 "));
+        // the kernel returns to forward after the audit lookup: the receiver's ingress decides next
+        var db = C("db", "198.18.0.3");
+        var toDb = Explain(web, Out("db", 5432), others: [db]);
+        Assert.False(toDb.Accepted);
+        Assert.False(toDb.Passes);
+        Assert.Contains(toDb.Hops, h => h.Chain == "ingress" && h.Owner == "db" && !h.Accepted);
+        // both audited: it passes
+        var auditedDb = C("db", "198.18.0.3", labels: new() { ["whalewall.mode"] = "audit" });
+        Assert.True(Explain(web, Out("db", 5432), others: [auditedDb]).Passes);
+    }
+
+    [Fact]
     public void Invalid_labels_fail_closed_and_say_why()
     {
         var e = Explain(C("web", "198.18.0.2", "output:\n  - ips: [not-an-address]"), Out("198.19.0.10", 443));
