@@ -194,10 +194,10 @@ public static class ExplainCommand
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return true; }
     }
 
-    private static bool Named(ContainerFacts c, string name) =>
+    internal static bool Named(ContainerFacts c, string name) =>
         c.Name == name.TrimStart('/') || (name.Length >= 12 && c.Id.StartsWith(name, StringComparison.Ordinal)) || c.ComposeService == name;
 
-    private static List<(ContainerFacts Facts, JsonObject Entry)> Online(JsonArray entries)
+    internal static List<(ContainerFacts Facts, JsonObject Entry)> Online(JsonArray entries)
     {
         var result = new List<(ContainerFacts, JsonObject)>();
         foreach (var entry in entries.Take(ExplainInput.MaxOthers + 1).OfType<JsonObject>())

@@ -3,7 +3,11 @@ using System.Text.Json.Nodes;
 using Akka.Actor;
 using WhaleWall.Actors.Flows;
 using WhaleWall.Firewall;
+using WhaleWall.Actors.Metrics;
 using WhaleWall.Firewall.Check;
+using WhaleWall.Firewall.Explain;
+using WhaleWall.Firewall.Kernel;
+using WhaleWall.Firewall.Nft;
 using WhaleWall.Firewall.Flows;
 using WhaleWall.Firewall.Labels;
 
@@ -24,9 +28,13 @@ public static class SuggestCommand
         var compose = new Option<FileInfo?>("--compose") { Description = "Write the labels into this compose file's service (shows the diff first)" };
         var service = new Option<string?>("--service") { Description = "With --compose: the service to write to (default: the recorded compose service)" };
         var dryRun = new Option<bool>("--dry-run") { Description = "With --compose: show the diff, write nothing" };
+        var unused = new Option<bool>("--unused") { Description = "Instead: list the rules of the enforced container that matched nothing (kernel counters)" };
+        var period = new Option<string?>("--for") { Description = "With --unused: watch this long (e.g. 90s, 10m, 2h) instead of since the rules were put in place" };
         var command = new Command("suggest", "Print the whalewall.rules that allow exactly what a container (or compose service) was seen doing")
-            { name, json, compose, service, dryRun };
-        command.SetAction(parse => Run(parse.GetValue(name)!, parse.GetValue(json), parse.GetValue(compose), parse.GetValue(service), parse.GetValue(dryRun)));
+            { name, json, compose, service, dryRun, unused, period };
+        command.SetAction(parse => parse.GetValue(unused)
+            ? Unused(parse.GetValue(name)!, parse.GetValue(period), parse.GetValue(json))
+            : Run(parse.GetValue(name)!, parse.GetValue(json), parse.GetValue(compose), parse.GetValue(service), parse.GetValue(dryRun)));
         return command;
     }
 
@@ -76,6 +84,112 @@ public static class SuggestCommand
         }
         Console.Write(Header(owner) + rules);
         return 0;
+    }
+
+    /// <summary>`--unused`: the rules of the container (as the running daemon reports it) whose
+    /// kernel elements counted no packet, since they were put in place or, with
+    /// <paramref name="period"/>, during that period (two readings of the counters).</summary>
+    private static async Task<int> Unused(string name, string? period, bool json)
+    {
+        Options options;
+        try { options = Options.FromEnvironment(); }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine($"whalewall: {e.Message}");
+            return 2;
+        }
+        TimeSpan? watch = null;
+        if (period is not null)
+        {
+            if (Duration(period) is not { } d)
+            {
+                Console.Error.WriteLine($"whalewall suggest: --for \"{SafeText.Escape(period, 40)}\" must be a duration like 90s, 10m or 2h");
+                return 2;
+            }
+            watch = d;
+        }
+        var report = DaemonReportFile.Read(Path.Combine(options.DataDir, DaemonReportFile.FileName));
+        if (report?["containers"] is not JsonArray entries)
+        {
+            Console.Error.WriteLine($"whalewall suggest: no report of a running daemon in {options.DataDir}");
+            return 2;
+        }
+        var all = ExplainCommand.Online(entries);
+        var self = all.Find(c => ExplainCommand.Named(c.Facts, name));
+        if (self.Facts is null)
+        {
+            Console.Error.WriteLine($"whalewall suggest: the daemon knows no container \"{SafeText.Escape(name, 80)}\"");
+            return 1;
+        }
+        var others = all.Select(c => c.Facts).Where(f => f.Id != self.Facts.Id).ToList();
+        var context = options.Decision;
+        using var nft = new LibNftables();
+        var before = RuleUsage.Of(context, self.Facts, others, ReadCounted(nft, options.Table));
+        if (before.IsEmpty)
+        {
+            Console.Error.WriteLine($"whalewall suggest: {self.Facts.Name} is not enforced with valid rules: nothing to measure");
+            return 1;
+        }
+        var hits = before;
+        if (watch is { } w)
+        {
+            Console.Error.WriteLine($"watching {self.Facts.Name}'s counters for {w} ...");
+            await Task.Delay(w);
+            var after = RuleUsage.Of(context, self.Facts, others, ReadCounted(nft, options.Table));
+            hits = [.. after.Zip(before, (a, b) => a with { Packets = a.Packets >= b.Packets ? a.Packets - b.Packets : a.Packets })];
+        }
+        var since = watch is { } p ? $"in the last {p}" : "since they were put in place";
+        if (json)
+        {
+            Console.WriteLine(new JsonObject
+            {
+                ["container"] = self.Facts.Name,
+                ["period"] = since,
+                ["rules"] = new JsonArray([.. hits.Select(h => (JsonNode)new JsonObject
+                {
+                    ["rule"] = h.Rule,
+                    ["path"] = h.Source?.Path,
+                    ["line"] = h.Source?.Line,
+                    ["packets"] = h.Packets,
+                    ["counted"] = h.Counted,
+                    ["unused"] = h.Counted && h.Packets == 0,
+                    ["note"] = h.Note,
+                })]),
+            }.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            return 0;
+        }
+        var unused = hits.Where(h => h.Counted && h.Packets == 0).ToList();
+        Console.WriteLine($"# {self.Facts.Name}: {unused.Count} of {hits.Length} rules matched nothing {since} (kernel counters, new flows)");
+        foreach (var h in unused) Console.WriteLine($"unused: {h.Rule}");
+        foreach (var h in hits.Where(h => h.Counted && h.Packets > 0)) Console.WriteLine($"used:   {h.Rule}: {h.Packets} packets");
+        foreach (var h in hits.Where(h => !h.Counted)) Console.WriteLine($"unknown: {h.Rule}: {h.Note}");
+        return 0;
+    }
+
+    /// <summary>The counted allow sets of WhaleWall's table (its own only).</summary>
+    private static List<ListedElement> ReadCounted(LibNftables nft, string table)
+    {
+        var all = new List<ListedElement>();
+        foreach (var set in new[] { "out4", "out6", "outh4", "outh6", "pub4", "pub6", "local4", "local6" })
+        {
+            var listing = nft.Run(NftJson.ListSet(table, set));
+            if (listing.Ok) all.AddRange(NftElementFields.Read(listing.Output));
+        }
+        return all;
+    }
+
+    public static TimeSpan? Duration(string text)
+    {
+        text = text.Trim();
+        if (text.Length < 2 || !int.TryParse(text[..^1], System.Globalization.NumberStyles.None, null, out var n) || n <= 0) return null;
+        return text[^1] switch
+        {
+            's' => TimeSpan.FromSeconds(n),
+            'm' => TimeSpan.FromMinutes(n),
+            'h' => TimeSpan.FromHours(n),
+            'd' => TimeSpan.FromDays(n),
+            _ => null,
+        };
     }
 
     /// <summary>Sets <c>whalewall.enabled</c> and <c>whalewall.rules</c> on the service, in the

@@ -45,6 +45,16 @@ public sealed class AuditTests(E2eFixture fx, ITestOutputHelper output)
             .Sum(s => s.Value);
     }
 
+    /// <summary>`whalewall explain` against the running daemon: verdict, whether the packet gets
+    /// through, exit code.</summary>
+    private (string Verdict, bool Passes, int Code) Explained(string container, string ip, int port)
+    {
+        var (code, json, err) = fx.Daemon.Cli("explain", container, "tcp", ip, port.ToString(), "--json");
+        output.WriteLine($"$ whalewall explain {container} tcp {ip} {port} -> {code}\n{json}{err}");
+        var doc = JsonNode.Parse(json)!;
+        return (doc["verdict"]!.GetValue<string>(), doc["passes"]!.GetValue<bool>(), code);
+    }
+
     [Fact]
     public Task An_audited_container_keeps_its_connectivity_counts_would_be_drops_and_stays_audited_across_a_restart() => fx.Run(output, async () =>
     {
@@ -65,6 +75,11 @@ public sealed class AuditTests(E2eFixture fx, ITestOutputHelper output)
         Assert.Equal("enforce", StatusOf(enforced.C.Id)["mode"]!.GetValue<string>());
         Assert.Contains("(AUDIT)", fx.Daemon.Cli("status").Out);
         Assert.Contains("audit: " + audited.C.Name + " egress: would drop tcp", File.ReadAllText(fx.Daemon.LogFile));
+
+        // explain agrees with those packets: a would-be drop that passes, an allowed flow, a drop
+        Assert.Equal(("drop", true, 1), Explained(audited.C.Name, Server2, TcpPort));
+        Assert.Equal(("accept", true, 0), Explained(audited.C.Name, Server1, TcpPort));
+        Assert.Equal(("drop", false, 1), Explained(enforced.C.Name, Server2, TcpPort));
 
         Assert.True(await fx.Daemon.StopAsync(), "the daemon should stop on SIGTERM");
         await fx.StartDaemonAgainAsync();
