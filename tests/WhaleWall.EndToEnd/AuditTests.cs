@@ -146,4 +146,46 @@ public sealed class AuditTests(E2eFixture fx, ITestOutputHelper output)
     });
 
     private static Task FixtureAll(params Action[] checks) => E2eFixture.All(checks);
+
+    [Fact]
+    public Task Unused_lists_the_rules_that_matched_nothing_from_the_kernel_counters() => fx.Run(output, async () =>
+    {
+        await fx.EnsureDaemonAsync();
+        var c = await Enforced("unused", E2eLabels.OptIn("""
+            output:
+              - ips: [198.19.0.10]
+                proto: tcp
+                dst_ports: [80]
+              - ips: [198.19.0.12]
+                proto: tcp
+                dst_ports: [443]
+              - ips: [198.19.0.10]
+                proto: tcp
+                dst_ports: [81]
+                log_prefix: "unused-test "
+            """));
+        await fx.AssertTcpAllowed(c.Ns, Server1, TcpPort, what: "(the used rule)");
+        // the report carries the facts of the running container (it is rewritten at most once a second)
+        Assert.True(await E2eProcess.Eventually(() =>
+            File.ReadAllText(Path.Combine(fx.Daemon.DataDir, "daemon.json")) is var r &&
+            JsonNode.Parse(r)!["containers"]!.AsArray().Any(x => x!["id"]!.GetValue<string>() == c.C.Id && x["facts"]?["running"]?.GetValue<bool>() == true),
+            TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(200)), "the daemon never reported the container running");
+
+        var (code, json, err) = fx.Daemon.Cli("suggest", c.C.Name, "--unused", "--json");
+        output.WriteLine(json + err);
+        Assert.True(code == 0, $"suggest --unused failed ({code}): {err}");
+        var rules = JsonNode.Parse(json)!["rules"]!.AsArray();
+        (string Path, bool Unused, bool Counted) Row(int i) =>
+            (rules[i]!["path"]!.GetValue<string>(), rules[i]!["unused"]!.GetValue<bool>(), rules[i]!["counted"]!.GetValue<bool>());
+        Assert.Equal(("output[0]", false, true), Row(0));
+        Assert.Equal(("output[1]", true, true), Row(1));
+        Assert.Equal(("output[2]", false, false), Row(2)); // through a verdict map: the kernel cannot say
+        Assert.True(rules[0]!["packets"]!.GetValue<ulong>() >= 1);
+
+        // over a period: the used rule is unused too when nothing happens meanwhile
+        var (_, text, _) = fx.Daemon.Cli("suggest", c.C.Name, "--unused", "--for", "2s");
+        output.WriteLine(text);
+        Assert.Contains("2 of 3 rules matched nothing in the last 00:00:02", text);
+        await c.C.RemoveAsync();
+    });
 }

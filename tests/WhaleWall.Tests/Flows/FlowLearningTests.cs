@@ -156,3 +156,66 @@ public sealed class FlowLearningTests
     [Fact]
     public void No_flow_suggests_no_rule() => Assert.Equal("output: []\n", Suggestion.Rules([], wildcards: true));
 }
+
+/// <summary>Per-rule counters from per-element ones (`suggest --unused`).</summary>
+public sealed class RuleUsageTests
+{
+    [Fact]
+    public void Listed_elements_are_read_into_intervals_and_counted_for_each_rule_they_overlap()
+    {
+        var listing = """
+            {"nftables": [{"set": {"family": "inet", "name": "out4", "table": "whalewall", "type": ["ipv4_addr", "ipv4_addr", "inet_proto", "inet_service", "inet_service"], "flags": ["interval"],
+              "elem": [{"elem": {"val": {"concat": ["198.18.128.2", "198.19.0.10", "tcp", {"range": [0, 65535]}, 80]}, "counter": {"packets": 3, "bytes": 180}}},
+                       {"elem": {"val": {"concat": ["198.18.128.2", {"prefix": {"addr": "198.19.1.0", "len": 24}}, "udp", {"range": [0, 65535]}, {"range": [1000, 1002]}]}, "counter": {"packets": 0, "bytes": 0}}}]}}]}
+            """;
+        var kernel = WhaleWall.Firewall.Nft.NftElementFields.Read(listing);
+        Assert.Equal(2, kernel.Count);
+        Assert.Equal(6u, (uint)kernel[0].Fields[2].Lo);
+        Assert.Equal((UInt128)0xC6130100, kernel[1].Fields[1].Lo); // 198.19.1.0/24
+        Assert.Equal((UInt128)0xC61301FF, kernel[1].Fields[1].Hi);
+
+        var self = Facts.Container("web", "198.18.128.2", """
+            output:
+              - ips: [198.19.0.10]
+                proto: tcp
+                dst_ports: [80]
+              - ips: [198.19.1.5]
+                proto: udp
+                dst_ports: [1001]
+              - ips: [198.19.0.10]
+                proto: tcp
+                dst_ports: [81]
+                log_prefix: "x "
+            """);
+        var usage = WhaleWall.Firewall.Explain.RuleUsage.Of(WhaleWall.Firewall.Decide.DecisionContext.Default, self, [], kernel);
+        Assert.Equal([(3UL, true), (0UL, true), (0UL, false)], usage.Select(u => (u.Packets, u.Counted)));
+        Assert.Equal("output[1]", usage[1].Source!.Path);
+    }
+
+    [Fact]
+    public void Rules_merged_into_one_kernel_element_are_not_counted_rather_than_guessed()
+    {
+        // .10:80 and .11:80 become one element 198.19.0.10-198.19.0.11 . 80: its hits cannot be told apart
+        var self = Facts.Container("web", "198.18.128.2", """
+            output:
+              - ips: [198.19.0.10]
+                proto: tcp
+                dst_ports: [80]
+              - ips: [198.19.0.11]
+                proto: tcp
+                dst_ports: [80]
+            """);
+        var listing = """
+            {"nftables": [{"set": {"family": "inet", "name": "out4", "table": "whalewall", "type": ["ipv4_addr", "ipv4_addr", "inet_proto", "inet_service", "inet_service"], "flags": ["interval"],
+              "elem": [{"elem": {"val": {"concat": ["198.18.128.2", {"range": ["198.19.0.10", "198.19.0.11"]}, "tcp", {"range": [0, 65535]}, 80]}, "counter": {"packets": 3, "bytes": 180}}}]}}]}
+            """;
+        var usage = WhaleWall.Firewall.Explain.RuleUsage.Of(WhaleWall.Firewall.Decide.DecisionContext.Default, self, [],
+            WhaleWall.Firewall.Nft.NftElementFields.Read(listing));
+        Assert.All(usage, u => Assert.False(u.Counted));
+        Assert.Contains("output[1]", usage[0].Note);
+        // no hit on the shared element: both unused, truly
+        var idle = WhaleWall.Firewall.Explain.RuleUsage.Of(WhaleWall.Firewall.Decide.DecisionContext.Default, self, [],
+            WhaleWall.Firewall.Nft.NftElementFields.Read(listing.Replace("\"packets\": 3", "\"packets\": 0")));
+        Assert.All(idle, u => Assert.Equal((true, 0UL), (u.Counted, u.Packets)));
+    }
+}
