@@ -16,6 +16,7 @@ using WhaleWall.Actors.Flows;
 using WhaleWall.Firewall.Nft;
 using WhaleWall.Firewall.Binding;
 using WhaleWall.Firewall.Compile;
+using WhaleWall.Firewall.Decide;
 using WhaleWall.Firewall.Kernel.Netlink;
 using WhaleWall.Firewall.Kernel;
 using WhaleWall.Host.Sandbox;
@@ -66,7 +67,9 @@ public static class Daemon
                 proxyMetrics)
             : null;
         var report = new DaemonReportFile(Path.Combine(options.DataDir, DaemonReportFile.FileName),
-            new DaemonIdentity(Environment.ProcessId, DateTimeOffset.UtcNow, options.Node, options.Table, VersionInfo.Text, binding.Enabled),
+            new DaemonIdentity(Environment.ProcessId, DateTimeOffset.UtcNow, options.Node, options.Table, VersionInfo.Text, binding.Enabled,
+                new DecisionSettings(Environment.GetEnvironmentVariable("GATEWAY_NETWORKS"), Environment.GetEnvironmentVariable("DEFAULT_OUTBOUND"),
+                    options.Proxy?.Enabled ?? false, options.Mode)),
             proxy is null ? null : proxy.Learned);
         using var metrics = new MetricsServer(options.MetricsAddr, view, new ContainerCounters(counterReader, options.Table, view));
         WhaleWallMetrics.Initialize();

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.CommandLine;
+using WhaleWall.Firewall.Decide;
 using System.Net;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -143,6 +144,7 @@ public static class ExplainCommand
                 return 2;
             }
             if (!Daemon_Running(options.DataDir)) notes.Add("the daemon is not running: this is its last report; nobody updates the kernel's rules");
+            context = DaemonContext(report, context, notes);
             var all = Online(entries);
             var found = all.FindIndex(c => Named(c.Facts, name!));
             if (found < 0)
@@ -192,6 +194,20 @@ public static class ExplainCommand
     {
         try { return DaemonLock.IsHeld(dataDir); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return true; }
+    }
+
+    /// <summary>Online, the daemon decides with its own settings (its report carries them), not
+    /// this shell's: explain with those, and say so when they differ.</summary>
+    internal static DecisionContext DaemonContext(JsonObject report, DecisionContext mine, List<string> notes)
+    {
+        if (DecisionSettings.ContextOf(report["decision"]) is not { } daemons)
+        {
+            notes.Add("the daemon's report does not say its settings: decided with this shell's environment");
+            return mine;
+        }
+        if (daemons.Describe() != mine.Describe())
+            notes.Add($"decided with the daemon's settings ({daemons.Describe()}), not this shell's ({mine.Describe()})");
+        return daemons;
     }
 
     internal static bool Named(ContainerFacts c, string name) =>

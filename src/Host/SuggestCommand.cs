@@ -122,7 +122,9 @@ public static class SuggestCommand
             return 1;
         }
         var others = all.Select(c => c.Facts).Where(f => f.Id != self.Facts.Id).ToList();
-        var context = options.Decision;
+        var decisionNotes = new List<string>();
+        var context = ExplainCommand.DaemonContext(report, options.Decision, decisionNotes);
+        foreach (var n in decisionNotes) Console.Error.WriteLine("note: " + n);
         using var nft = new LibNftables();
         var before = RuleUsage.Of(context, self.Facts, others, ReadCounted(nft, options.Table));
         if (before.IsEmpty)

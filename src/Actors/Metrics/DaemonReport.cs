@@ -7,7 +7,9 @@ namespace WhaleWall.Actors.Metrics;
 
 /// <summary>Who writes the report: the daemon's process and configuration.</summary>
 /// <paramref name="Binding"/>: containers are bound to their bridge ports (docs/binding.md).
-public sealed record DaemonIdentity(int Pid, DateTimeOffset Started, string Node, string Table, string Version, bool Binding = false);
+/// <paramref name="Decision"/>: the settings the daemon decides with (<c>explain</c> and <c>suggest --unused</c> use them).
+public sealed record DaemonIdentity(int Pid, DateTimeOffset Started, string Node, string Table, string Version, bool Binding = false,
+    WhaleWall.Firewall.Decide.DecisionSettings? Decision = null);
 
 /// <summary>Where the <see cref="MetricsActor"/> publishes the daemon's own view.</summary>
 public interface IDaemonReport
@@ -55,6 +57,7 @@ public sealed class DaemonReportFile(string path, DaemonIdentity identity, Func<
             ["table"] = identity.Table,
             ["version"] = identity.Version,
             ["binding"] = identity.Binding,
+            ["decision"] = identity.Decision?.ToJson(),
             ["healthy"] = health.Healthy,
             ["problems"] = Strings(health.Problems),
             ["pending"] = Strings(health.Pending),

@@ -57,3 +57,29 @@ public sealed record DecisionContext(GatewayConfig? Gateway)
         : $"deny-by-default mode: gateway networks {(gw.AllBridges ? "(every bridge network)" : string.Join(",", gw.Include))}" +
           $"{(gw.Exclude.IsEmpty ? "" : " except " + string.Join(",", gw.Exclude))}, default outbound \"{gw.DefaultOutbound}\"";
 }
+
+/// <summary>The daemon's settings as it read them (its report carries them), so the CLI can
+/// decide online with the daemon's context rather than its own shell's environment.</summary>
+public sealed record DecisionSettings(string? GatewayNetworks, string? DefaultOutbound, bool DnsProxy, PolicyMode Mode)
+{
+    public System.Text.Json.Nodes.JsonObject ToJson() => new()
+    {
+        ["gateway_networks"] = GatewayNetworks,
+        ["default_outbound"] = DefaultOutbound,
+        ["dns_proxy"] = DnsProxy,
+        ["mode"] = Mode == PolicyMode.Audit ? "audit" : "enforce",
+    };
+
+    /// <summary>The context these settings give; null when the report's entry is missing or unreadable.</summary>
+    public static DecisionContext? ContextOf(System.Text.Json.Nodes.JsonNode? node)
+    {
+        try
+        {
+            if (node is not System.Text.Json.Nodes.JsonObject o) return null;
+            var (context, errors) = DecisionContext.FromSettings(o["gateway_networks"]?.GetValue<string>(), o["default_outbound"]?.GetValue<string>());
+            if (context is null || !errors.IsEmpty || ContainerMode.Parse(o["mode"]?.GetValue<string>()) is not { } mode) return null;
+            return context with { DnsProxy = o["dns_proxy"]?.GetValue<bool>() ?? false, Mode = mode };
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException) { return null; }
+    }
+}

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using WhaleWall.Firewall.Explain;
 using WhaleWall.Firewall.Policy;
 using WhaleWall.Host;
+using WhaleWall.Firewall.Decide;
 using Xunit;
 
 namespace WhaleWall.Tests.Host;
@@ -128,6 +129,28 @@ public sealed class ExplainCommandTests : IDisposable
                 ["dns_learned"] = c.Learned,
             })]),
         }.ToJsonString());
+
+    [Fact]
+    public void Online_the_daemons_own_settings_decide_not_this_shells()
+    {
+        var web = Container("web", "198.18.0.2", new() { ["whalewall.enabled"] = "true" });
+        Report((web, null));
+        // no settings in the report: this shell's environment, and a note
+        var (_, plain, _) = Run((_, _) => true, "web", "tcp", "198.19.0.10", "443");
+        Assert.Contains("does not say its settings", plain);
+        Assert.DoesNotContain("audit: passes", plain);
+
+        // the daemon runs with WHALEWALL_MODE=audit; this shell does not say so
+        var report = JsonNode.Parse(File.ReadAllText(Path.Combine(dataDir, "daemon.json")))!.AsObject();
+        report["decision"] = new DecisionSettings(null, null, true, PolicyMode.Audit).ToJson();
+        File.WriteAllText(Path.Combine(dataDir, "daemon.json"), report.ToJsonString());
+        var (code, audited, _) = Run((_, _) => true, "web", "tcp", "198.19.0.10", "443");
+        Assert.Equal(1, code);
+        Assert.Contains("audit: passes", audited);
+        Assert.Contains("decided with the daemon's settings", audited);
+        Assert.Equal(PolicyMode.Audit, DecisionSettings.ContextOf(report["decision"])!.Mode);
+        Assert.Null(DecisionSettings.ContextOf(new JsonObject { ["mode"] = "sometimes" }));
+    }
 
     [Fact]
     public void Online_reads_the_daemons_containers_and_checks_each_element_in_the_kernel()
