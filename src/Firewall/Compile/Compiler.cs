@@ -73,7 +73,8 @@ public static class Compiler
         self = Visibility.Filterable(self);
         if (peers.Any(p => !Visibility.AllFilterable(p))) peers = [.. peers.Select(Visibility.Filterable)];
 
-        var managed = self.Addresses.Distinct().SelectMany(a => Managed(a, audit)).ToList();
+        var addresses = self.Addresses.Distinct().ToList();
+        var managed = addresses.SelectMany(a => Managed(a, audit)).ToList();
         CompileResult DropAll(string why) => new(new Fragment(self.Id, [.. managed], []), why + "; dropping all traffic");
 
         var policy = decision.EffectivePolicy;
@@ -98,7 +99,7 @@ public static class Compiler
             return DropAll($"policy expands to {count} set elements, more than the limit of {MaxElements}");
 
         var elements = new List<Element>(managed);
-        if (proxied) elements.AddRange(self.Addresses.Distinct().Select(AddressRange.Single)
+        if (proxied) elements.AddRange(addresses.Select(AddressRange.Single)
             .Select(a => new Element(NftSets.DnsProxy(a.Family), [Field.Address(a)])));
         elements.AddRange(extra);
         foreach (var group in products.Where(p => p.Chain is null && p.Expires is null).GroupBy(p => p.Set))
@@ -122,7 +123,7 @@ public static class Compiler
         }
 
         var distinct = elements.Distinct().Order().ToList();
-        if (distinct.Count - managed.Count - (proxied ? managed.Count / (audit ? 5 : 3) : 0) > MaxElements)
+        if (distinct.Count - managed.Count - (proxied ? addresses.Count : 0) > MaxElements)
             return DropAll($"policy needs {distinct.Count - managed.Count} set elements once overlapping ranges are split, more than the limit of {MaxElements}");
         return new(new Fragment(self.Id, [.. distinct], [.. chains.Distinct().Order()]), null);
     }
