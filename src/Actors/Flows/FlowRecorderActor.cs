@@ -52,8 +52,7 @@ public sealed class FlowRecorderActor : ReceivePersistentActor, IWithTimers, IFl
     private readonly StrongBox<int> pending = new(0);
     public const int MaxPendingBatches = 4;
     private int sinceSnapshot;
-    private DateTimeOffset windowStart = DateTimeOffset.MinValue;
-    private int logged, suppressed;
+    private readonly LogBudget budget = new(LogBurst, LogWindow);
     private bool unavailableSaid;
 
     public override string PersistenceId { get; }
@@ -200,16 +199,9 @@ public sealed class FlowRecorderActor : ReceivePersistentActor, IWithTimers, IFl
 
     private void Log(string line)
     {
-        var now = DateTimeOffset.UtcNow;
-        if (now - windowStart >= LogWindow)
-        {
-            if (suppressed > 0) log.Info("audit: {0} more would-be drops in {1:F0} s not logged (whalewall_container_packets_total{{verdict=\"audit_drop\"}} counts them all)", suppressed, LogWindow.TotalSeconds);
-            windowStart = now;
-            logged = suppressed = 0;
-        }
-        if (logged >= LogBurst) { suppressed++; return; }
-        logged++;
-        log.Info(line);
+        var admitted = budget.Admit(DateTimeOffset.UtcNow, out var heldBack);
+        if (heldBack > 0) log.Info("audit: {0} more would-be drops in {1:F0} s not logged (whalewall_container_packets_total{{verdict=\"audit_drop\"}} counts them all)", heldBack, LogWindow.TotalSeconds);
+        if (admitted) log.Info(line);
     }
 
     private void Journal()

@@ -17,8 +17,7 @@ public sealed class DnsProxyMetrics(DaemonView view, Action<string> log, TimePro
     private readonly TimeProvider time = time ?? TimeProvider.System;
     private readonly ConcurrentDictionary<string, string> names = new(StringComparer.Ordinal);
     private readonly Lock gate = new();
-    private DateTimeOffset windowStart = DateTimeOffset.MinValue;
-    private int logged, suppressed;
+    private readonly LogBudget budget = new(LogBurst, LogWindow);
 
     /// <summary>Where released answers go (the flow recorder names destinations with them).</summary>
     public Action<WhaleWall.Actors.Flows.FlowCommands.Resolved>? OnResolved { get; set; }
@@ -60,24 +59,10 @@ public sealed class DnsProxyMetrics(DaemonView view, Action<string> log, TimePro
 
     private void Log(string line)
     {
-        string? summary = null;
-        lock (gate)
-        {
-            var now = time.GetUtcNow();
-            if (now - windowStart >= LogWindow)
-            {
-                if (suppressed > 0) summary = $"DNS proxy: {suppressed} more refused or failed queries in {LogWindow.TotalSeconds:F0} s not logged (whalewall_dns_queries_total counts them all)";
-                windowStart = now;
-                logged = suppressed = 0;
-            }
-            if (logged >= LogBurst)
-            {
-                suppressed++;
-                line = "";
-            }
-            else logged++;
-        }
-        if (summary is not null) log(summary);
-        if (line.Length > 0) log(line);
+        bool admitted;
+        int heldBack;
+        lock (gate) admitted = budget.Admit(time.GetUtcNow(), out heldBack);
+        if (heldBack > 0) log($"DNS proxy: {heldBack} more refused or failed queries in {LogWindow.TotalSeconds:F0} s not logged (whalewall_dns_queries_total counts them all)");
+        if (admitted) log(line);
     }
 }
