@@ -172,7 +172,8 @@ public static class SuggestCommand
     private static List<ListedElement> ReadCounted(LibNftables nft, string table)
     {
         var all = new List<ListedElement>();
-        foreach (var set in new[] { "out4", "out6", "outh4", "outh6", "pub4", "pub6", "local4", "local6" })
+        foreach (var set in new[] { "out4", "out6", "outh4", "outh6", "pub4", "pub6", "local4", "local6" }
+                     .SelectMany(s => NftPlacement.TwinOf(s) is { } twin ? new[] { s, twin } : [s]))
         {
             var listing = nft.Run(NftJson.ListSet(table, set));
             if (listing.Ok) all.AddRange(NftElementFields.Read(listing.Output));

@@ -490,12 +490,12 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         {
             setSizes.Clear();
             foreach (var s in NftSets.All) setSizes[s.Name] = 0;
-            foreach (var e in memory.Kernel.References.Keys) setSizes[e.Set] = setSizes.GetValueOrDefault(e.Set) + 1;
+            foreach (var e in memory.Kernel.References.Keys) setSizes[e.PhysicalSet] = setSizes.GetValueOrDefault(e.PhysicalSet) + 1;
         }
         else
         {
-            foreach (var e in plan.Deletes) setSizes[e.Set] = setSizes.GetValueOrDefault(e.Set) - 1;
-            foreach (var e in plan.Adds) setSizes[e.Set] = setSizes.GetValueOrDefault(e.Set) + 1;
+            foreach (var e in plan.Deletes) setSizes[e.PhysicalSet] = setSizes.GetValueOrDefault(e.PhysicalSet) - 1;
+            foreach (var e in plan.Adds) setSizes[e.PhysicalSet] = setSizes.GetValueOrDefault(e.PhysicalSet) + 1;
         }
         foreach (var (set, n) in setSizes) WhaleWallMetrics.SetElements.WithLabels(set).Set(n);
     }

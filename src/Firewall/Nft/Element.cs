@@ -32,6 +32,7 @@ public sealed class Element : IEquatable<Element>, IComparable<Element>
         Target = target;
         Expires = expires;
         Key = set + " " + string.Join(" . ", fields) + (target is null ? "" : " : goto " + target);
+        (PhysicalSet, PhysicalFields) = NftPlacement.Place(set, fields);
     }
 
     public string Set { get; }
@@ -42,6 +43,13 @@ public sealed class Element : IEquatable<Element>, IComparable<Element>
     /// grace). Not part of the element's identity.</summary>
     public DateTimeOffset? Expires { get; }
     public string Key { get; }
+
+    /// <summary>The set that holds the element in the kernel: its exact hash twin when every
+    /// field is one value (<see cref="NftPlacement"/>), else <see cref="Set"/>.</summary>
+    public string PhysicalSet { get; }
+
+    /// <summary>The fields as the kernel's set keys them (an exact flow twin has no source port).</summary>
+    public ImmutableArray<Field> PhysicalFields { get; }
 
     public bool Equals(Element? other) => other is not null && Key == other.Key;
     public override bool Equals(object? obj) => Equals(obj as Element);

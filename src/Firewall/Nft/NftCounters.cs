@@ -41,6 +41,11 @@ public static class NftCounters
         ["pub4"] = (false, A, 1), ["pub6"] = (false, A, 1),
         ["in4"] = (false, A, 1), ["in6"] = (false, A, 1),
         ["local4"] = (false, A, 0), ["local6"] = (false, A, 0),
+        // the exact twins (NftPlacement): the owner's address sits in the same field
+        ["outx4"] = (true, A, 0), ["outx6"] = (true, A, 0),
+        ["outhx4"] = (true, A, 0), ["outhx6"] = (true, A, 0),
+        ["peerx4"] = (false, A, 1), ["peerx6"] = (false, A, 1),
+        ["localx4"] = (false, A, 0), ["localx6"] = (false, A, 0),
         ["dropout4"] = (true, D, 0), ["dropout6"] = (true, D, 0),
         ["dropin4"] = (false, D, 0), ["dropin6"] = (false, D, 0),
         ["auditout4"] = (true, Audit, 0), ["auditout6"] = (true, Audit, 0),

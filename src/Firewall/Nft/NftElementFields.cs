@@ -4,8 +4,9 @@ using WhaleWall.Firewall.Policy;
 
 namespace WhaleWall.Firewall.Nft;
 
-/// <summary>A listed element of one of WhaleWall's counted sets: its fields as intervals and
-/// its counter.</summary>
+/// <summary>A listed element of one of WhaleWall's counted sets: its logical set and fields as
+/// intervals (an exact twin's element reads as the element of its logical set,
+/// <see cref="NftPlacement"/>) and its counter.</summary>
 public sealed record ListedElement(string Set, IReadOnlyList<Field> Fields, ulong Packets, ulong Bytes);
 
 /// <summary>Reads the elements of WhaleWall's sets from libnftables' JSON listing into the
@@ -39,7 +40,8 @@ public static class NftElementFields
                 for (var i = 0; i < parts.Count && fields.Count == i; i++)
                     if (FieldOf(shape.Key[i], parts[i]) is { } f) fields.Add(f);
                 if (fields.Count != parts.Count) continue;
-                result.Add(new ListedElement(name, fields,
+                var (logical, logicalFields) = NftPlacement.Logical(name, fields);
+                result.Add(new ListedElement(logical, logicalFields,
                     counter.ValueKind == JsonValueKind.Object ? counter.GetProperty("packets").GetUInt64() : 0,
                     counter.ValueKind == JsonValueKind.Object ? counter.GetProperty("bytes").GetUInt64() : 0));
             }

@@ -32,7 +32,7 @@ public static class NftJson
             commands.Add(Command("delete", "chain", ChainObject(table, name)));
         foreach (var chain in wanted) AddChain(commands, table, chain);
         foreach (var command in NftLayout.Rules(table, logDrops)) commands.Add(command);
-        foreach (var group in elements.Distinct().Order().GroupBy(e => e.Set))
+        foreach (var group in elements.Distinct().Order().GroupBy(e => e.PhysicalSet))
             commands.Add(Command("add", "element", ElementsObject(table, group.Key, group, now)));
         Append(commands, bridge);
         return Render(commands, indented);
@@ -58,9 +58,9 @@ public static class NftJson
     {
         var commands = new JsonArray();
         foreach (var chain in (chainAdds ?? []).Order()) AddChain(commands, table, chain);
-        foreach (var group in deletes.Order().GroupBy(e => e.Set))
+        foreach (var group in deletes.Order().GroupBy(e => e.PhysicalSet))
             commands.Add(Command("delete", "element", ElementsObject(table, group.Key, group)));
-        foreach (var group in adds.Order().GroupBy(e => e.Set))
+        foreach (var group in adds.Order().GroupBy(e => e.PhysicalSet))
             commands.Add(Command("add", "element", ElementsObject(table, group.Key, group, now)));
         foreach (var chain in (chainDeletes ?? []).Order())
         {
@@ -92,7 +92,7 @@ public static class NftJson
         };
         foreach (var command in NftLayout.Declarations(table)) commands.Add(command);
         foreach (var command in NftLayout.Rules(table, logDrops)) commands.Add(command);
-        foreach (var group in elements.Distinct().Order().GroupBy(e => e.Set))
+        foreach (var group in elements.Distinct().Order().GroupBy(e => e.PhysicalSet))
             commands.Add(Command("add", "element", ElementsObject(table, group.Key, group)));
         Append(commands, bridge);
         return Render(commands, false);
@@ -135,9 +135,10 @@ public static class NftJson
 
     public static JsonNode ElementValue(Element element)
     {
-        var key = element.Fields.Length == 1
-            ? FieldValue(element.Fields[0])
-            : new JsonObject { ["concat"] = new JsonArray(element.Fields.Select(FieldValue).ToArray()) };
+        var fields = element.PhysicalFields;
+        var key = fields.Length == 1
+            ? FieldValue(fields[0])
+            : new JsonObject { ["concat"] = new JsonArray(fields.Select(FieldValue).ToArray()) };
         return element.Target is { } target
             ? new JsonArray(key, new JsonObject { ["goto"] = new JsonObject { ["target"] = target } })
             : key;

@@ -91,8 +91,12 @@ public static class NftLayout
         foreach (var ip in new[] { "ip", "ip6" })
         {
             var f = ip == "ip" ? "4" : "6";
+            // each logical set is an exact hash twin (no source port) and an interval set (NftPlacement)
+            yield return Rule(table, "egress", VerdictMap(ExactFlow(ip), "@outvx" + f));
             yield return Rule(table, "egress", VerdictMap(Flow(ip), "@outv" + f));
+            yield return Rule(table, "egress", Match(ExactFlow(ip), "@outx" + f), Verdict("return"));
             yield return Rule(table, "egress", Match(Flow(ip), "@out" + f), Verdict("return"));
+            yield return Rule(table, "egress", Match(ExactFlow(ip), "@outhx" + f), Verdict("return"));
             yield return Rule(table, "egress", Match(Flow(ip), "@outh" + f), Verdict("return"));
         }
         // audit mode: an audited container's would-be drop is counted in its auditout* element,
@@ -109,6 +113,7 @@ public static class NftLayout
         foreach (var ip in new[] { "ip", "ip6" })
         {
             var f = ip == "ip" ? "4" : "6";
+            yield return Rule(table, "ingress", Match(ExactFlow(ip), "@peerx" + f), Verdict("return"));
             yield return Rule(table, "ingress", Match(Flow(ip), "@peer" + f), Verdict("return"));
             yield return Rule(table, "ingress", Match(Published(ip), "@in" + f), Verdict("return"));
             yield return Rule(table, "ingress", Dnat(), VerdictMap(Published(ip), "@pubv" + f));
@@ -124,7 +129,9 @@ public static class NftLayout
         foreach (var ip in new[] { "ip", "ip6" })
         {
             var f = ip == "ip" ? "4" : "6";
+            yield return Rule(table, "from_host", VerdictMap(ToService(ip), "@localvx" + f));
             yield return Rule(table, "from_host", VerdictMap(ToService(ip), "@localv" + f));
+            yield return Rule(table, "from_host", Match(ToService(ip), "@localx" + f), Verdict("accept"));
             yield return Rule(table, "from_host", Match(ToService(ip), "@local" + f), Verdict("accept"));
         }
         yield return Rule(table, "from_host", Match(Payload("ip", "daddr"), "@auditin4"), MarkAudit(), Verdict("accept"));
@@ -190,7 +197,13 @@ public static class NftLayout
             ["type"] = types.Length == 1 ? types[0] : new JsonArray(types),
         };
         if (set.VerdictMap) body["map"] = "verdict";
-        if (set.Interval) body["flags"] = set.Timeout ? new JsonArray("interval", "timeout") : new JsonArray("interval");
+        if (set.Interval || set.Timeout)
+        {
+            var flags = new JsonArray();
+            if (set.Interval) flags.Add("interval");
+            if (set.Timeout) flags.Add("timeout");
+            body["flags"] = flags;
+        }
         if (set.HasCounters) body["stmt"] = new JsonArray(new JsonObject { ["counter"] = null });
         return body;
     }
@@ -242,6 +255,9 @@ public static class NftLayout
     {
         ["concat"] = new JsonArray(Payload(ip, "saddr"), Payload(ip, "daddr"), L4Proto(), Payload("th", "sport"), Payload("th", "dport")),
     };
+
+    /// <summary>The exact twins' flow key (<see cref="NftPlacement"/>): <c>saddr . daddr . l4proto . th dport</c>.</summary>
+    private static JsonObject ExactFlow(string ip) => Published(ip);
 
     /// <summary><c>saddr . daddr . l4proto . th dport</c></summary>
     private static JsonObject Published(string ip) => new()

@@ -84,6 +84,10 @@ public static class NftSets
             sets.Add(new(AuditIn(f), [a], false, Counted: true));
             sets.Add(new(DnsProxy(f), [a], false));
         }
+        // the exact twins (NftPlacement): hash sets, counted like their interval sets
+        foreach (var set in sets.ToList())
+            if (NftPlacement.TwinOf(set.Name) is { } twin)
+                sets.Add(set with { Name = twin, Key = NftPlacement.TwinKey(set.Key), Interval = false, Counted = !set.VerdictMap });
         sets.Add(new(EstablishedQueues, [FieldKind.Mark], false, VerdictMap: true));
         return sets.ToImmutable();
     }

@@ -227,8 +227,8 @@ public abstract class ContainerStoreSpecs : TestKit
         Assert.Contains($$"""{"concat":[{{subnet}},"198.18.130.3",{"range":[0,255]},{"range":[0,65535]}]}""", ElementsOf(table, "in4"));
         Assert.Contains("""{"concat":["2001:db8:130::2",{"prefix":{"addr":"2001:db8:130::","len":64}},{"range":[0,255]},{"range":[0,65535]},{"range":[0,65535]}]}""", ElementsOf(table, "out6"));
         // _dns_: port 53 to the journalled resolvers, IPv4 and IPv6
-        Assert.Contains("""{"concat":["198.18.130.2","198.19.0.53",17,{"range":[0,65535]},53]}""", ElementsOf(table, "out4"));
-        Assert.Contains("""{"concat":["2001:db8:130::2","2001:db8:19::53",17,{"range":[0,65535]},53]}""", ElementsOf(table, "out6"));
+        Assert.Contains("""{"concat":["198.18.130.2","198.19.0.53",17,53]}""", ElementsOf(table, "outx4"));
+        Assert.Contains("""{"concat":["2001:db8:130::2","2001:db8:19::53",17,53]}""", ElementsOf(table, "outx6"));
     }
 
     [Fact]
