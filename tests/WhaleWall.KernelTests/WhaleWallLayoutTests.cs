@@ -133,6 +133,77 @@ public sealed class WhaleWallLayoutTests
             system.Terminate().Wait();
         }
     }
+
+    /// <summary>A container that goes leaves its interval elements for idle-time collection
+    /// (KernelState.Garbage): its address is in managed4 no more, so nothing reads them; a new
+    /// container on the same address gets them deleted in its own transaction and inherits
+    /// nothing; collection later empties the sets.</summary>
+    [Fact]
+    public void A_new_container_on_a_departed_containers_address_inherits_nothing_it_left_for_collection()
+    {
+        using var lab = new KernelLab();
+        using var s80 = TcpServer.Start(lab.ServerNs, "::", 80);
+        using var s81 = TcpServer.Start(lab.ServerNs, "::", 81);
+        var system = ActorSystem.Create("kernel", $"{NftWriterActor.DispatcherId} {{ type = PinnedDispatcher }}");
+        try
+        {
+            var options = WriterOptions.Default with { CollectIdle = TimeSpan.FromSeconds(30) };
+            var writer = system.ActorOf(NftWriterActor.Props(lab.Nft, Table, options: options));
+            Fragment Compiled(string id, string rules)
+            {
+                var facts = Client(rules) with { Id = id };
+                return Compiler.Compile(facts, LabelParser.Decide(facts.Labels), []).Fragment;
+            }
+            void Program(Fragment fragment, long version) =>
+                writer.Ask<NftWriterEvents.Applied>(new NftWriterCommands.Program(fragment, version), TimeSpan.FromSeconds(10)).Wait();
+
+            writer.Tell(new NftWriterCommands.ExpectOwners(["old"]));
+            Program(Compiled("old", $"output:\n  - ips: [{KernelLab.ServerSubnet4}]\n    proto: tcp\n    dst_ports: [80]\n"), 1);
+            Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 81, TimeSpan.FromSeconds(1)));
+            Program(Fragment.Empty("old"), 2);
+            // the /24 element waits for collection, the address is not under policy
+            Assert.Contains(KernelLab.ClientIp4, lab.Nft.Run(NftJson.ListSet(Table, "out4")).Output);
+            Assert.DoesNotContain(KernelLab.ClientIp4, lab.Nft.Run(NftJson.ListSet(Table, "managed4")).Output);
+
+            Program(Compiled("new", $"output:\n  - ips: [{KernelLab.ServerIp4}]\n    proto: tcp\n    dst_ports: [81]\n"), 1);
+            Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 81));
+            Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80, TimeSpan.FromSeconds(1)));
+            Assert.DoesNotContain(KernelLab.ClientIp4, lab.Nft.Run(NftJson.ListSet(Table, "out4")).Output);
+        }
+        finally
+        {
+            system.Terminate().Wait();
+        }
+    }
+
+    [Fact]
+    public void What_a_departed_container_left_is_collected_once_the_writer_is_idle()
+    {
+        using var lab = new KernelLab();
+        var system = ActorSystem.Create("kernel", $"{NftWriterActor.DispatcherId} {{ type = PinnedDispatcher }}");
+        try
+        {
+            var options = WriterOptions.Default with { CollectIdle = TimeSpan.FromMilliseconds(200), CollectBatch = 1 };
+            var writer = system.ActorOf(NftWriterActor.Props(lab.Nft, Table, options: options));
+            var facts = Client($"output:\n  - ips: [{KernelLab.ServerSubnet4}, {KernelLab.ServerSubnet6}]\n    proto: tcp\n    dst_ports: [80]\n");
+            var fragment = Compiler.Compile(facts, LabelParser.Decide(facts.Labels), []).Fragment;
+            writer.Tell(new NftWriterCommands.ExpectOwners(["client"]));
+            writer.Ask<NftWriterEvents.Applied>(new NftWriterCommands.Program(fragment, 1), TimeSpan.FromSeconds(10)).Wait();
+            writer.Ask<NftWriterEvents.Applied>(new NftWriterCommands.Program(Fragment.Empty("client"), 2), TimeSpan.FromSeconds(10)).Wait();
+
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            string table;
+            while ((table = lab.Nft.Run(NftJson.ListTable(Table)).Output).Contains(KernelLab.ClientIp4) || table.Contains(KernelLab.ClientIp6))
+            {
+                Assert.True(DateTime.UtcNow < deadline, "collected within 10 s:\n" + table);
+                Thread.Sleep(50);
+            }
+        }
+        finally
+        {
+            system.Terminate().Wait();
+        }
+    }
 }
 
 /// <summary>The parts of the rules language that need more than a plain set element.</summary>

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using WhaleWall.Firewall.Binding;
 using WhaleWall.Firewall.Nft;
+using WhaleWall.Firewall.Policy;
 
 namespace WhaleWall.Actors.Nft;
 
@@ -20,6 +21,34 @@ public sealed record KernelState(
 
     /// <summary>The bridge table's elements (binding), counted like the inet ones.</summary>
     public ImmutableDictionary<BridgeElement, int> BridgeReferences { get; init; } = ImmutableDictionary<BridgeElement, int>.Empty;
+
+    /// <summary>Interval elements whose owner's address is under policy no more: still in the
+    /// kernel, wanted by nobody, deleted later in small batches when the writer is idle
+    /// (<see cref="Collect"/>). Deleting from an interval set costs time that grows with the set;
+    /// a container that goes should not pay it on the event path, and while its address is not in
+    /// <c>managed*</c> no rule reads what it left (egress and ingress are entered only for managed
+    /// addresses). An address under policy again gets them deleted first, in its own transaction,
+    /// so a new container never inherits them. Only the sets read through the owner's own
+    /// address qualify (<see cref="Deferrable"/>): <c>peer*</c> opens the <em>destination</em>,
+    /// so it is always deleted at once.</summary>
+    public ImmutableHashSet<Element> Garbage { get; init; } = ImmutableHashSet<Element>.Empty;
+
+    /// <summary>The sets whose elements may wait for collection, and the field holding the
+    /// owner's address (the one every rule reading the set is entered through).</summary>
+    private static readonly Dictionary<string, int> Deferred = new(StringComparer.Ordinal)
+    {
+        ["out4"] = 0, ["out6"] = 0, ["local4"] = 0, ["local6"] = 0,
+        ["pub4"] = 1, ["pub6"] = 1, ["in4"] = 1, ["in6"] = 1,
+    };
+
+    /// <summary>The managed* element of the owner address of a deferrable element (null: not deferrable).</summary>
+    private static Element? OwnerOf(Element e)
+    {
+        if (e.Expires is not null || e.PhysicalSet != e.Set || !Deferred.TryGetValue(e.Set, out var index)) return null;
+        var field = e.Fields[index];
+        if (field.Lo != field.Hi) return null;
+        return new Element(NftSets.Managed(field.Kind == FieldKind.Ipv4 ? IpFamily.V4 : IpFamily.V6), [field]);
+    }
 
     /// <summary>An element that expires within this margin may be gone from the kernel
     /// already: it is not deleted in the batch (that could fail it) but after it
@@ -79,6 +108,24 @@ public sealed record KernelState(
         var lingering = elements.Deletes.Where(e => !Present(e)).ToImmutableArray();
         var adds = elements.Adds.ToList();
         var refs = elements.ToImmutable();
+        var garbage = Garbage.ToBuilder();
+        // wanted again while still in the kernel: nothing to do
+        if (garbage.Count > 0) adds.RemoveAll(garbage.Remove);
+        // an address under policy again: what its old owner left goes, before the new one's adds
+        if (garbage.Count > 0 && adds.Any(IsManaged))
+        {
+            var back = adds.Where(IsManaged).ToHashSet();
+            var stale = garbage.Where(g => OwnerOf(g) is { } owner && back.Contains(owner)).ToList();
+            garbage.ExceptWith(stale);
+            deletes.AddRange(stale);
+        }
+        // an address no longer under policy: its interval elements wait for collection
+        deletes.RemoveAll(e =>
+        {
+            if (OwnerOf(e) is not { } owner || refs.ContainsKey(owner)) return false;
+            garbage.Add(e);
+            return true;
+        });
         foreach (var (was, next) in refreshes.Values)
         {
             if (!renewByAdd && Present(was)) deletes.Add(was); // delete + add in one batch renews the timeout
@@ -86,12 +133,21 @@ public sealed record KernelState(
             refs = refs.Remove(was).Add(next, refs.TryGetValue(was, out var n) ? n : 1);
         }
         return new Plan([.. deletes], [.. adds], [.. chains.Deletes], [.. chains.Adds],
-            new KernelState(owners.ToImmutable(), refs, chains.ToImmutable()) { BridgeReferences = bridge.ToImmutable() })
+            new KernelState(owners.ToImmutable(), refs, chains.ToImmutable()) { BridgeReferences = bridge.ToImmutable(), Garbage = garbage.ToImmutable() })
         {
             BridgeDeletes = [.. bridge.Deletes],
             BridgeAdds = [.. bridge.Adds],
             Lingering = lingering,
         };
+    }
+
+    private static bool IsManaged(Element e) => e.Set == NftSets.Managed(IpFamily.V4) || e.Set == NftSets.Managed(IpFamily.V6);
+
+    /// <summary>Deletes at most <paramref name="max"/> of the <see cref="Garbage"/>.</summary>
+    public Plan Collect(int max)
+    {
+        var batch = Garbage.Order().Take(max).ToImmutableArray();
+        return new Plan(batch, [], [], [], this with { Garbage = Garbage.Except(batch) });
     }
 
     /// <summary>Reference counts with the kernel operations they imply.</summary>

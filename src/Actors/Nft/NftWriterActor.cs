@@ -127,6 +127,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         Receive<Retry>(_ => { });
         Receive<RenewGuards>(_ => { });
         Receive<SweepExpired>(_ => { });
+        Receive<CollectGarbage>(_ => { });
         Receive<Resync>(_ => memory.ResyncScheduled = false);
     }
 
@@ -154,6 +155,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         }));
         Receive<RenewGuards>(_ => Safely(RenewLeases));
         Receive<SweepExpired>(_ => Safely(CutExpiredFlows));
+        Receive<CollectGarbage>(_ => Safely(Collect));
         Receive<ExpectOwners>(_ => { });
         Receive<StartupTimeout>(_ => { });
     }
@@ -261,6 +263,35 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         var rest = batch.Except(fresh).ToList();
         Apply(fresh);
         Apply(rest);
+        ScheduleCollection(options.CollectIdle);
+    }
+
+    /// <summary>Collection waits until the writer has been idle this long: every flush restarts the wait.</summary>
+    private void ScheduleCollection(TimeSpan after)
+    {
+        if (memory.Kernel.Garbage.IsEmpty) return;
+        Timers.StartSingleTimer(CollectGarbage.Instance, CollectGarbage.Instance, after);
+    }
+
+    /// <summary>Deletes one small batch of the interval elements containers that went left behind
+    /// (<see cref="KernelState.Garbage"/>), then waits a little before the next, so a change that
+    /// arrives meanwhile goes first. A delete the kernel refuses means it does not hold what the
+    /// writer thinks: the table is rebuilt.</summary>
+    private void Collect()
+    {
+        if (memory.Dirty.Count > 0 || memory.Kernel.Garbage.IsEmpty) return;
+        var plan = memory.Kernel.Collect(options.CollectBatch);
+        var result = Transaction("collect", Changes(plan, Now), Size(plan));
+        if (!result.Ok)
+        {
+            log.Warning("the kernel refused deleting {0} elements left by containers that went ({1}); rebuilding the table",
+                plan.Deletes.Length, result.Error.Trim());
+            ScheduleResync("refused_collect");
+            return;
+        }
+        memory.Kernel = plan.After;
+        CountElements(plan);
+        ScheduleCollection(options.CollectPause);
     }
 
     /// <summary>A container the kernel does not know yet, on addresses nobody else holds (an
@@ -490,7 +521,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         {
             setSizes.Clear();
             foreach (var s in NftSets.All) setSizes[s.Name] = 0;
-            foreach (var e in memory.Kernel.References.Keys) setSizes[e.PhysicalSet] = setSizes.GetValueOrDefault(e.PhysicalSet) + 1;
+            foreach (var e in memory.Kernel.References.Keys.Concat(memory.Kernel.Garbage)) setSizes[e.PhysicalSet] = setSizes.GetValueOrDefault(e.PhysicalSet) + 1;
         }
         else
         {
@@ -526,6 +557,11 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     {
         public static readonly SweepExpired Instance = new();
     }
+
+    private sealed class CollectGarbage
+    {
+        public static readonly CollectGarbage Instance = new();
+    }
 }
 
 /// <param name="Bridge">bind containers to their bridge ports (the bridge-family table of the
@@ -533,9 +569,17 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
 /// <param name="GuardLease">lenient mode: guards lapse after this unless renewed; null: strict</param>
 /// <param name="Flows">deletes the conntrack entries a change no longer allows (null: off)</param>
 /// <param name="RenewByAdd">DNS renewals are an add alone (<see cref="RenewalProbe"/>)</param>
+/// <param name="CollectIdle">how long the writer must have been idle before it deletes what
+/// containers that went left in interval sets (<see cref="KernelState.Garbage"/>)</param>
+/// <param name="CollectBatch">most elements one collection transaction deletes</param>
+/// <param name="CollectPause">the pause between two collection transactions</param>
 public sealed record WriterOptions(bool Bridge = false, TimeSpan? GuardLease = null, FlowCutter? Flows = null, bool RenewByAdd = false)
 {
     public static readonly WriterOptions Default = new();
+
+    public TimeSpan CollectIdle { get; init; } = TimeSpan.FromMilliseconds(500);
+    public int CollectBatch { get; init; } = 16;
+    public TimeSpan CollectPause { get; init; } = TimeSpan.FromMilliseconds(50);
 }
 
 /// <summary>What the writer knows, kept outside the actor instance so a restart (after an

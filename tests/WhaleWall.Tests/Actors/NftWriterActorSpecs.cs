@@ -41,6 +41,37 @@ public class NftWriterActorSpecs() : TestKit($"{NftWriterActor.DispatcherId} {{ 
         Assert.Contains("198.18.128.3", transaction);
     }
 
+    /// <summary>198.18.128.n to 198.19.0.0/24 port 443: an interval element.</summary>
+    private static Element ToSubnet(int last) =>
+        new("out4", [Managed(last).Fields[0], new Field(FieldKind.Ipv4, 0xC6130000u, 0xC61300FFu), new Field(FieldKind.Proto, 6, 6),
+            new Field(FieldKind.Port, 0, 65535), new Field(FieldKind.Port, 443, 443)]);
+
+    [Fact]
+    public void A_removal_deletes_its_interval_elements_later_in_small_batches_once_the_writer_is_idle()
+    {
+        var options = WriterOptions.Default with { CollectIdle = TimeSpan.FromMilliseconds(300), CollectBatch = 2, CollectPause = TimeSpan.FromMilliseconds(10) };
+        var writer = Sys.ActorOf(NftWriterActor.Props(nft, "t", options: options));
+        writer.Tell(new ExpectOwners(ImmutableHashSet<string>.Empty));
+        AwaitCondition(() => nft.Transactions.Count == 1);
+        for (var i = 2; i < 5; i++) writer.Tell(new Program(new Fragment($"c{i}", [Managed(i), ToSubnet(i)]), 1));
+        for (var i = 2; i < 5; i++) ExpectMsg<Applied>();
+        var before = nft.Transactions.Count;
+
+        for (var i = 2; i < 5; i++) writer.Tell(new Program(Fragment.Empty($"c{i}"), 2));
+        for (var i = 2; i < 5; i++) ExpectMsg<Applied>();
+        // the removal itself: the addresses leave managed4, the /24 elements stay for now
+        var removal = string.Join("\n", nft.Transactions.Skip(before));
+        Assert.Contains("managed4", removal);
+        Assert.DoesNotContain("198.19.0.0", removal);
+
+        // idle: collected, at most 2 per transaction
+        AwaitCondition(() => nft.Transactions.Skip(before).Count(t => t.Contains("198.19.0.0")) == 2, TimeSpan.FromSeconds(5));
+        var collections = nft.Transactions.Skip(before).Where(t => t.Contains("198.19.0.0")).ToList();
+        Assert.All(collections, t => Assert.StartsWith("{\"nftables\":[{\"delete\":{\"element\"", t));
+        Assert.Equal(3, collections.Sum(t => t.Split("198.19.0.0").Length - 1));
+        Assert.All(collections, t => Assert.DoesNotContain("managed4", t));
+    }
+
     [Fact]
     public void Requests_arriving_together_share_one_transaction()
     {
