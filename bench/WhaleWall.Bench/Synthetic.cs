@@ -44,6 +44,10 @@ public static class Synthetic
         Id(i, prefix), $"bench-{i}", true, Labels(i),
         [new NetworkAttachment("bench", "benchnet", Address(i), null)], []);
 
+    /// <summary>Container i as a replica of service i % <paramref name="services"/>: the labels of
+    /// that service, its own address.</summary>
+    public static ContainerFacts Replica(int i, int services, string prefix = "rep") => Facts(i, prefix) with { Labels = Labels(i % services) };
+
     /// <summary>The real pure path: labels -> policy -> set elements.</summary>
     public static Fragment Compile(ContainerFacts facts) =>
         Compiler.Compile(facts, LabelParser.Decide(facts.Labels), []).Fragment;
