@@ -39,12 +39,18 @@ public static class DaemonAtScale
         daemon.ExtraEnvironment["WHALEWALL_LOG_LEVEL"] = "info";
         daemon.ExtraEnvironment["WHALEWALL_METRICS_ADDR"] = "127.0.0.1:50000"; // the namespace's own loopback
         daemon.ExtraEnvironment["WHALEWALL_DNS_SERVERS"] = "198.19.0.53";      // never this host's resolvers
+        // no bridge ports here (made-up containers): with binding on, each container's port lookup
+        // would wait its full timeout on a thread of its own (BridgePortsActor), which is not what a
+        // real dockerd's containers cost; binding's kernel cost is BindingCost's section
+        daemon.ExtraEnvironment["WHALEWALL_BINDING"] = "off";
         daemon.ExtraEnvironment["WHALEWALL_DOCKER_CONFIG"] = Path.Combine(dir, "daemon.json"); // absent: no host daemon.json
         return new Setup(ns, dir, docker, daemon, table);
     }
 
+    /// <summary>Between runs: no table and no journal (a start with a journal replays its containers).</summary>
     public static void DropTable(Setup s)
     {
+        if (Directory.Exists(s.Daemon.DataDir)) Directory.Delete(s.Daemon.DataDir, recursive: true);
         using var nft = new LibNftables(Netns.Named(s.Ns));
         nft.Run(NftJson.DeleteTable(s.Table));
     }
@@ -76,7 +82,7 @@ public static class DaemonAtScale
         var loadedMetrics = await Memory.ScrapeAsync(s.Ns);
         ctx.Log($"daemon with {present}: start-up {startup.TotalMilliseconds:0} ms ({sync?.Value ?? "no sync line"}); {loaded} {loadedMetrics}");
 
-        using var monitor = new ElementMonitor(Netns.Named(s.Ns), s.Table, Path.Combine(ctx.ArtifactsDir, "bench-daemon-monitor.log"));
+        using var monitor = new ElementMonitor(Netns.Named(s.Ns), s.Table);
         await Task.Delay(500);
         var add = new List<double>();
         var remove = new List<double>();
@@ -88,7 +94,7 @@ public static class DaemonAtScale
             for (var c = 0; c < cycles; c++)
             {
                 var index = present + w * cycles + c;
-                var address = Synthetic.Address(index).ToString();
+                var address = Synthetic.Address(index);
                 var connected = s.Docker.Run(index, "cd");
                 var on = await monitor.WaitAsync(address, added: true, connected, TimeSpan.FromSeconds(10));
                 await Task.Delay(random.Next(20, 120));
@@ -108,7 +114,7 @@ public static class DaemonAtScale
         File.Copy(s.Daemon.LogFile, Path.Combine(ctx.ArtifactsDir, "bench-daemon-standin.log"), overwrite: true);
         DropTable(s);
 
-        ctx.Log($"daemon churn: {workers} x {cycles} in {churnSeconds:0.0} s, {monitor.Lines} element notifications, {s.Docker.Requests} Docker API requests; add {Stats.P50P99(add)}; remove {Stats.P50P99(remove)}; {missing} not seen; after churn {afterChurn}{(monitor.Problem is { Length: > 0 } p ? "; monitor: " + p : "")}");
+        ctx.Log($"daemon churn: {workers} x {cycles} in {churnSeconds:0.0} s, {monitor.Messages} element notifications ({monitor.Overruns} overruns), {s.Docker.Requests} Docker API requests; add {Stats.P50P99(add)}; remove {Stats.P50P99(remove)}; {missing} not seen; after churn {afterChurn}");
         var syncText = sync is null ? "no sync line" : $"{sync.Groups[2].Value} elements; the writer's start-up transaction {sync.Groups[3].Value} ms";
         ctx.Report.Add($"Daemon process, stand-in Docker API: start-up with {present:N0} containers, exec -> `initial sync complete`",
             $"{Stats.Ms(startup.TotalMilliseconds)} ({syncText})", "");
