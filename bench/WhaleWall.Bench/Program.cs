@@ -8,10 +8,11 @@ using WhaleWall.Firewall.Kernel;
 var isShort = args.Contains("--short");
 var outIndex = Array.IndexOf(args, "--out");
 var outFile = outIndex >= 0 && outIndex + 1 < args.Length ? args[outIndex + 1] : null;
-// --only PART[,PART]: namespaces, present, bulk, dns, dns-proxy, datapath, binding (default: all)
+// --only PART[,PART]: namespaces, present, daemon, bulk, dns, dns-proxy, datapath, binding (default: all);
+// rss-knobs (the daemon's RSS per runtime setting) runs only when named
 var onlyIndex = Array.IndexOf(args, "--only");
 var only = onlyIndex >= 0 && onlyIndex + 1 < args.Length ? args[onlyIndex + 1].Split(',') : null;
-bool Part(string name) => only is null || only.Contains(name);
+bool Part(string name) => only is null ? name != "rss-knobs" : only.Contains(name);
 if (Environment.UserName != "root" && geteuid() != 0)
 {
     Console.Error.WriteLine("wwbench: needs root (nftables, network namespaces, dockerd)");
@@ -48,6 +49,9 @@ try
         await RealContainers.StopHarnessAsync(harness);
     }
     if (Part("present")) ctx.DropTable();
+
+    if (Part("daemon")) await DaemonAtScale.RunAsync(ctx);
+    if (Part("rss-knobs")) await RssKnobs.RunAsync(ctx);
 
     if (Part("bulk"))
     {

@@ -99,7 +99,7 @@ public static class RealContainers
     /// as the bench). The copy next to the bench resolves its packages with the bench's graph,
     /// which lacks assemblies only the host needs (Microsoft.Extensions.ObjectPool for
     /// prometheus-net), so it dies at start-up. $WHALEWALL_E2E_DLL still wins.</summary>
-    static string HostDll()
+    internal static string HostDll()
     {
         if (System.Environment.GetEnvironmentVariable("WHALEWALL_E2E_DLL") is { Length: > 0 } set) return set;
         var tfmDir = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));

@@ -1,0 +1,170 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using WhaleWall.Firewall.Kernel;
+using WhaleWall.Firewall.Nft;
+using WhaleWall.TestSupport;
+
+namespace WhaleWall.Bench;
+
+/// <summary>The daemon process itself with 1,000 containers (issue 14): src/Host's build output
+/// runs in a network namespace of its own (table <c>wwbench_&lt;pid&gt;_d</c>, state in a temp
+/// dir, metrics and DNS proxy on that namespace's loopback), fed by <see cref="StandInDocker"/>.
+/// RSS comes from /proc of that process; event -> enforced is the stand-in's event timestamp ->
+/// the kernel's element notification (<see cref="ElementMonitor"/>).</summary>
+public static class DaemonAtScale
+{
+    public sealed record Setup(string Ns, string Dir, StandInDocker Docker, WhaleWallDaemon Daemon, string Table);
+
+    /// <summary>A namespace, a temp dir, the stand-in and a (stopped) daemon; all undone by <see cref="Cleanup"/>.</summary>
+    public static async Task<Setup> PrepareAsync(Ctx ctx, string suffix)
+    {
+        var ns = $"{ctx.NsPrefix}-{suffix}";
+        Shell.Run("ip", "netns", "add", ns);
+        Cleanup.Register("namespace " + ns, () => Shell.Try("ip", "netns", "del", ns));
+        Shell.Run("ip", "-n", ns, "link", "set", "lo", "up");
+        Shell.Run("ip", "-n", ns, "route", "add", "blackhole", TestNet.Supernet4, "metric", TestNet.BlackholeMetric.ToString());
+        var table = $"{ctx.Table}_{suffix}";
+        Cleanup.Register($"table {table} in {ns}", () =>
+        {
+            using var nft = new LibNftables(Netns.Named(ns));
+            nft.Run(NftJson.DeleteTable(table)); // absent already is fine
+        });
+        var dir = Directory.CreateTempSubdirectory("wwbench-" + suffix + "-").FullName;
+        Cleanup.Register("temp dir " + dir, () => Directory.Delete(dir, recursive: true));
+        var docker = await StandInDocker.StartAsync(Path.Combine(dir, "docker.sock"));
+        Cleanup.Register("stand-in docker", () => docker.DisposeAsync().AsTask().GetAwaiter().GetResult());
+        var daemon = new WhaleWallDaemon(Netns.Named(ns), docker.DockerHost, table,
+            Path.Combine(dir, "whalewall"), Path.Combine(dir, "whalewall.log"), RealContainers.HostDll());
+        Cleanup.Register("daemon " + suffix, () => daemon.StopAsync().GetAwaiter().GetResult());
+        daemon.ExtraEnvironment["WHALEWALL_LOG_LEVEL"] = "info";
+        daemon.ExtraEnvironment["WHALEWALL_METRICS_ADDR"] = "127.0.0.1:50000"; // the namespace's own loopback
+        daemon.ExtraEnvironment["WHALEWALL_DNS_SERVERS"] = "198.19.0.53";      // never this host's resolvers
+        // no bridge ports here (made-up containers): with binding on, each container's port lookup
+        // would wait its full timeout on a thread of its own (BridgePortsActor), which is not what a
+        // real dockerd's containers cost; binding's kernel cost is BindingCost's section
+        daemon.ExtraEnvironment["WHALEWALL_BINDING"] = "off";
+        daemon.ExtraEnvironment["WHALEWALL_DOCKER_CONFIG"] = Path.Combine(dir, "daemon.json"); // absent: no host daemon.json
+        return new Setup(ns, dir, docker, daemon, table);
+    }
+
+    /// <summary>Between runs: no table and no journal (a start with a journal replays its containers).</summary>
+    public static void DropTable(Setup s)
+    {
+        if (Directory.Exists(s.Daemon.DataDir)) Directory.Delete(s.Daemon.DataDir, recursive: true);
+        using var nft = new LibNftables(Netns.Named(s.Ns));
+        nft.Run(NftJson.DeleteTable(s.Table));
+    }
+
+    public static async Task RunAsync(Ctx ctx)
+    {
+        var present = ctx.Short ? 20 : 1000;
+        var workers = ctx.Short ? 2 : 20;
+        var cycles = ctx.Short ? 3 : 10;
+        var settle = TimeSpan.FromSeconds(ctx.Short ? 2 : 10);
+        var s = await PrepareAsync(ctx, "d");
+
+        // idle: no containers
+        await s.Daemon.StartAsync();
+        await Task.Delay(settle);
+        var idle = Memory.Of(s.Daemon.Pid);
+        var idleMetrics = await Memory.ScrapeAsync(s.Ns);
+        await s.Daemon.StopAsync();
+        DropTable(s);
+        ctx.Log($"daemon idle: {idle} {idleMetrics}");
+
+        // start-up with `present` containers, then churn
+        for (var i = 0; i < present; i++) s.Docker.Seed(i);
+        await s.Daemon.StartAsync(TimeSpan.FromSeconds(180));
+        var startup = s.Daemon.LastStartTime;
+        var sync = Regex.Matches(File.ReadAllText(s.Daemon.LogFile), @"initial sync complete: table \S+ with (\d+) containers, (\d+) elements in (\d+) ms").LastOrDefault();
+        await Task.Delay(settle);
+        var loaded = Memory.Of(s.Daemon.Pid);
+        var loadedMetrics = await Memory.ScrapeAsync(s.Ns);
+        ctx.Log($"daemon with {present}: start-up {startup.TotalMilliseconds:0} ms ({sync?.Value ?? "no sync line"}); {loaded} {loadedMetrics}");
+
+        using var monitor = new ElementMonitor(Netns.Named(s.Ns), s.Table);
+        await Task.Delay(500);
+        var add = new List<double>();
+        var remove = new List<double>();
+        var missing = 0;
+        var sw = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, workers).Select(w => Task.Run(async () =>
+        {
+            var random = new Random(w);
+            for (var c = 0; c < cycles; c++)
+            {
+                var index = present + w * cycles + c;
+                var address = Synthetic.Address(index);
+                var connected = s.Docker.Run(index, "cd");
+                var on = await monitor.WaitAsync(address, added: true, connected, TimeSpan.FromSeconds(10));
+                await Task.Delay(random.Next(20, 120));
+                var died = s.Docker.Remove(index, "cd");
+                var off = await monitor.WaitAsync(address, added: false, died, TimeSpan.FromSeconds(10));
+                lock (add)
+                {
+                    if (on is { } a) add.Add((a - connected) / 1e6); else missing++;
+                    if (off is { } r) remove.Add((r - died) / 1e6); else missing++;
+                }
+                await Task.Delay(random.Next(20, 120));
+            }
+        })));
+        var churnSeconds = sw.Elapsed.TotalSeconds;
+        var afterChurn = Memory.Of(s.Daemon.Pid);
+        await s.Daemon.StopAsync();
+        File.Copy(s.Daemon.LogFile, Path.Combine(ctx.ArtifactsDir, "bench-daemon-standin.log"), overwrite: true);
+        DropTable(s);
+
+        ctx.Log($"daemon churn: {workers} x {cycles} in {churnSeconds:0.0} s, {monitor.Messages} element notifications ({monitor.Overruns} overruns), {s.Docker.Requests} Docker API requests; add {Stats.P50P99(add)}; remove {Stats.P50P99(remove)}; {missing} not seen; after churn {afterChurn}");
+        var syncText = sync is null ? "no sync line" : $"{sync.Groups[2].Value} elements; the writer's start-up transaction {sync.Groups[3].Value} ms";
+        ctx.Report.Add($"Daemon process, stand-in Docker API: start-up with {present:N0} containers, exec -> `initial sync complete`",
+            $"{Stats.Ms(startup.TotalMilliseconds)} ({syncText})", "");
+        ctx.Report.Add($"Memory: daemon process RSS (VmRSS), stand-in Docker API",
+            $"idle (0 containers) {Ctx.Mb(idle.Rss)}; with {present:N0} containers {Ctx.Mb(loaded.Rss)}; after churn {Ctx.Mb(afterChurn.Rss)} (peak {Ctx.Mb(afterChurn.Hwm)})",
+            "< 150 MB at 1,000", present >= 1000 ? afterChurn.Hwm < 150L * 1048576 && loaded.Rss < 150L * 1048576 : null);
+        ctx.Report.Add("  RSS split (anon: GC heap, stacks, native heaps; file: mapped assemblies and libraries; shmem: the runtime's double-mapped (W^X) code and stubs), threads, GC heap",
+            $"idle {idle.Split} {idleMetrics}; with {present:N0}: {loaded.Split} {loadedMetrics}", "");
+        var full = present >= 1000;
+        ctx.Report.Add($"Daemon process event -> enforced: `network connect` -> the address in the kernel ({present:N0} present, {workers} containers churning, {add.Count} cycles)",
+            $"{Stats.P50P99(add)}{(missing > 0 ? $", {missing} not seen in 10 s" : "")}", "p99 < 20 ms", full ? missing == 0 && Stats.Percentile(add, 99) < 20 : null);
+        ctx.Report.Add("Daemon process event -> enforced: `die` -> the address out of the kernel",
+            Stats.P50P99(remove), "p99 < 20 ms", full ? missing == 0 && Stats.Percentile(remove, 99) < 20 : null);
+    }
+
+    /// <summary>A process' memory from /proc: VmRSS, VmHWM, anonymous vs file-backed RSS, threads.</summary>
+    public sealed record Memory(long Rss, long Hwm, long Anon, long File, long Shmem, int Threads)
+    {
+        public string Split => $"anon {Ctx.Mb(Anon)} + file {Ctx.Mb(File)} + shmem {Ctx.Mb(Shmem)}, {Threads} threads";
+        public override string ToString() => $"RSS {Ctx.Mb(Rss)} (peak {Ctx.Mb(Hwm)}; {Split})";
+
+        public static Memory Of(int pid)
+        {
+            long Kb(string line) => long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+            long rss = 0, hwm = 0, anon = 0, file = 0, shmem = 0;
+            var threads = 0;
+            foreach (var line in System.IO.File.ReadLines($"/proc/{pid}/status"))
+            {
+                if (line.StartsWith("VmRSS:")) rss = Kb(line);
+                else if (line.StartsWith("VmHWM:")) hwm = Kb(line);
+                else if (line.StartsWith("RssAnon:")) anon = Kb(line);
+                else if (line.StartsWith("RssFile:")) file = Kb(line);
+                else if (line.StartsWith("RssShmem:")) shmem = Kb(line);
+                else if (line.StartsWith("Threads:")) threads = int.Parse(line.Split(':')[1].Trim());
+            }
+            return new Memory(rss, hwm, anon, file, shmem, threads);
+        }
+
+        /// <summary>The GC's own view from the daemon's /metrics (prometheus-net's process metrics).</summary>
+        public static async Task<string> ScrapeAsync(string ns)
+        {
+            try
+            {
+                var (status, body) = await MetricsScrape.GetAsync(Netns.Named(ns), "127.0.0.1:50000", "/metrics", TimeSpan.FromSeconds(5));
+                if (status != 200) return $"(metrics: HTTP {status})";
+                var samples = MetricsScrape.Parse(body);
+                double Sum(string name) => samples.Where(x => x.Name == name).Sum(x => x.Value);
+                return $"GC heap {Ctx.Mb((long)Sum("dotnet_total_memory_bytes"))}, gen0/1/2 collections {Sum("dotnet_collection_count_total"):0}";
+            }
+            catch (Exception e) { return $"(metrics: {e.Message})"; }
+        }
+    }
+}
