@@ -95,10 +95,13 @@ public sealed record KernelState(
             chains.Replace(old.ChainsOrEmpty, fragment.ChainsOrEmpty);
             bridge.Replace(old.BridgeOrEmpty, fragment.BridgeOrEmpty);
             // DNS addresses still wanted with a later expiry: the kernel's timeout is renewed
-            var before = old.Elements.Where(e => e.Expires is not null).ToDictionary(e => e.Key);
-            foreach (var e in fragment.Elements)
-                if (e.Expires is { } until && before.TryGetValue(e.Key, out var was) && until > was.Expires)
-                    refreshes[e.Key] = (was, e);
+            if (old.Elements.Any(e => e.Expires is not null))
+            {
+                var before = old.Elements.Where(e => e.Expires is not null).ToDictionary(e => e.Key);
+                foreach (var e in fragment.Elements)
+                    if (e.Expires is { } until && before.TryGetValue(e.Key, out var was) && until > was.Expires)
+                        refreshes[e.Key] = (was, e);
+            }
             if (fragment.IsEmpty) owners.Remove(fragment.Owner);
             else owners[fragment.Owner] = fragment;
         }
@@ -159,6 +162,17 @@ public sealed record KernelState(
 
         public void Replace(IEnumerable<T> before, IEnumerable<T> after)
         {
+            if (!before.Any())
+            {
+                // a new owner (every owner at start-up): only additions
+                foreach (var item in after.Distinct())
+                {
+                    var n = refs.TryGetValue(item, out var c) ? c : 0;
+                    refs[item] = n + 1;
+                    if (n == 0 && !Deletes.Remove(item)) Adds.Add(item);
+                }
+                return;
+            }
             var (old, next) = (before.ToHashSet(), after.ToHashSet());
             foreach (var item in old.Except(next))
             {

@@ -53,7 +53,10 @@ public sealed class Element : IEquatable<Element>, IComparable<Element>
 
     public bool Equals(Element? other) => other is not null && Key == other.Key;
     public override bool Equals(object? obj) => Equals(obj as Element);
-    public override int GetHashCode() => Key.GetHashCode(StringComparison.Ordinal);
+    /// <summary>Computed once: elements are dictionary keys by the hundred thousand at start-up.</summary>
+    public override int GetHashCode() => hash != 0 ? hash : hash = Key.GetHashCode(StringComparison.Ordinal) | 1;
+
+    private int hash;
     public int CompareTo(Element? other) => string.CompareOrdinal(Key, other?.Key);
     public override string ToString() => Key;
 }
