@@ -8,7 +8,7 @@ using WhaleWall.Firewall.Kernel;
 var isShort = args.Contains("--short");
 var outIndex = Array.IndexOf(args, "--out");
 var outFile = outIndex >= 0 && outIndex + 1 < args.Length ? args[outIndex + 1] : null;
-// --only PART[,PART]: namespaces, present, bulk, dns, dns-proxy, datapath, binding (default: all)
+// --only PART[,PART]: namespaces, present, real (the real-container churn alone), bulk, dns, dns-proxy, datapath, binding (default: all)
 var onlyIndex = Array.IndexOf(args, "--only");
 var only = onlyIndex >= 0 && onlyIndex + 1 < args.Length ? args[onlyIndex + 1].Split(',') : null;
 bool Part(string name) => only is null || only.Contains(name);
@@ -35,6 +35,7 @@ ctx.Log($"wwbench {(isShort ? "--short" : "full")}: table inet {ctx.Table} in th
 var exit = 0;
 try
 {
+    if (only?.Contains("real") == true) await RealContainers.RunAloneAsync(ctx);
     if (Part("namespaces")) NamespaceCost.Run(ctx);
 
     if (Part("present"))
