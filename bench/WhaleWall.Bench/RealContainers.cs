@@ -92,7 +92,8 @@ public static class RealContainers
             foreach (var call in calls.Where(c => c.ContainerId == id && c.StartUnixNanos >= connect.ReceivedUnixNanos && c.EndUnixNanos <= on.SentUnixNanos))
                 (onPath.TryGetValue(call.Method, out var l) ? l : onPath[call.Method] = []).Add((call.EndUnixNanos - call.StartUnixNanos) / 1e6);
         }
-        var apiCalls = onPath.Count == 0 ? "none" : string.Join("; ", onPath.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key} {Stats.P50P99(kv.Value)}"));
+        var apiCalls = (onPath.Count == 0 ? "none" : string.Join("; ", onPath.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key} {Stats.P50P99(kv.Value)}"))) +
+            $"; {inner.NetworkInspects} network inspects for {calls.Count(c => c.Method == "endpoint")} endpoint lookups (the others answered by another container's)";
         ctx.Log($"real churn: {ids.Count} containers in {churnSeconds:0.0} s; connect->enforced {Stats.P50P99(enforce)}; die->removed {Stats.P50P99(remove)}; docker->bench delivery {Stats.P50P99(delivery)}; received->Program {Stats.P50P99(toProgram)}; Program->committed {Stats.P50P99(inWriter)}; Docker API calls on that path: {apiCalls}; die: delivery {Stats.P50P99(dieDelivery)}, received->Program {Stats.P50P99(dieToProgram)}, Program->committed {Stats.P50P99(dieInWriter)}; all Docker API calls: {string.Join("; ", calls.GroupBy(c => c.Method).OrderBy(g => g.Key).Select(g => $"{g.Key} {Stats.P50P99([.. g.Select(c => (c.EndUnixNanos - c.StartUnixNanos) / 1e6)])}"))}; {missing} without a pair");
         ctx.Report.Add($"Docker event -> committed, real containers: `network connect` -> elements in the kernel ({present.Count:N0} injected present, {workers} real containers churning, {ids.Count} cycles)",
             $"{Stats.P50P99(enforce)}{(missing > 0 ? $", {missing} unmatched" : "")}", "p99 < 20 ms", missing == 0 && Stats.Percentile(enforce, 99) < 20);

@@ -17,6 +17,9 @@ public sealed class DockerSource(DockerClient client, ResolverSettings? resolver
     private readonly HostFiles files = new();
     private NetworkEndpoints? endpoints;
     private NetworkEndpoints Endpoints => endpoints ??= new NetworkEndpoints(InspectNetworkAsync);
+
+    /// <summary>Network inspects made for endpoint lookups (the bench compares them with the lookups).</summary>
+    public long NetworkInspects => endpoints?.Calls ?? 0;
     private string? lastProblem;
 
     private static readonly HashSet<string> ContainerActions =
