@@ -8,8 +8,8 @@ using WhaleWall.Firewall.Kernel;
 var isShort = args.Contains("--short");
 var outIndex = Array.IndexOf(args, "--out");
 var outFile = outIndex >= 0 && outIndex + 1 < args.Length ? args[outIndex + 1] : null;
-// --only PART[,PART]: namespaces, present, daemon, bulk, dns, dns-proxy, datapath, binding (default: all);
-// rss-knobs (the daemon's RSS per runtime setting) runs only when named
+// --only PART[,PART]: namespaces, present, real (the real-container churn alone), daemon, bulk, dns, dns-proxy,
+// datapath, binding (default: all); rss-knobs (the daemon's RSS per runtime setting) runs only when named
 var onlyIndex = Array.IndexOf(args, "--only");
 var only = onlyIndex >= 0 && onlyIndex + 1 < args.Length ? args[onlyIndex + 1].Split(',') : null;
 bool Part(string name) => only is null ? name != "rss-knobs" : only.Contains(name);
@@ -36,6 +36,7 @@ ctx.Log($"wwbench {(isShort ? "--short" : "full")}: table inet {ctx.Table} in th
 var exit = 0;
 try
 {
+    if (only?.Contains("real") == true) await RealContainers.RunAloneAsync(ctx);
     if (Part("namespaces")) NamespaceCost.Run(ctx);
 
     if (Part("present"))

@@ -63,6 +63,11 @@ public static class RealContainers
         var delivery = new List<double>();
         var toProgram = new List<double>();
         var inWriter = new List<double>();
+        var dieDelivery = new List<double>();
+        var dieToProgram = new List<double>();
+        var dieInWriter = new List<double>();
+        var onPath = new Dictionary<string, List<double>>();   // Docker API calls between connect received and Program sent
+        var calls = source.Calls;
         var missing = 0;
         foreach (var id in ids)
         {
@@ -81,18 +86,41 @@ public static class RealContainers
             toProgram.Add((on.SentUnixNanos - connect.ReceivedUnixNanos) / 1e6);
             inWriter.Add((on.AnsweredUnixNanos - on.SentUnixNanos) / 1e6);
             remove.Add((off.AnsweredUnixNanos - die.Event.TimeNano) / 1e6);
+            dieDelivery.Add((die.ReceivedUnixNanos - die.Event.TimeNano) / 1e6);
+            dieToProgram.Add((off.SentUnixNanos - die.ReceivedUnixNanos) / 1e6);
+            dieInWriter.Add((off.AnsweredUnixNanos - off.SentUnixNanos) / 1e6);
+            foreach (var call in calls.Where(c => c.ContainerId == id && c.StartUnixNanos >= connect.ReceivedUnixNanos && c.EndUnixNanos <= on.SentUnixNanos))
+                (onPath.TryGetValue(call.Method, out var l) ? l : onPath[call.Method] = []).Add((call.EndUnixNanos - call.StartUnixNanos) / 1e6);
         }
-        ctx.Log($"real churn: {ids.Count} containers in {churnSeconds:0.0} s; connect->enforced {Stats.P50P99(enforce)}; die->removed {Stats.P50P99(remove)}; docker->bench delivery {Stats.P50P99(delivery)}; received->Program {Stats.P50P99(toProgram)}; Program->committed {Stats.P50P99(inWriter)}; {missing} without a pair");
+        var apiCalls = (onPath.Count == 0 ? "none" : string.Join("; ", onPath.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key} {Stats.P50P99(kv.Value)}"))) +
+            $"; {inner.NetworkInspects} network inspects for {calls.Count(c => c.Method == "endpoint")} endpoint lookups (the others answered by another container's)";
+        ctx.Log($"real churn: {ids.Count} containers in {churnSeconds:0.0} s; connect->enforced {Stats.P50P99(enforce)}; die->removed {Stats.P50P99(remove)}; docker->bench delivery {Stats.P50P99(delivery)}; received->Program {Stats.P50P99(toProgram)}; Program->committed {Stats.P50P99(inWriter)}; Docker API calls on that path: {apiCalls}; die: delivery {Stats.P50P99(dieDelivery)}, received->Program {Stats.P50P99(dieToProgram)}, Program->committed {Stats.P50P99(dieInWriter)}; all Docker API calls: {string.Join("; ", calls.GroupBy(c => c.Method).OrderBy(g => g.Key).Select(g => $"{g.Key} {Stats.P50P99([.. g.Select(c => (c.EndUnixNanos - c.StartUnixNanos) / 1e6)])}"))}; {missing} without a pair");
         ctx.Report.Add($"Docker event -> committed, real containers: `network connect` -> elements in the kernel ({present.Count:N0} injected present, {workers} real containers churning, {ids.Count} cycles)",
             $"{Stats.P50P99(enforce)}{(missing > 0 ? $", {missing} unmatched" : "")}", "p99 < 20 ms", missing == 0 && Stats.Percentile(enforce, 99) < 20);
         ctx.Report.Add("Docker event -> committed, real containers: `die` -> elements removed",
             Stats.P50P99(remove), "");
+        ctx.Report.Add("  die: Docker's event delivery / received -> Program sent / Program -> committed",
+            $"{Stats.P50P99(dieDelivery)} / {Stats.P50P99(dieToProgram)} / {Stats.P50P99(dieInWriter)}", "");
         ctx.Report.Add("  connect: Docker's event delivery (event timestamp -> received by WhaleWall's adapter)",
             Stats.P50P99(delivery), "");
-        ctx.Report.Add("  connect: received -> Program sent (ContainerActor, network endpoint inspect through the Docker API, compile)",
+        ctx.Report.Add("  connect: received -> Program sent (ContainerActor, Docker API calls awaited on that path, compile)",
             Stats.P50P99(toProgram), "");
+        ctx.Report.Add("  connect: Docker API calls awaited between the event and the Program (each: its duration)", apiCalls, "");
         ctx.Report.Add("  connect: Program -> committed (writer queue, coalescing, libnftables)",
             Stats.P50P99(inWriter), "");
+    }
+
+    /// <summary><c>--only real</c>: the real-container churn alone, with the injected containers present.</summary>
+    public static async Task RunAloneAsync(Ctx ctx)
+    {
+        await using var present = await Present.StartAsync(ctx);
+        var harness = await StartHarnessAsync(ctx);
+        try { await ChurnAsync(ctx, harness, present); }
+        finally
+        {
+            await StopHarnessAsync(harness);
+            ctx.DropTable();
+        }
     }
 
     /// <summary>The daemon as the README runs it: src/Host's own build output (same configuration

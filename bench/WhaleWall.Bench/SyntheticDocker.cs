@@ -37,11 +37,27 @@ public sealed class RecordingDockerSource(IDockerSource inner) : IDockerSource
 
     public List<Seen> Events { get { lock (seen) return seen.ToList(); } }
 
+    /// <summary>One Docker API call made for a container: which, when it started and ended.</summary>
+    public sealed record Call(string Method, string ContainerId, long StartUnixNanos, long EndUnixNanos);
+
+    private readonly List<Call> calls = new();
+
+    public List<Call> Calls { get { lock (calls) return calls.ToList(); } }
+
+    private async Task<T> Timed<T>(string method, string id, Task<T> call)
+    {
+        var start = Clock.UnixNanos();
+        try { return await call; }
+        finally { lock (calls) calls.Add(new Call(method, id, start, Clock.UnixNanos())); }
+    }
+
     public Task<IReadOnlyList<string>> ListContainerIdsAsync(CancellationToken ct) => inner.ListContainerIdsAsync(ct);
-    public Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct) => inner.InspectAsync(id, ct);
+    public Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct) => Timed("inspect", id, inner.InspectAsync(id, ct));
     public Task<IReadOnlyList<DockerNetwork>> ListNetworksAsync(CancellationToken ct) => inner.ListNetworksAsync(ct);
     public Task<NetworkAttachment?> InspectEndpointAsync(string networkId, string containerId, CancellationToken ct) =>
-        inner.InspectEndpointAsync(networkId, containerId, ct);
+        Timed("endpoint", containerId, inner.InspectEndpointAsync(networkId, containerId, ct));
+    public Task<NetworkAttachment?> InspectEndpointAsync(string networkId, string containerId, long sentAfter, CancellationToken ct) =>
+        Timed("endpoint", containerId, inner.InspectEndpointAsync(networkId, containerId, sentAfter, ct));
 
     public Task StreamEventsAsync(long sinceUnixNanos, Action<DockerEvent> onEvent, CancellationToken ct) =>
         inner.StreamEventsAsync(sinceUnixNanos, e =>

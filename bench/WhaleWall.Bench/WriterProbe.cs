@@ -11,7 +11,9 @@ namespace WhaleWall.Bench;
 /// answers right after libnftables returned, i.e. after the kernel committed).</summary>
 public sealed class WriterProbe : ReceiveActor
 {
-    public sealed record Answer(string Owner, bool Empty, bool Ok, long SentTicks, long AnsweredTicks, long SentUnixNanos, long AnsweredUnixNanos);
+    /// <param name="Fragment">what the Program asked for</param>
+    public sealed record Answer(string Owner, bool Empty, bool Ok, long SentTicks, long AnsweredTicks, long SentUnixNanos, long AnsweredUnixNanos,
+        WhaleWall.Firewall.Nft.Fragment? Fragment = null);
 
     public sealed class Log
     {
@@ -33,13 +35,13 @@ public sealed class WriterProbe : ReceiveActor
         public int EnforcedCount { get { lock (answers) return enforced.Count; } }
     }
 
-    private readonly Dictionary<(string, long), (IActorRef ReplyTo, bool Empty, long Sent, long SentUnixNanos)> pending = new();
+    private readonly Dictionary<(string, long), (IActorRef ReplyTo, bool Empty, long Sent, long SentUnixNanos, WhaleWall.Firewall.Nft.Fragment Fragment)> pending = new();
 
     public WriterProbe(IActorRef writer, Log log)
     {
         Receive<WriterProgram>(p =>
         {
-            pending[(p.Fragment.Owner, p.Version)] = (Sender, p.Fragment.Elements.IsEmpty, System.Diagnostics.Stopwatch.GetTimestamp(), Clock.UnixNanos());
+            pending[(p.Fragment.Owner, p.Version)] = (Sender, p.Fragment.Elements.IsEmpty, System.Diagnostics.Stopwatch.GetTimestamp(), Clock.UnixNanos(), p.Fragment);
             writer.Tell(p, Self);
         });
         Receive<ExpectOwners>(m => writer.Tell(m, Self));
@@ -51,7 +53,7 @@ public sealed class WriterProbe : ReceiveActor
     {
         var now = System.Diagnostics.Stopwatch.GetTimestamp();
         if (!pending.Remove((owner, version), out var p)) return;
-        log.Add(new Answer(owner, p.Empty, ok, p.Sent, now, p.SentUnixNanos, Clock.UnixNanos()));
+        log.Add(new Answer(owner, p.Empty, ok, p.Sent, now, p.SentUnixNanos, Clock.UnixNanos(), p.Fragment));
         p.ReplyTo.Tell(message);
     }
 

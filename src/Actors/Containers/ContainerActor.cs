@@ -92,8 +92,10 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
     {
         switch (e)
         {
+            // Docker's client is started off the actor's thread: what the same input sends the
+            // writer (a death's removal) never waits behind a request being built and sent
             case InspectionStarted s:
-                docker.InspectAsync(id, CancellationToken.None).PipeTo(Self,
+                Task.Run(() => docker.InspectAsync(id, CancellationToken.None)).PipeTo(Self,
                     success: f => new Inspected(f, s.Number),
                     failure: x => new InspectFailed(x.Message));
                 break;
@@ -102,7 +104,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
                 Timers.StartSingleTimer("inspect", new ContainerCommands.Refresh("retry after inspect failure"), f.RetryIn);
                 break;
             case EndpointLookupStarted l:
-                docker.InspectEndpointAsync(l.NetworkId, id, CancellationToken.None).PipeTo(Self,
+                Task.Run(() => docker.InspectEndpointAsync(l.NetworkId, id, l.SentAfter, CancellationToken.None)).PipeTo(Self,
                     success: a => new EndpointFound(a, l.InspectionsStarted, l.Deaths),
                     failure: _ => new EndpointFound(null, l.InspectionsStarted, l.Deaths));
                 break;

@@ -50,8 +50,10 @@ public sealed partial record ContainerLifecycle
                 break;
 
             case ContainerCommands.Refresh r:
+                // a shared network answer must be newer than the container's previous event (none: this one)
+                var sentAfter = s.LastEventAt != 0 ? s.LastEventAt : r.ReceivedAt != 0 ? r.ReceivedAt : long.MaxValue;
                 if (r.ReceivedAt != 0) Emit(new EventNoted(r.ReceivedAt));
-                if (r.Event is { } e) FastPath(s, e, Emit);
+                if (r.Event is { } e) FastPath(s, e, sentAfter, Emit);
                 Emit(s.Inspection.Running ? new InspectionQueued() : new InspectionStarted(s.Inspection.Started + 1));
                 break;
 
@@ -146,7 +148,7 @@ public sealed partial record ContainerLifecycle
     /// until the process runs, so a container inspect would only answer afterwards; the labels
     /// come with `create`, the address from the network. A death or a disconnect takes the rules
     /// away at once, without waiting for Docker's API.</summary>
-    private static void FastPath(ContainerLifecycle s, Docker.DockerEvent e, Action<IContainerEvent> emit)
+    private static void FastPath(ContainerLifecycle s, Docker.DockerEvent e, long sentAfter, Action<IContainerEvent> emit)
     {
         switch (e)
         {
@@ -162,7 +164,7 @@ public sealed partial record ContainerLifecycle
                 break;
             case { Type: "network", Action: "connect", NetworkId: { } network }
                 when s.Facts is not null && (s.Decision.Policy.IsManaged || s.Context.Decision.Gateway is not null):
-                emit(new EndpointLookupStarted(network, s.Inspection.Started, s.Deaths));
+                emit(new EndpointLookupStarted(network, s.Inspection.Started, s.Deaths, sentAfter));
                 break;
         }
     }

@@ -31,6 +31,9 @@ public sealed partial record ContainerLifecycle
     /// must not revive its rules.</summary>
     public long Deaths { get; init; }
     public bool Gone { get; init; }
+    /// <summary>When WhaleWall received the newest Docker event about the container
+    /// (<see cref="System.Diagnostics.Stopwatch"/> timestamp; 0: none yet).</summary>
+    public long LastEventAt { get; init; }
 
     public DecisionInputs? DecidedFor { get; init; }
     public Decision Decision { get; init; } = new(new PolicyDecision.Unmanaged(), []);
@@ -70,7 +73,11 @@ public sealed partial record ContainerLifecycle
 
     public ContainerLifecycle Apply(IContainerEvent e) => e switch
     {
-        EventNoted n => this with { Kernel = Kernel with { EventSince = Kernel.EventSince == 0 ? n.ReceivedAt : Kernel.EventSince } },
+        EventNoted n => this with
+        {
+            LastEventAt = Math.Max(LastEventAt, n.ReceivedAt),
+            Kernel = Kernel with { EventSince = Kernel.EventSince == 0 ? n.ReceivedAt : Kernel.EventSince },
+        },
         InspectionStarted s => this with { Inspection = Inspection with { Running = true, Again = false, Started = s.Number } },
         InspectionQueued => this with { Inspection = Inspection with { Again = true } },
         InspectionFinished f => this with { Inspection = Inspection with { Running = false, NewestDone = f.Number, Failures = 0 } },

@@ -46,7 +46,10 @@ public static class ContainerLifecycleEvents
 
     public sealed record InspectionFailed(string Error, TimeSpan RetryIn) : IContainerEvent;
 
-    public sealed record EndpointLookupStarted(string NetworkId, long InspectionsStarted, long Deaths) : IContainerEvent;
+    /// <param name="SentAfter">A network inspect another container asked for may answer when it was
+    /// sent after this (<see cref="Docker.NetworkEndpoints"/>): WhaleWall's receipt of the container's
+    /// previous Docker event, or of this `connect` when there was none.</param>
+    public sealed record EndpointLookupStarted(string NetworkId, long InspectionsStarted, long Deaths, long SentAfter = long.MaxValue) : IContainerEvent;
 
     /// <summary>Looking for the container's port on a bridge (docs/binding.md).</summary>
     public sealed record PortLookupStarted(string NetworkId, string Bridge, string Mac) : IContainerEvent;

@@ -15,6 +15,11 @@ public sealed class DockerSource(DockerClient client, ResolverSettings? resolver
 {
     private readonly ResolverSettings resolvers = resolvers ?? ResolverSettings.Default;
     private readonly HostFiles files = new();
+    private NetworkEndpoints? endpoints;
+    private NetworkEndpoints Endpoints => endpoints ??= new NetworkEndpoints(InspectNetworkAsync);
+
+    /// <summary>Network inspects made for endpoint lookups (the bench compares them with the lookups).</summary>
+    public long NetworkInspects => endpoints?.Calls ?? 0;
     private string? lastProblem;
 
     private static readonly HashSet<string> ContainerActions =
@@ -124,17 +129,24 @@ public sealed class DockerSource(DockerClient client, ResolverSettings? resolver
         return choice.Servers;
     }
 
-    public async Task<NetworkAttachment?> InspectEndpointAsync(string networkId, string containerId, CancellationToken ct)
+    public async Task<NetworkAttachment?> InspectEndpointAsync(string networkId, string containerId, CancellationToken ct) =>
+        (await InspectNetworkAsync(networkId, ct))?.Endpoints.GetValueOrDefault(containerId);
+
+    public Task<NetworkAttachment?> InspectEndpointAsync(string networkId, string containerId, long sentAfter, CancellationToken ct) =>
+        Endpoints.FindAsync(networkId, containerId, sentAfter, ct);
+
+    /// <summary>One network inspect: every endpoint on it (null: no such network).</summary>
+    private async Task<NetworkView?> InspectNetworkAsync(string networkId, CancellationToken ct)
     {
-        try
-        {
-            var network = await client.Networks.InspectNetworkAsync(networkId, ct);
-            if (network.Containers is null || !network.Containers.TryGetValue(containerId, out var ep)) return null;
-            var kind = networkKinds[network.ID] = KindOf(network);
-            return new NetworkAttachment(network.Name, network.ID, ParseAddress(StripPrefix(ep.IPv4Address)), ParseAddress(StripPrefix(ep.IPv6Address)),
-                PrefixOf(ep.IPv4Address, 32), PrefixOf(ep.IPv6Address, 128), kind.Driver, Mac(ep.MacAddress), kind.Bridge);
-        }
+        NetworkResponse network;
+        try { network = await client.Networks.InspectNetworkAsync(networkId, ct); }
         catch (DockerNetworkNotFoundException) { return null; }
+        var kind = networkKinds[network.ID] = KindOf(network);
+        var endpoints = ImmutableDictionary.CreateBuilder<string, NetworkAttachment>();
+        foreach (var (id, ep) in network.Containers ?? new Dictionary<string, EndpointResource>())
+            endpoints[id] = new NetworkAttachment(network.Name, network.ID, ParseAddress(StripPrefix(ep.IPv4Address)), ParseAddress(StripPrefix(ep.IPv6Address)),
+                PrefixOf(ep.IPv4Address, 32), PrefixOf(ep.IPv6Address, 128), kind.Driver, Mac(ep.MacAddress), kind.Bridge);
+        return new NetworkView(network.ID, endpoints.ToImmutable());
     }
 
     public async Task StreamEventsAsync(long sinceUnixNanos, Action<DockerEvent> onEvent, CancellationToken ct)
@@ -156,8 +168,18 @@ public sealed class DockerSource(DockerClient client, ResolverSettings? resolver
             finally { channel.Writer.TryComplete(); }
         }, ct);
 
+        // events may have been lost since the last stream: no network answer from before is shared
+        Endpoints.ForgetAll();
         await foreach (var message in channel.Reader.ReadAllAsync(ct))
-            if (Translate(message) is { } e) onEvent(e);
+            if (Translate(message) is { } e)
+            {
+                if (e is { Type: "network", Action: "destroy", NetworkId: { } gone })
+                {
+                    Endpoints.Forget(gone);
+                    networkKinds.TryRemove(gone, out _);
+                }
+                onEvent(e);
+            }
         await pump; // surfaces the stream's failure
     }
 

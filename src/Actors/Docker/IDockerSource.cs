@@ -23,6 +23,12 @@ public interface IDockerSource
     /// `network connect` waits until the process runs; the network answers at once.</summary>
     Task<NetworkAttachment?> InspectEndpointAsync(string networkId, string containerId, CancellationToken ct);
 
+    /// <summary>The same, answered from a network inspect another container asked for when that
+    /// request was sent after <paramref name="sentAfter"/> (a <see cref="System.Diagnostics.Stopwatch"/>
+    /// timestamp) and lists the container (<see cref="NetworkEndpoints"/>); otherwise as above.</summary>
+    Task<NetworkAttachment?> InspectEndpointAsync(string networkId, string containerId, long sentAfter, CancellationToken ct) =>
+        InspectEndpointAsync(networkId, containerId, ct);
+
     /// <summary>Streams events at or after <paramref name="sinceUnixNanos"/> into
     /// <paramref name="onEvent"/> (called in order, synchronously) until the stream fails
     /// or <paramref name="ct"/> is cancelled.</summary>

@@ -78,6 +78,19 @@ public class ContainerActorSpecs : TestKit
     }
 
     [Fact]
+    public void A_death_reaches_the_writer_without_waiting_for_the_inspection_it_starts()
+    {
+        var a = Facts.Container("a", "198.18.128.2");
+        docker.Containers[a.Id] = a;
+        var (actor, writer) = Start(a.Id);
+        actor.Tell(new ContainerCommands.Refresh("test"));
+        writer.ExpectMsg<Program>();
+        docker.InspectHoldsCaller = TimeSpan.FromSeconds(3);
+        actor.Tell(new ContainerCommands.Refresh("die", new DockerEvent("container", "die", a.Id, 2), System.Diagnostics.Stopwatch.GetTimestamp()));
+        Assert.Empty(writer.ExpectMsg<Program>(TimeSpan.FromSeconds(1)).Fragment.Elements);
+    }
+
+    [Fact]
     public void Kernel_rejection_leaves_the_fallback_and_the_retry_to_the_writer()
     {
         var a = Facts.Container("a", "198.18.128.2", "output:\n  - ips: [198.19.0.10]\n");

@@ -164,6 +164,30 @@ public class ContainerLifecycleTests
     }
 
     [Fact]
+    public void A_connect_accepts_only_network_answers_asked_for_after_the_containers_previous_event()
+    {
+        var labels = new Dictionary<string, string> { [WhaleWall.Firewall.Labels.LabelKeys.Enabled] = "true", ["name"] = "a" };
+        var s = Fresh();
+        (s, var first) = Step(s, new ContainerCommands.Refresh("connect", new DockerEvent("network", "connect", "a-id", 1, "net-id"), 1_000));
+        Assert.Empty(first.OfType<EndpointLookupStarted>()); // nothing known of it yet: its inspection decides
+        s = Run(s, new ContainerCommands.Refresh("create", new DockerEvent("container", "create", "a-id", 2, null, labels), 2_000));
+        (s, var connect) = Step(s, new ContainerCommands.Refresh("connect", new DockerEvent("network", "connect", "a-id", 3, "net-id"), 3_000));
+        Assert.Equal(2_000, Assert.Single(connect.OfType<EndpointLookupStarted>()).SentAfter);
+        s = Run(s, new ContainerCommands.Refresh("disconnect", new DockerEvent("network", "disconnect", "a-id", 4, "net-id"), 4_000));
+        var (_, again) = Step(s, new ContainerCommands.Refresh("connect", new DockerEvent("network", "connect", "a-id", 5, "net-id"), 5_000));
+        Assert.Equal(4_000, Assert.Single(again.OfType<EndpointLookupStarted>()).SentAfter);
+    }
+
+    [Fact]
+    public void A_connect_as_the_first_event_seen_shares_no_earlier_network_answer()
+    {
+        var a = Facts.Container("a", "198.18.128.2");
+        var s = Enforced(a); // seeded from the journal: no event seen
+        var (_, connect) = Step(s, new ContainerCommands.Refresh("connect", new DockerEvent("network", "connect", a.Id, 1, "net-id"), 7_000));
+        Assert.Equal(7_000, Assert.Single(connect.OfType<EndpointLookupStarted>()).SentAfter);
+    }
+
+    [Fact]
     public void Label_errors_are_decided_once_not_at_every_event()
     {
         var a = Facts.Container("a", "198.18.128.2", "output:\n  - ips: [nope]\n");

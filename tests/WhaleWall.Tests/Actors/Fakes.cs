@@ -62,7 +62,17 @@ public sealed class FakeDockerSource : IDockerSource
             ? Task.FromException<IReadOnlyList<DockerNetwork>>(e)
             : Task.FromResult<IReadOnlyList<DockerNetwork>>(Networks.ToList());
 
-    public async Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct)
+    /// <summary>When set, an inspect holds its caller's thread this long before it returns a task
+    /// (a client that connects and writes its request synchronously).</summary>
+    public TimeSpan InspectHoldsCaller { get; set; }
+
+    public Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct)
+    {
+        if (InspectHoldsCaller > TimeSpan.Zero) Thread.Sleep(InspectHoldsCaller);
+        return InspectAfterGateAsync(id);
+    }
+
+    private async Task<ContainerFacts?> InspectAfterGateAsync(string id)
     {
         if (InspectGate is { } gate) await gate.Task;
         return Containers.TryGetValue(id, out var f) ? f : null;
