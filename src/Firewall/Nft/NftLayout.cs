@@ -36,8 +36,7 @@ public static class NftLayout
     /// <summary>Sets, maps and chains: adding them again is a no-op when they exist.</summary>
     public static IEnumerable<JsonObject> Declarations(string table)
     {
-        foreach (var set in NftSets.All)
-            yield return NftJson.Command("add", set.VerdictMap ? "map" : "set", SetObject(table, set));
+        foreach (var command in SetDeclarations(table)) yield return command;
 
         foreach (var name in FixedChains)
             yield return BaseChains.Contains(name)
@@ -45,6 +44,10 @@ public static class NftLayout
                 : NftJson.Command("add", "chain", new JsonObject { ["family"] = "inet", ["table"] = table, ["name"] = name });
         foreach (var command in DnsProxyLayout.ChainDeclarations(table)) yield return command;
     }
+
+    /// <summary>The sets and maps alone.</summary>
+    public static IEnumerable<JsonObject> SetDeclarations(string table) =>
+        NftSets.All.Select(set => NftJson.Command("add", set.VerdictMap ? "map" : "set", SetObject(table, set)));
 
     /// <summary>Prefixes of the optional drop log (<c>WHALEWALL_LOG_DROPS</c>).</summary>
     public const string DropOutLogPrefix = "whalewall drop out: ";
