@@ -300,9 +300,10 @@ public static class ExplainCommand
     /// 1.0.6 has no JSON form of <c>get element</c>, so the command is text (it falls back to its
     /// text parser); the element's fields are numbers and addresses the compiler made, and the
     /// table name is checked by <see cref="Options"/>. <c>get element</c> finds the element that
-    /// holds the key (elements of one set never overlap).</summary>
+    /// holds the key (elements of one set never overlap). It asks the set that holds the element
+    /// in the kernel: an exact one sits in its logical set's hash twin (<see cref="NftPlacement"/>).</summary>
     public static string GetElementCommand(string table, Element element) =>
-        $"get element inet {table} {element.Set} {{ {string.Join(" . ", element.Fields)} }}";
+        $"get element inet {table} {element.PhysicalSet} {{ {string.Join(" . ", element.PhysicalFields)} }}";
 
     private static bool? InKernel(string table, Element element)
     {

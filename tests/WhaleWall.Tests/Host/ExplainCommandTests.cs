@@ -196,6 +196,18 @@ public sealed class ExplainCommandTests : IDisposable
     }
 
     [Fact]
+    public void An_exact_element_is_asked_of_the_hash_twin_that_holds_it_without_its_source_port()
+    {
+        var element = new WhaleWall.Firewall.Nft.Element("out4", [
+            WhaleWall.Firewall.Nft.Field.Address(AddressRange.Single(IPAddress.Parse("198.18.0.2"))),
+            WhaleWall.Firewall.Nft.Field.Address(AddressRange.Single(IPAddress.Parse("198.18.0.3"))),
+            new(WhaleWall.Firewall.Nft.FieldKind.Proto, 6, 6), new(WhaleWall.Firewall.Nft.FieldKind.Port, 0, 65535),
+            new(WhaleWall.Firewall.Nft.FieldKind.Port, 756, 756)]);
+        Assert.Equal("get element inet whalewall outx4 { 198.18.0.2 . 198.18.0.3 . 6 . 756 }",
+            ExplainCommand.GetElementCommand("whalewall", element));
+    }
+
+    [Fact]
     public void Facts_survive_the_report_and_a_hostile_report_is_skipped_not_thrown()
     {
         var facts = Container("web", "198.18.0.2", new() { ["whalewall.enabled"] = "true", ["unrelated"] = "x" })
