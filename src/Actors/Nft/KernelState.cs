@@ -29,7 +29,7 @@ public sealed record KernelState(
     /// <c>managed*</c> no rule reads what it left (egress and ingress are entered only for managed
     /// addresses). An address under policy again gets them deleted first, in its own transaction,
     /// so a new container never inherits them. Only the sets read through the owner's own
-    /// address qualify (<see cref="Deferrable"/>): <c>peer*</c> opens the <em>destination</em>,
+    /// address qualify (<see cref="Deferred"/>): <c>peer*</c> opens the <em>destination</em>,
     /// so it is always deleted at once.</summary>
     public ImmutableHashSet<Element> Garbage { get; init; } = ImmutableHashSet<Element>.Empty;
 
