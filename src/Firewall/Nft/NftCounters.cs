@@ -33,7 +33,7 @@ public static class NftCounters
     /// <summary>For each counted set: direction, verdict, and which field holds the container's address.</summary>
     private const CountedVerdict A = CountedVerdict.Accept, D = CountedVerdict.Drop, Audit = CountedVerdict.AuditDrop;
 
-    private static readonly Dictionary<string, (bool Egress, CountedVerdict Verdict, int Field)> Sets = new()
+    private static readonly Dictionary<string, (bool Egress, CountedVerdict Verdict, int Field)> Sets = new Dictionary<string, (bool Egress, CountedVerdict Verdict, int Field)>
     {
         ["out4"] = (true, A, 0), ["out6"] = (true, A, 0),
         ["outh4"] = (true, A, 0), ["outh6"] = (true, A, 0),
@@ -41,16 +41,20 @@ public static class NftCounters
         ["pub4"] = (false, A, 1), ["pub6"] = (false, A, 1),
         ["in4"] = (false, A, 1), ["in6"] = (false, A, 1),
         ["local4"] = (false, A, 0), ["local6"] = (false, A, 0),
-        // the exact twins (NftPlacement): the owner's address sits in the same field
-        ["outx4"] = (true, A, 0), ["outx6"] = (true, A, 0),
-        ["outhx4"] = (true, A, 0), ["outhx6"] = (true, A, 0),
-        ["peerx4"] = (false, A, 1), ["peerx6"] = (false, A, 1),
-        ["localx4"] = (false, A, 0), ["localx6"] = (false, A, 0),
         ["dropout4"] = (true, D, 0), ["dropout6"] = (true, D, 0),
         ["dropin4"] = (false, D, 0), ["dropin6"] = (false, D, 0),
         ["auditout4"] = (true, Audit, 0), ["auditout6"] = (true, Audit, 0),
         ["auditin4"] = (false, Audit, 0), ["auditin6"] = (false, Audit, 0),
-    };
+    }.WithTwins();
+
+    /// <summary>The exact twins (<see cref="NftPlacement"/>) count like their sets: the owner's
+    /// address sits in the same field.</summary>
+    private static Dictionary<string, (bool Egress, CountedVerdict Verdict, int Field)> WithTwins(this Dictionary<string, (bool Egress, CountedVerdict Verdict, int Field)> sets)
+    {
+        foreach (var (set, shape) in sets.ToList())
+            if (NftPlacement.TwinOf(set) is { } twin) sets[twin] = shape;
+        return sets;
+    }
 
     /// <summary>The sets whose counters belong to containers. Listing them one by one costs
     /// less than listing the whole table (CounterTests.Scrape_cost_*).</summary>

@@ -52,44 +52,25 @@ public static partial class NftJson
 
         private static void Write(Utf8JsonWriter w, ElementCommands c)
         {
-            var i = 0;
-            while (i < c.Elements.Count)
+            // one command per set that holds them, in order of first appearance (as sorted)
+            foreach (var group in c.Elements.GroupBy(e => e.PhysicalSet))
             {
-                // sorted by key, so each set's elements are one run (keys start with the logical set;
-                // a logical set's twin elements interleave with its interval ones: grouped per set)
-                var logical = c.Elements[i].Set;
-                var end = i;
-                while (end < c.Elements.Count && c.Elements[end].Set == logical) end++;
-                foreach (var physical in PhysicalSetsIn(c.Elements, i, end))
-                {
-                    w.WriteStartObject();
-                    w.WritePropertyName(c.Verb);
-                    w.WriteStartObject();
-                    w.WritePropertyName("element");
-                    w.WriteStartObject();
-                    w.WriteString("family", "inet");
-                    w.WriteString("table", c.Table);
-                    w.WriteString("name", physical);
-                    w.WritePropertyName("elem");
-                    w.WriteStartArray();
-                    for (var k = i; k < end; k++)
-                        if (c.Elements[k].PhysicalSet == physical) WriteElement(w, c.Elements[k], c.Now);
-                    w.WriteEndArray();
-                    w.WriteEndObject();
-                    w.WriteEndObject();
-                    w.WriteEndObject();
-                }
-                i = end;
+                w.WriteStartObject();
+                w.WritePropertyName(c.Verb);
+                w.WriteStartObject();
+                w.WritePropertyName("element");
+                w.WriteStartObject();
+                w.WriteString("family", "inet");
+                w.WriteString("table", c.Table);
+                w.WriteString("name", group.Key);
+                w.WritePropertyName("elem");
+                w.WriteStartArray();
+                foreach (var element in group) WriteElement(w, element, c.Now);
+                w.WriteEndArray();
+                w.WriteEndObject();
+                w.WriteEndObject();
+                w.WriteEndObject();
             }
-        }
-
-        /// <summary>The physical sets of a run of one logical set's elements, in order of first appearance.</summary>
-        private static List<string> PhysicalSetsIn(List<Element> elements, int from, int to)
-        {
-            var sets = new List<string>(2);
-            for (var k = from; k < to; k++)
-                if (!sets.Contains(elements[k].PhysicalSet)) sets.Add(elements[k].PhysicalSet);
-            return sets;
         }
     }
 
