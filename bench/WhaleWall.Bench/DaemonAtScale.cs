@@ -82,6 +82,7 @@ public static class DaemonAtScale
         var loadedMetrics = await Memory.ScrapeAsync(s.Ns);
         ctx.Log($"daemon with {present}: start-up {startup.TotalMilliseconds:0} ms ({sync?.Value ?? "no sync line"}); {loaded} {loadedMetrics}");
 
+        var beforeChurn = await DaemonHistograms.ScrapeAsync(s.Ns);
         using var monitor = new ElementMonitor(Netns.Named(s.Ns), s.Table);
         await Task.Delay(500);
         var add = new List<double>();
@@ -110,6 +111,8 @@ public static class DaemonAtScale
         })));
         var churnSeconds = sw.Elapsed.TotalSeconds;
         var afterChurn = Memory.Of(s.Daemon.Pid);
+        var inside = DaemonHistograms.Between(beforeChurn, await DaemonHistograms.ScrapeAsync(s.Ns));
+        ctx.Log($"daemon churn, the daemon's own histograms: {inside}");
         await s.Daemon.StopAsync();
         File.Copy(s.Daemon.LogFile, Path.Combine(ctx.ArtifactsDir, "bench-daemon-standin.log"), overwrite: true);
         DropTable(s);
@@ -128,6 +131,7 @@ public static class DaemonAtScale
             $"{Stats.P50P99(add)}{(missing > 0 ? $", {missing} not seen in 10 s" : "")}", "p99 < 20 ms", full ? missing == 0 && Stats.Percentile(add, 99) < 20 : null);
         ctx.Report.Add("Daemon process event -> enforced: `die` -> the address out of the kernel",
             Stats.P50P99(remove), "p99 < 20 ms", full ? missing == 0 && Stats.Percentile(remove, 99) < 20 : null);
+        ctx.Report.Add("  inside the daemon during the churn (its own /metrics histograms, bucket upper bounds)", inside, "");
     }
 
     /// <summary>A process' memory from /proc: VmRSS, VmHWM, anonymous vs file-backed RSS, threads.</summary>

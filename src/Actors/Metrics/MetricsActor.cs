@@ -25,6 +25,7 @@ public sealed class MetricsActor : ReceiveActor, IWithTimers
     private readonly IDaemonReport? report;
     private readonly TimeProvider clock;
     private readonly ILoggingAdapter log = Context.GetLogger();
+    private readonly ContainerTally tally = new();
     private bool dirty = true;
     private DateTimeOffset lastWritten = DateTimeOffset.MinValue;
     private string? reportError;
@@ -94,14 +95,19 @@ public sealed class MetricsActor : ReceiveActor, IWithTimers
 
     private void Changed() => dirty = true;
 
+    /// <summary>The gauges follow the change by its difference (this actor is the only one that
+    /// applies container states to the view): counting all containers again at every change cost
+    /// a sixth of the daemon's CPU with 1,000 containers churning.</summary>
     private void OnStateChanged(ContainerNotices.StateChanged m)
     {
+        var old = view.Current.Containers.GetValueOrDefault(m.Id);
         view.Apply(m);
-        var all = view.Current.Containers.Values;
+        tally.Remove(old);
+        tally.Add(view.Current.Containers.GetValueOrDefault(m.Id));
         foreach (var state in Gauged)
-            WhaleWallMetrics.Containers.WithLabels(WhaleWallMetrics.StateLabel(state)).Set(all.Count(c => c.State == state));
-        WhaleWallMetrics.ManagedContainers.Set(all.Count(c => c.State != ContainerState.Unmanaged));
-        WhaleWallMetrics.AuditContainers.Set(all.Count(c => c.Audited));
+            WhaleWallMetrics.Containers.WithLabels(WhaleWallMetrics.StateLabel(state)).Set(tally.In(state));
+        WhaleWallMetrics.ManagedContainers.Set(tally.Managed);
+        WhaleWallMetrics.AuditContainers.Set(tally.Audited);
         Changed();
     }
 
