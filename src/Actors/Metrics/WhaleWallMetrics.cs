@@ -40,6 +40,10 @@ public static class WhaleWallMetrics
         "From a Docker event's receipt to the kernel holding the container's rules (writer's Applied).",
         new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 16) });
 
+    public static readonly Histogram WriterProgramSeconds = Prometheus.Metrics.CreateHistogram("whalewall_writer_program_seconds",
+        "From the writer's receipt of a container's rules to its Applied: waiting behind other work, the transaction, cutting stale flows.",
+        new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 16) });
+
     public static readonly Histogram NftTransactionSeconds = Prometheus.Metrics.CreateHistogram("whalewall_nft_transaction_seconds",
         "Duration of one libnftables transaction, by kind (startup|changes|single).",
         new HistogramConfiguration { LabelNames = ["kind"], Buckets = Histogram.ExponentialBuckets(0.0002, 2, 16) });

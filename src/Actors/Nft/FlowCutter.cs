@@ -34,14 +34,14 @@ public sealed class FlowCutter(IConntrack conntrack, Func<IReadOnlySet<IPAddress
         narrowed.ExceptWith(removed);
         if (removed.Count == 0 && narrowed.Count == 0) return 0;
 
-        var deleted = 0;
-        foreach (var address in removed) deleted += conntrack.Delete(conntrack.FlowsOf(address));
+        // one read of the table for every address of the change
+        var flows = conntrack.FlowsOf([.. removed, .. narrowed]);
+        bool Removed(ConntrackFlow f) => removed.Contains(f.Original.Source) || removed.Contains(f.Reply.Source);
+        var deleted = conntrack.Delete(flows.Where(Removed).ToList());
         if (narrowed.Count == 0) return deleted;
         var index = new ElementIndex(after);
         var host = hostAddresses();
-        foreach (var address in narrowed)
-            deleted += conntrack.Delete(StaleFlows.NotAllowed(conntrack.FlowsOf(address), host, index));
-        return deleted;
+        return deleted + conntrack.Delete(StaleFlows.NotAllowed(flows.Where(f => !Removed(f)), host, index));
     }
 
     /// <summary>The container addresses an owner holds (its managed elements: single addresses).</summary>

@@ -176,7 +176,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
 
     private void Want(Program p)
     {
-        memory.Desired[p.Fragment.Owner] = new Wanted(p.Fragment, p.Version, Sender);
+        memory.Desired[p.Fragment.Owner] = new Wanted(p.Fragment, p.Version, Sender, ReceivedAt: Stopwatch.GetTimestamp());
         memory.Dirty.Add(p.Fragment.Owner);
         memory.Missing.Remove(p.Fragment.Owner);
     }
@@ -358,7 +358,8 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         }
         progress.Retrying = memory.Refused.Count;
         if (wanted.Fragment.IsEmpty) memory.Desired.Remove(owner);
-        else memory.Desired[owner] = wanted with { Answered = true };
+        else memory.Desired[owner] = wanted with { Answered = true, ReceivedAt = 0 };
+        if (wanted.ReceivedAt != 0) WhaleWallMetrics.WriterProgramSeconds.Observe(Stopwatch.GetElapsedTime(wanted.ReceivedAt).TotalSeconds);
         wanted.ReplyTo.Tell(new Applied(owner, wanted.Version));
     }
 
@@ -403,7 +404,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             log.Error("kernel rejected the rules of {0}: {1}; {2}, retrying with backoff", owner, error,
                 holdsContainer ? "its addresses are drop-all meanwhile" : "its previous elements stay meanwhile");
         else log.Debug("kernel rejected the rules of {0} again; next retry in {1:0} s", owner, retry.TotalSeconds);
-        memory.Desired[owner] = wanted with { Answered = true };
+        memory.Desired[owner] = wanted with { Answered = true, ReceivedAt = 0 };
         wanted.ReplyTo.Tell(new Rejected(owner, wanted.Version, error));
         Timers.StartSingleTimer("retry-" + owner, new Retry(owner, wanted.Version), retry);
     }
@@ -613,7 +614,8 @@ public sealed class WriterMemory
 }
 
 /// <param name="Answered">The owner was told how this wish went (applied, or refused).</param>
-internal sealed record Wanted(Fragment Fragment, long Version, IActorRef ReplyTo, bool Answered = false);
+/// <param name="ReceivedAt">when the writer received the Program (Stopwatch timestamp; 0 once answered)</param>
+internal sealed record Wanted(Fragment Fragment, long Version, IActorRef ReplyTo, bool Answered = false, long ReceivedAt = 0);
 
 internal sealed record Refusal(long Version, string Error, int Attempts);
 

@@ -31,10 +31,11 @@ public sealed record ConntrackFlow(byte Protocol, FlowTuple Original, FlowTuple 
 /// mid-stream pickup; denied ones are dropped).</summary>
 public interface IConntrack
 {
-    /// <summary>Every entry in which <paramref name="address"/> is an end: the original
+    /// <summary>Every entry in which one of <paramref name="addresses"/> is an end: the original
     /// source (the container opened it) or the reply source (the container answers it, directly
-    /// or behind a published port's DNAT).</summary>
-    IReadOnlyList<ConntrackFlow> FlowsOf(IPAddress address);
+    /// or behind a published port's DNAT). Asked once for all the addresses a change touches:
+    /// reading the table costs the kernel a walk of its whole hash table, whatever is asked.</summary>
+    IReadOnlyList<ConntrackFlow> FlowsOf(IReadOnlyCollection<IPAddress> addresses);
 
     /// <summary>Deletes these entries (each by its original tuple, zone and id, so an entry
     /// created since for the same tuple is left alone). Entries already gone are skipped.

@@ -138,10 +138,10 @@ public class NftWriterBindingSpecs() : TestKit($"{NftWriterActor.DispatcherId} {
         public ConcurrentQueue<ConntrackFlow> Deleted { get; } = new();
         public ConcurrentQueue<string> Asked { get; } = new();
 
-        public IReadOnlyList<ConntrackFlow> FlowsOf(IPAddress address)
+        public IReadOnlyList<ConntrackFlow> FlowsOf(IReadOnlyCollection<IPAddress> addresses)
         {
-            Asked.Enqueue(address.ToString());
-            return Flows.TryGetValue(address.ToString(), out var f) ? f : [];
+            foreach (var address in addresses) Asked.Enqueue(address.ToString());
+            return [.. addresses.SelectMany(a => Flows.TryGetValue(a.ToString(), out var f) ? f : []).Distinct()];
         }
 
         public int Delete(IEnumerable<ConntrackFlow> flows)

@@ -6,17 +6,18 @@ using static WhaleWall.Firewall.Kernel.Netlink.NetlinkNative;
 namespace WhaleWall.Firewall.Kernel.Netlink;
 
 /// <summary>
-/// <see cref="IConntrack"/> over ctnetlink (NETLINK_NETFILTER, subsystem NFNL_SUBSYS_CTNETLINK),
-/// the way conntrack-tools' <c>conntrack -D -s ADDR</c> does it: a dump that the kernel filters
-/// (CTA_FILTER, Linux 5.8+; the tuple is checked again here, so an older kernel that ignores the
-/// filter costs time, not correctness), then one IPCTNL_MSG_CT_DELETE per entry, naming it by its
-/// original tuple, zone and id. Needs CAP_NET_ADMIN.
+/// <see cref="IConntrack"/> over ctnetlink (NETLINK_NETFILTER, subsystem NFNL_SUBSYS_CTNETLINK):
+/// a dump of the table (filtered by the kernel when that is cheaper: CTA_FILTER, Linux 5.8+; the
+/// tuple is checked again here, so an older kernel that ignores the filter costs time, not
+/// correctness), then one IPCTNL_MSG_CT_DELETE per entry, naming it by its original tuple, zone
+/// and id, the way conntrack-tools' <c>conntrack -D -s ADDR</c> does. Needs CAP_NET_ADMIN.
 /// </summary>
 public sealed class Conntrack : IConntrack, IDisposable
 {
     private const ushort NFNL_SUBSYS_CTNETLINK = 1;
     internal const ushort IPCTNL_MSG_CT_NEW = 0;
-    private const ushort IPCTNL_MSG_CT_GET = 1, IPCTNL_MSG_CT_DELETE = 2;
+    private const ushort IPCTNL_MSG_CT_GET = 1, IPCTNL_MSG_CT_DELETE = 2, IPCTNL_MSG_CT_GET_STATS = 5;
+    private const ushort CTA_STATS_GLOBAL_ENTRIES = 1;
     private const ushort CTA_TUPLE_ORIG = 1, CTA_TUPLE_REPLY = 2, CTA_ID = 12, CTA_ZONE = 18, CTA_FILTER = 25;
     private const ushort CTA_TUPLE_IP = 1, CTA_TUPLE_PROTO = 2;
     private const ushort CTA_IP_V4_SRC = 1, CTA_IP_V4_DST = 2, CTA_IP_V6_SRC = 3, CTA_IP_V6_DST = 4;
@@ -28,21 +29,70 @@ public sealed class Conntrack : IConntrack, IDisposable
 
     private readonly NetlinkSocket _socket;
 
-    /// <param name="netnsPath">Tests only: the namespace whose table to use (default: this process's).</param>
-    public Conntrack(string? netnsPath = null) => _socket = new NetlinkSocket(NETLINK_NETFILTER, netnsPath);
+    private readonly long _entriesPerWalk;
 
-    public IReadOnlyList<ConntrackFlow> FlowsOf(IPAddress address)
+    /// <param name="netnsPath">Tests only: the namespace whose table to use (default: this process's).</param>
+    /// <param name="entriesPerWalk">Tests only: 0 makes every IPv4 read a pair of filtered dumps per address.</param>
+    public Conntrack(string? netnsPath = null, long entriesPerWalk = EntriesPerWalk)
     {
+        _socket = new NetlinkSocket(NETLINK_NETFILTER, netnsPath);
+        _entriesPerWalk = entriesPerWalk;
+    }
+
+    public IReadOnlyList<ConntrackFlow> FlowsOf(IPAddress address) => FlowsOf([address]);
+
+    /// <summary>Each dump walks the kernel's whole conntrack hash table (all namespaces' entries
+    /// and every bucket: 262,144 buckets took ~8 ms here, with the table empty), so the dumps are
+    /// few: one of each family, matched here, unless this namespace holds so many entries that
+    /// carrying them all costs more than two filtered walks per IPv4 address (the kernel's filter
+    /// takes one address and one direction). IPv6 is always one dump of the family: the kernel's
+    /// IPv6 address filter is inverted (Linux 6.18 still returns the entries whose address
+    /// differs: ctnetlink_filter_match_tuple tests !ipv6_addr_cmp).</summary>
+    public IReadOnlyList<ConntrackFlow> FlowsOf(IReadOnlyCollection<IPAddress> addresses)
+    {
+        var wanted = addresses.ToHashSet();
         var flows = new Dictionary<(uint, ConntrackFlow), ConntrackFlow>();
-        // IPv6: the kernel's address filter is inverted (Linux 6.18 still returns the entries whose
-        // address differs: ctnetlink_filter_match_tuple tests !ipv6_addr_cmp), so one dump of the
-        // family, matched here. IPv4: the kernel filters, once per direction.
-        ushort[] directions = address.AddressFamily == AddressFamily.InterNetworkV6 ? [0] : [CTA_TUPLE_ORIG, CTA_TUPLE_REPLY];
-        foreach (var direction in directions)
-            foreach (var flow in Dump(address, direction))
-                if (flow.Original.Source.Equals(address) || flow.Reply.Source.Equals(address))
+        void Keep(IEnumerable<ConntrackFlow> dump)
+        {
+            foreach (var flow in dump)
+                if (wanted.Contains(flow.Original.Source) || wanted.Contains(flow.Reply.Source))
                     flows[(flow.Id, flow)] = flow;
+        }
+        var v4 = wanted.Where(a => a.AddressFamily == AddressFamily.InterNetwork).ToList();
+        if (v4.Count < wanted.Count) Keep(Dump(AddressFamily.InterNetworkV6, null, 0));
+        if (v4.Count > 0)
+        {
+            if (Entries() is { } entries && entries <= _entriesPerWalk * (2L * v4.Count - 1))
+                Keep(Dump(AddressFamily.InterNetwork, null, 0));
+            else
+                foreach (var address in v4)
+                {
+                    Keep(Dump(AddressFamily.InterNetwork, address, CTA_TUPLE_ORIG));
+                    Keep(Dump(AddressFamily.InterNetwork, address, CTA_TUPLE_REPLY));
+                }
+        }
         return flows.Values.ToList();
+    }
+
+    /// <summary>Entries one walk is worth: what carrying and parsing that many entries of an
+    /// unfiltered dump costs, roughly, against walking the hash table once more (conservative:
+    /// a few microseconds per entry against ~8 ms per walk).</summary>
+    private const long EntriesPerWalk = 2048;
+
+    /// <summary>How many entries this namespace's table holds (IPCTNL_MSG_CT_GET_STATS), or
+    /// null when the kernel does not say.</summary>
+    public uint? Entries()
+    {
+        try
+        {
+            // the answer comes flagged NLM_F_MULTI without an NLMSG_DONE: the ACK ends it
+            var request = new NetlinkRequest(Type(IPCTNL_MSG_CT_GET_STATS), NLM_F_REQUEST | NLM_F_ACK).Header(NfGen(AddressFamily.InterNetwork));
+            foreach (var m in _socket.Exchange(request))
+                if (m.Type == Type(IPCTNL_MSG_CT_GET_STATS) && m.Attributes(4).Be32(CTA_STATS_GLOBAL_ENTRIES) is { } entries)
+                    return entries;
+        }
+        catch (NetlinkException) { }
+        return null;
     }
 
     public int Delete(IEnumerable<ConntrackFlow> flows)
@@ -65,13 +115,12 @@ public sealed class Conntrack : IConntrack, IDisposable
         return deleted;
     }
 
-    /// <summary>A dump of the address' family; with a direction, filtered by the kernel to the
-    /// entries whose source in that direction is <paramref name="address"/>.</summary>
-    private IEnumerable<ConntrackFlow> Dump(IPAddress address, ushort direction)
+    /// <summary>A dump of <paramref name="family"/>; with an address and a direction, filtered by
+    /// the kernel to the entries whose source in that direction is <paramref name="address"/>.</summary>
+    private IEnumerable<ConntrackFlow> Dump(AddressFamily family, IPAddress? address, ushort direction)
     {
-        var family = Family(address);
         var request = new NetlinkRequest(Type(IPCTNL_MSG_CT_GET), NLM_F_REQUEST | NLM_F_DUMP).Header(NfGen(family));
-        if (direction != 0) Filter(request, address, direction);
+        if (address is not null && direction != 0) Filter(request, address, direction);
         foreach (var m in _socket.Exchange(request))
             if (m.Type == Type(IPCTNL_MSG_CT_NEW) && Parse(m) is { } flow) yield return flow;
     }
