@@ -164,9 +164,14 @@ public sealed record KernelState(
         {
             if (!before.Any())
             {
-                // a new owner (every owner at start-up): only additions
-                foreach (var item in after.Distinct())
+                // a new owner (every owner at start-up): only additions; an owner holds a few
+                // elements, so a repeated one is found by looking back (no set per owner)
+                var items = after as IReadOnlyList<T> ?? after.ToList();
+                HashSet<T>? seen = items.Count > 16 ? [] : null;
+                for (var i = 0; i < items.Count; i++)
                 {
+                    var item = items[i];
+                    if (seen is not null ? !seen.Add(item) : Repeats(items, i)) continue;
                     var n = refs.TryGetValue(item, out var c) ? c : 0;
                     refs[item] = n + 1;
                     if (n == 0 && !Deletes.Remove(item)) Adds.Add(item);
@@ -190,5 +195,12 @@ public sealed record KernelState(
         }
 
         public ImmutableDictionary<T, int> ToImmutable() => refs.ToImmutable();
+
+        private static bool Repeats(IReadOnlyList<T> items, int index)
+        {
+            for (var j = 0; j < index; j++)
+                if (EqualityComparer<T>.Default.Equals(items[j], items[index])) return true;
+            return false;
+        }
     }
 }

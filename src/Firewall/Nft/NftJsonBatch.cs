@@ -21,8 +21,25 @@ public static partial class NftJson
         public void Elements(string verb, string table, IEnumerable<Element> elements, DateTimeOffset? now)
         {
             var sorted = elements.ToList();
-            sorted.Sort();
+            sorted.Sort(RenderOrder);
             parts.Add(new ElementCommands(verb, table, sorted, now));
+        }
+
+        /// <summary>A fixed order (the same transaction renders alike every time): by the set that
+        /// holds the element, then its fields as numbers, then its target. Comparing keys (strings
+        /// with long common prefixes) took most of the start-up render's time.</summary>
+        private static int RenderOrder(Element a, Element b)
+        {
+            var c = string.CompareOrdinal(a.PhysicalSet, b.PhysicalSet);
+            if (c != 0) return c;
+            var (x, y) = (a.PhysicalFields, b.PhysicalFields);
+            for (var i = 0; i < Math.Min(x.Length, y.Length); i++)
+            {
+                if ((c = x[i].Lo.CompareTo(y[i].Lo)) != 0) return c;
+                if ((c = x[i].Hi.CompareTo(y[i].Hi)) != 0) return c;
+            }
+            if ((c = x.Length.CompareTo(y.Length)) != 0) return c;
+            return string.CompareOrdinal(a.Target, b.Target);
         }
 
         public void Then(JsonArray commands) => parts.Add(commands);
@@ -52,9 +69,12 @@ public static partial class NftJson
 
         private static void Write(Utf8JsonWriter w, ElementCommands c)
         {
-            // one command per set that holds them, in order of first appearance (as sorted)
-            foreach (var group in c.Elements.GroupBy(e => e.PhysicalSet))
+            // one command per set that holds them (sorted by it: each set is one run)
+            for (var start = 0; start < c.Elements.Count;)
             {
+                var set = c.Elements[start].PhysicalSet;
+                var end = start;
+                while (end < c.Elements.Count && c.Elements[end].PhysicalSet == set) end++;
                 w.WriteStartObject();
                 w.WritePropertyName(c.Verb);
                 w.WriteStartObject();
@@ -62,14 +82,15 @@ public static partial class NftJson
                 w.WriteStartObject();
                 w.WriteString("family", "inet");
                 w.WriteString("table", c.Table);
-                w.WriteString("name", group.Key);
+                w.WriteString("name", set);
                 w.WritePropertyName("elem");
                 w.WriteStartArray();
-                foreach (var element in group) WriteElement(w, element, c.Now);
+                for (var i = start; i < end; i++) WriteElement(w, c.Elements[i], c.Now);
                 w.WriteEndArray();
                 w.WriteEndObject();
                 w.WriteEndObject();
                 w.WriteEndObject();
+                start = end;
             }
         }
     }

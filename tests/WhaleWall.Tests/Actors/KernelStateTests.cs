@@ -17,6 +17,18 @@ public class KernelStateTests
         Assert.Equal([E("managed4", 3)], plan.Adds.ToArray());
     }
 
+    [Theory]
+    [InlineData(3)]
+    [InlineData(40)] // more than a look back covers: a set
+    public void An_owner_that_lists_an_element_twice_holds_it_once(int count)
+    {
+        var twice = Enumerable.Range(0, count).Select(n => E("managed4", n)).Append(E("managed4", 1)).ToArray();
+        var plan = KernelState.Empty.Replace([new Fragment("a", [.. twice])]);
+        Assert.Equal(count, plan.Adds.Length);
+        // one reference, so one removal takes it out
+        Assert.Equal(count, plan.After.Replace([Fragment.Empty("a")]).Deletes.Length);
+    }
+
     [Fact]
     public void An_element_shared_by_two_owners_stays_until_both_let_go()
     {
