@@ -71,11 +71,19 @@ public sealed class DockerSource(DockerClient client, ResolverSettings? resolver
         catch (DockerApiException) { return ("", null); }
     }
 
+    /// <summary>Container inspects under way at most: a start with 1,000 containers asked for
+    /// all of them at once (1,000 connections to dockerd, the answers in flight together).</summary>
+    public const int MaxInspects = 64;
+
+    private readonly SemaphoreSlim inspects = new(MaxInspects);
+
     public async Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct)
     {
         ContainerInspectResponse c;
+        await inspects.WaitAsync(ct);
         try { c = await client.Containers.InspectContainerAsync(id, ct); }
         catch (DockerContainerNotFoundException) { return null; }
+        finally { inspects.Release(); }
 
         var attachments = ImmutableArray.CreateBuilder<NetworkAttachment>();
         foreach (var (name, endpoint) in c.NetworkSettings?.Networks ?? new Dictionary<string, EndpointSettings>())
@@ -220,7 +228,7 @@ public sealed class DockerSource(DockerClient client, ResolverSettings? resolver
     private static int PrefixOf(string? cidr, int fallback) =>
         cidr?.Split('/') is [_, var len] && int.TryParse(len, out var n) ? n : fallback;
 
-    public void Dispose() => client.Dispose();
+    public void Dispose() => client.Dispose(); // the semaphore holds no handle (no AvailableWaitHandle): nothing to free
 
     /// <summary>Small host files (daemon.json, resolv.conf) read at most every 2 s each.</summary>
     private sealed class HostFiles
