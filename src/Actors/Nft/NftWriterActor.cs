@@ -579,10 +579,11 @@ public sealed record WriterOptions(bool Bridge = false, TimeSpan? GuardLease = n
     public static readonly WriterOptions Default = new();
 
     public TimeSpan CollectIdle { get; init; } = TimeSpan.FromMilliseconds(500);
-    /// <summary>Deleting k elements from a concatenated interval set in one transaction costs the
-    /// kernel more than k times one (10,000 present: 1 in 3 ms, 4 in 17 ms, 16 in 170-200 ms,
-    /// all of it kernel time): two at a time keeps each collection transaction to a few ms.</summary>
-    public int CollectBatch { get; init; } = 2;
+    /// <summary>Deleting from a concatenated interval set costs the kernel time that grows with the
+    /// set and does not amortise over a batch (10,000 present: 1 in 3 ms right after a bulk load,
+    /// but 2 in ~190 ms once the set has seen add/remove cycles, all of it kernel time), and a
+    /// change that arrives meanwhile waits for the transaction: one at a time.</summary>
+    public int CollectBatch { get; init; } = 1;
     public TimeSpan CollectPause { get; init; } = TimeSpan.FromMilliseconds(10);
 }
 
