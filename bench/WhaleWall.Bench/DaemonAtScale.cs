@@ -82,7 +82,7 @@ public static class DaemonAtScale
         var loadedMetrics = await Memory.ScrapeAsync(s.Ns);
         ctx.Log($"daemon with {present}: start-up {startup.TotalMilliseconds:0} ms ({sync?.Value ?? "no sync line"}); {loaded} {loadedMetrics}");
 
-        var beforeChurn = await DaemonHistograms.ScrapeAsync(s.Ns);
+        var (beforeChurn, _) = await DaemonHistograms.ScrapeAsync(s.Ns);
         using var monitor = new ElementMonitor(Netns.Named(s.Ns), s.Table);
         await Task.Delay(500);
         var add = new List<double>();
@@ -111,7 +111,7 @@ public static class DaemonAtScale
         })));
         var churnSeconds = sw.Elapsed.TotalSeconds;
         var afterChurn = Memory.Of(s.Daemon.Pid);
-        var inside = DaemonHistograms.Between(beforeChurn, await DaemonHistograms.ScrapeAsync(s.Ns));
+        var inside = DaemonHistograms.Between(beforeChurn, (await DaemonHistograms.ScrapeAsync(s.Ns)).Samples);
         ctx.Log($"daemon churn, the daemon's own histograms: {inside}");
         await s.Daemon.StopAsync();
         File.Copy(s.Daemon.LogFile, Path.Combine(ctx.ArtifactsDir, "bench-daemon-standin.log"), overwrite: true);
@@ -160,15 +160,10 @@ public static class DaemonAtScale
         /// <summary>The GC's own view from the daemon's /metrics (prometheus-net's process metrics).</summary>
         public static async Task<string> ScrapeAsync(string ns)
         {
-            try
-            {
-                var (status, body) = await MetricsScrape.GetAsync(Netns.Named(ns), "127.0.0.1:50000", "/metrics", TimeSpan.FromSeconds(5));
-                if (status != 200) return $"(metrics: HTTP {status})";
-                var samples = MetricsScrape.Parse(body);
-                double Sum(string name) => samples.Where(x => x.Name == name).Sum(x => x.Value);
-                return $"GC heap {Ctx.Mb((long)Sum("dotnet_total_memory_bytes"))}, gen0/1/2 collections {Sum("dotnet_collection_count_total"):0}";
-            }
-            catch (Exception e) { return $"(metrics: {e.Message})"; }
+            var (samples, error) = await DaemonHistograms.ScrapeAsync(ns);
+            if (error is not null) return $"(metrics: {error})";
+            double Sum(string name) => samples.Where(x => x.Name == name).Sum(x => x.Value);
+            return $"GC heap {Ctx.Mb((long)Sum("dotnet_total_memory_bytes"))}, gen0/1/2 collections {Sum("dotnet_collection_count_total"):0}";
         }
     }
 }

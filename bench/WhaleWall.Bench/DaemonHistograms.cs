@@ -17,14 +17,15 @@ public static class DaemonHistograms
         ("libnftables, single", "whalewall_nft_transaction_seconds", "single"),
     ];
 
-    public static async Task<List<PromSample>> ScrapeAsync(string ns)
+    /// <summary>The daemon's /metrics in its namespace; no samples and why, when it did not answer.</summary>
+    public static async Task<(List<PromSample> Samples, string? Error)> ScrapeAsync(string ns)
     {
         try
         {
             var (status, body) = await MetricsScrape.GetAsync(Netns.Named(ns), "127.0.0.1:50000", "/metrics", TimeSpan.FromSeconds(5));
-            return status == 200 ? MetricsScrape.Parse(body) : [];
+            return status == 200 ? (MetricsScrape.Parse(body), null) : ([], $"HTTP {status}");
         }
-        catch (Exception) { return []; }
+        catch (Exception e) { return ([], e.Message); }
     }
 
     public static string Between(List<PromSample> before, List<PromSample> after)
