@@ -131,6 +131,18 @@ sweep_bench
 if [ -s "$ART/bench-table.md" ]; then cat "$ART/bench-table.md"; else tail -n 30 "$ART/bench.log"; fi
 echo "bench --short: exit $BENCH_RC"
 
+# The first failures' messages and the start of their output (the whole of it is in the log):
+# CI may keep only what was printed, and a name alone does not say what went wrong.
+failure_details() {
+    awk '
+        /^  (Passed|Skipped) / { on = 0; next }
+        /^  Failed / { shown++; if (shown > 3) exit; n = 0; on = 0; print "----" $0; next }
+        shown && n < 40 && /^  (Error Message|Standard Output Messages):/ { on = 1 }
+        shown && /^  Stack Trace:/ { on = 0 }
+        shown && on && n < 40 { print; n++ }
+    ' "$1"
+}
+
 passed=0 failed=0 skipped=0 broken=()
 for name in unit kernel e2e; do
     rc=$(cat "$ART/$name.rc" 2>/dev/null || echo 99)
@@ -150,6 +162,7 @@ for name in unit kernel e2e; do
     echo "$name: $p passed, $f failed, $s skipped (exit $rc)"
     if [ "$f" -gt 0 ]; then
         grep -E '^\s+Failed ' "$ART/$name.log" | head -n 40
+        failure_details "$ART/$name.log"
     elif [ "$rc" != 0 ]; then
         broken+=("$name (exit $rc)")
     fi
