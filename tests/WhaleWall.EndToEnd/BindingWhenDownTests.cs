@@ -30,7 +30,7 @@ public sealed class BindingWhenDownTests(E2eFixture fx, ITestOutputHelper output
             // strict: nothing classifies it while the daemon is down, however long
             for (var i = 0; i < 4; i++)
             {
-                fx.AssertTcpDropped(stranger.Ns, Server1, TcpPort, what: $"(unknown, daemon down, try {i + 1})");
+                fx.AssertTcpDroppedWithArp(stranger.Ns, Server1, TcpPort, what: $"(unknown, daemon down, try {i + 1})");
                 await Task.Delay(1000);
             }
             await fx.AssertTcpAllowed(managed.Ns, Server1, TcpPort, what: "(bound container, daemon down)");

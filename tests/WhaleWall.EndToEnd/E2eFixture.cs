@@ -181,7 +181,20 @@ public sealed class E2eFixture : IAsyncLifetime
     {
         var outcome = Probe.Tcp(nsPath, TestNet.Guard(ip), port, DeniedTimeout, sourceIp);
         Assert.True(outcome == ProbeOutcome.TimedOut,
-            $"expected tcp {sourceIp ?? "?"} -> {ip}:{port} to be dropped (time out) {what}, got {outcome}\n{TableText()}");
+            $"expected tcp {sourceIp ?? "?"} -> {ip}:{port} to be dropped (time out) {what}, got {outcome}{(Probe.LastError is { } e ? $" ({e})" : "")}\n{TableText()}");
+    }
+
+    /// <summary>As <see cref="AssertTcpDropped"/>, for a source whose every frame the bridge table
+    /// drops, its ARP requests included: its own kernel then never learns the gateway, and may end
+    /// the attempt with "no route to host" once that lookup fails (when it fails while this
+    /// attempt's SYN waits for it). That is the drop seen from inside; a connection or a reset is not.</summary>
+    public void AssertTcpDroppedWithArp(string nsPath, string ip, int port, string what = "")
+    {
+        var outcome = Probe.Tcp(nsPath, TestNet.Guard(ip), port, DeniedTimeout);
+        var error = Probe.LastError;
+        Assert.True(outcome == ProbeOutcome.TimedOut || error == System.Net.Sockets.SocketError.HostUnreachable,
+            $"expected tcp -> {ip}:{port} to be dropped (time out, or no route to the unresolved gateway) {what}, got {outcome}" +
+            $"{(error is { } e ? $" ({e})" : "")}\n{BridgeTableText()}");
     }
 
     public async Task AssertUdpAllowed(string nsPath, string ip, int port, string what = "")

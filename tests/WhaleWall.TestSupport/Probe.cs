@@ -12,6 +12,10 @@ public static class Probe
 {
     private static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(1.5);
 
+    /// <summary>The socket error behind the calling thread's last <see cref="ProbeOutcome.Refused"/>
+    /// (for assertion messages: a reset, an ICMP error and a local neighbour failure all read Refused).</summary>
+    [ThreadStatic] public static SocketError? LastError;
+
     /// <summary>TCP connect from inside <paramref name="nsPath"/>. Connected when the handshake
     /// completes, Refused on RST / ICMP unreachable, TimedOut otherwise.</summary>
     public static ProbeOutcome Tcp(string nsPath, string ip, int port, TimeSpan? timeout = null, string? sourceIp = null)
@@ -29,12 +33,13 @@ public static class Probe
             return s;
         });
         using var cts = new CancellationTokenSource(limit);
+        LastError = null;
         try
         {
             socket.ConnectAsync(target, cts.Token).AsTask().GetAwaiter().GetResult();
         }
         catch (OperationCanceledException) { return ProbeOutcome.TimedOut; }
-        catch (SocketException e) { return Classify(e); }
+        catch (SocketException e) { LastError = e.SocketErrorCode; return Classify(e); }
 
         // The handshake completed. Read the server's greeting (best effort, not required).
         try
