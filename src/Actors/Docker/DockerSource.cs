@@ -77,13 +77,27 @@ public sealed class DockerSource(DockerClient client, ResolverSettings? resolver
 
     private readonly SemaphoreSlim inspects = new(MaxInspects);
 
+    /// <summary>How long one container inspect may hold its place among <see cref="MaxInspects"/>:
+    /// dockerd answers an inspect only once it has the container's lock, which a start that never
+    /// finishes keeps; without a limit, 64 such containers would stall every later inspect. The
+    /// caller sees a failure and retries with its backoff.</summary>
+    public TimeSpan InspectTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     public async Task<ContainerFacts?> InspectAsync(string id, CancellationToken ct)
     {
         ContainerInspectResponse c;
         await inspects.WaitAsync(ct);
-        try { c = await client.Containers.InspectContainerAsync(id, ct); }
-        catch (DockerContainerNotFoundException) { return null; }
-        finally { inspects.Release(); }
+        using (var limit = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        {
+            limit.CancelAfter(InspectTimeout);
+            try { c = await client.Containers.InspectContainerAsync(id, limit.Token); }
+            catch (DockerContainerNotFoundException) { return null; }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                throw new TimeoutException($"container inspect of {id[..Math.Min(12, id.Length)]} did not answer within {InspectTimeout.TotalSeconds:0} s");
+            }
+            finally { inspects.Release(); }
+        }
 
         var attachments = ImmutableArray.CreateBuilder<NetworkAttachment>();
         foreach (var (name, endpoint) in c.NetworkSettings?.Networks ?? new Dictionary<string, EndpointSettings>())

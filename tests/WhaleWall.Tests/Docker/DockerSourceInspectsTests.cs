@@ -1,12 +1,14 @@
 using System.Net.Sockets;
 using System.Text;
+using Docker.DotNet;
 using WhaleWall.Actors.Docker;
 using Xunit;
 
 namespace WhaleWall.Tests.Docker;
 
 /// <summary>The adapter against a minimal Docker API on a unix socket (HTTP/1.1, one request per
-/// connection) whose container inspects answer slowly: how many are under way at once.</summary>
+/// connection) whose container inspects answer slowly (how many are under way at once) or, for
+/// containers named <c>stuck…</c>, never.</summary>
 public sealed class DockerSourceInspectsTests : IDisposable
 {
     private readonly string socketPath = Path.Combine(Path.GetTempPath(), $"ww-inspects-{Guid.NewGuid():N}.sock");
@@ -35,6 +37,28 @@ public sealed class DockerSourceInspectsTests : IDisposable
         Assert.InRange(most, 1, DockerSource.MaxInspects);
     }
 
+    [Fact]
+    public async Task Inspects_that_dockerd_never_answers_time_out_and_give_their_place_to_the_next()
+    {
+        using var docker = new DockerSource(new DockerClientBuilder().WithEndpoint(new Uri("unix://" + socketPath)).Build())
+        {
+            InspectTimeout = TimeSpan.FromSeconds(1),
+        };
+        // every place taken by a container whose start never finishes (dockerd holds its lock)
+        var stuck = Enumerable.Range(0, DockerSource.MaxInspects)
+            .Select(i => Task.Run(() => docker.InspectAsync($"stuck{i:D4}", CancellationToken.None)))
+            .ToList();
+        var next = Task.Run(() => docker.InspectAsync("c0001", CancellationToken.None));
+
+        var facts = await next.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal("c0001", facts!.Id);
+        foreach (var s in stuck)
+        {
+            var e = await Assert.ThrowsAsync<TimeoutException>(() => s.WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Contains("did not answer within 1 s", e.Message);
+        }
+    }
+
     private async Task AcceptAsync()
     {
         while (!stop.IsCancellationRequested)
@@ -60,6 +84,11 @@ public sealed class DockerSourceInspectsTests : IDisposable
         }
         var path = head.ToString().Split(' ')[1];
         string body;
+        if (path.Contains("/containers/stuck"))
+        {
+            try { await Task.Delay(Timeout.Infinite, stop.Token); } catch (OperationCanceledException) { }
+            return;
+        }
         if (path.Contains("/containers/") && path.EndsWith("/json"))
         {
             var now = Interlocked.Increment(ref inFlight);
