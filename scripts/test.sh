@@ -131,15 +131,18 @@ sweep_bench
 if [ -s "$ART/bench-table.md" ]; then cat "$ART/bench-table.md"; else tail -n 30 "$ART/bench.log"; fi
 echo "bench --short: exit $BENCH_RC"
 
-# The first failures' messages and the start of their output (the whole of it is in the log):
-# CI may keep only what was printed, and a name alone does not say what went wrong.
+# The first failures' messages (15 lines) and the start of their output (10 lines); the whole of
+# both is in the log. CI may keep only what was printed, and a name alone does not say what went wrong.
 failure_details() {
     awk '
-        /^  (Passed|Skipped) / { on = 0; next }
-        /^  Failed / { shown++; if (shown > 3) exit; n = 0; on = 0; print "----" $0; next }
-        shown && n < 40 && /^  (Error Message|Standard Output Messages):/ { on = 1 }
-        shown && /^  Stack Trace:/ { on = 0 }
-        shown && on && n < 40 { print; n++ }
+        /^  (Passed|Skipped) / { part = ""; next }
+        /^  Failed / { shown++; if (shown > 3) exit; part = ""; print "----" $0; next }
+        !shown { next }
+        /^  Error Message:/ { part = "message"; n = 0 }
+        /^  Stack Trace:/ { part = "" }
+        /^  Standard Output Messages:/ { part = "output"; n = 0 }
+        part == "message" && n++ < 16 { print }
+        part == "output" && n++ < 11 { print }
     ' "$1"
 }
 
