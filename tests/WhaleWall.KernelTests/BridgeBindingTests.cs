@@ -427,6 +427,12 @@ public sealed class BridgeBindingTests
         // classified (knowingly unmanaged): it goes
         Change(lab, [], BridgeLayout.Elements(Known(fresh)));
         EventuallyConnects(fresh.NsPath, internet4, 80, sourceIp: fresh.Ip4);
+        // Its dropped IPv6 attempts left the gateway's neighbour entry FAILED. In about 1 of 5 runs
+        // on a loaded machine that entry did not recover within 20 s, and the host never saw a
+        // neighbour solicitation from this namespace meanwhile (captured: no entry for it on the
+        // host, the gateway FAILED here). The bridge rules are what this test is about, so it starts
+        // from an empty cache; why the entry stays FAILED is open (issue 14's closing note).
+        lab.Ip(fresh.Name, "-6", "neigh", "flush", "dev", "eth0");
         EventuallyConnects(fresh.NsPath, internet6, 80);
     }
 
