@@ -100,6 +100,29 @@ public sealed class BindingTests
     }
 
     [Fact]
+    public void A_context_without_a_path_works_in_its_constructors_namespace_for_callers_on_any_thread()
+    {
+        using var lab = new KernelLab();
+        var table = "wwk_" + lab.Id;
+        // made on a thread inside the lab's namespace; called from the test's thread-pool threads
+        using var nft = Netns.Run(lab.RouterNs, () => new LibNftables());
+        Assert.Null(nft.NetnsPath);
+        Assert.True(nft.Run(Batch(AddTable(table), AddConcatSet(table, "s", ["ipv4_addr", "inet_service"], "interval"))).Ok);
+        Parallel.For(0, 64, new ParallelOptions { MaxDegreeOfParallelism = 16 }, i =>
+        {
+            var r = nft.Run(Batch(AddElements(table, "s", Concat("198.18.30." + i, 1000 + i))));
+            Assert.True(r.Ok, r.Error);
+            Assert.True(nft.Check(Batch(AddElements(table, "s", Concat("198.18.31." + i, 1000 + i)))).Ok);
+        });
+
+        // every change landed in the lab's namespace, the dry runs nowhere, and none in the test's own
+        var set = Objects(lab.Nft.Run(Batch(ListSet(table, "s"))).Output).Single()["set"]!;
+        Assert.Equal(64, set["elem"]!.AsArray().Count);
+        using var own = new LibNftables();
+        Assert.False(own.Run(Batch(ListTable(table))).Ok);
+    }
+
+    [Fact]
     public void Run_after_dispose_throws()
     {
         var nft = new LibNftables();
