@@ -45,7 +45,9 @@ public static class DnsChange
 
     public static async Task RunAsync(Ctx ctx)
     {
-        var rounds = ctx.Short ? 5 : 60;
+        // 200 changes (a p99 of 60 was their worst); the first 10 are not counted: they run the
+        // DNS path's code for the first time (JIT), which a running daemon has long done
+        var (warmup, rounds) = ctx.Short ? (0, 5) : (10, 210);
         // from nothing, like the other parts: the writer's start-up replaces the table in one
         // transaction, and over the 10,000 containers the bulk part leaves behind that took 41 s
         // (libnftables 1.0.6), past this part's waits (the full run stopped here)
@@ -87,11 +89,11 @@ public static class DnsChange
                 await WaitFor(() => (answer = log.All.FirstOrDefault(a => a.Owner == facts.Id && Opens(a.Fragment, address))) is not null,
                     TimeSpan.FromSeconds(10), () => Diagnose(log, resolver, round));
                 var handed = resolver.HandedOut[round];
-                if (answer!.Ok) latencies.Add(Stopwatch.GetElapsedTime(handed, answer.AnsweredTicks).TotalMilliseconds);
-                else refused++;
+                if (!answer!.Ok) refused++;
+                else if (round > warmup) latencies.Add(Stopwatch.GetElapsedTime(handed, answer.AnsweredTicks).TotalMilliseconds);
             }
             if (refused > 0) ctx.Log($"dns: the kernel refused {refused} of {rounds} changes");
-            ctx.Report.Add("DNS: answer change -> kernel set element updated", $"{Stats.P50P99(latencies)} over {latencies.Count} changes (TTL 200 ms)",
+            ctx.Report.Add("DNS: answer change -> kernel set element updated", $"{Stats.P50P99(latencies)} over {latencies.Count} changes after {warmup} not counted (TTL 200 ms)",
                 "p50/p99 < 5 ms", latencies.Count > 0 && Stats.Percentile(latencies, 99) < 5);
         }
         finally
