@@ -181,7 +181,7 @@ public sealed class E2eFixture : IAsyncLifetime
     {
         var outcome = Probe.Tcp(nsPath, TestNet.Guard(ip), port, DeniedTimeout, sourceIp);
         Assert.True(outcome == ProbeOutcome.TimedOut,
-            $"expected tcp {sourceIp ?? "?"} -> {ip}:{port} to be dropped (time out) {what}, got {outcome}{(Probe.LastError is { } e ? $" ({e})" : "")}\n{TableText()}");
+            $"expected tcp {sourceIp ?? "?"} -> {ip}:{port} to be dropped (time out) {what}, got {outcome}{SocketErrorText()}\n{TableText()}");
     }
 
     /// <summary>As <see cref="AssertTcpDropped"/>, for a source whose every frame the bridge table
@@ -191,11 +191,12 @@ public sealed class E2eFixture : IAsyncLifetime
     public void AssertTcpDroppedWithArp(string nsPath, string ip, int port, string what = "")
     {
         var outcome = Probe.Tcp(nsPath, TestNet.Guard(ip), port, DeniedTimeout);
-        var error = Probe.LastError;
-        Assert.True(outcome == ProbeOutcome.TimedOut || error == System.Net.Sockets.SocketError.HostUnreachable,
-            $"expected tcp -> {ip}:{port} to be dropped (time out, or no route to the unresolved gateway) {what}, got {outcome}" +
-            $"{(error is { } e ? $" ({e})" : "")}\n{BridgeTableText()}");
+        Assert.True(outcome == ProbeOutcome.TimedOut || Probe.LastError == System.Net.Sockets.SocketError.HostUnreachable,
+            $"expected tcp -> {ip}:{port} to be dropped (time out, or no route to the unresolved gateway) {what}, got {outcome}{SocketErrorText()}\n{BridgeTableText()}");
     }
+
+    /// <summary>The socket error that ended the calling thread's last probe, for a message.</summary>
+    private static string SocketErrorText() => Probe.LastError is { } e ? $" ({e})" : "";
 
     public async Task AssertUdpAllowed(string nsPath, string ip, int port, string what = "")
     {
