@@ -63,8 +63,10 @@ public sealed class LibNftables : INftables, IDisposable
         }
     }
 
+    /// <inheritdoc />
     public NftResult Run(string json) => Submit(json, dryRun: false);
 
+    /// <inheritdoc />
     public NftResult Check(string json) => Submit(json, dryRun: true);
 
     private NftResult Submit(string json, bool dryRun)
