@@ -11,6 +11,7 @@ public static class DaemonHistograms
 {
     private static readonly (string Label, string Name, string? Kind)[] Shown =
     [
+        ("Docker event time -> received (the event stream)", "whalewall_docker_event_delay_seconds", null),
         ("event received -> Applied", "whalewall_event_to_enforced_seconds", null),
         ("writer: Program -> Applied", "whalewall_writer_program_seconds", null),
         ("libnftables, changes", "whalewall_nft_transaction_seconds", "changes"),

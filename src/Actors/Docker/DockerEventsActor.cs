@@ -36,6 +36,9 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private readonly Dictionary<string, IActorRef> children = new();
     private long generation;
     private long lastEventNanos;
+
+    /// <summary>When the current event stream was asked for (Unix ns): events older than that are replays.</summary>
+    private long streamOpenedNanos = long.MaxValue;
     private long checkpointed;
     private bool recovering;
     private int failures;
@@ -99,6 +102,8 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         {
             var received = Stopwatch.GetTimestamp();
             WhaleWallMetrics.DockerEvents.WithLabels(e.Type, WhaleWallMetrics.ActionLabel(e.Action)).Inc();
+            if (e.TimeNano >= streamOpenedNanos) // what `since=` replays is as old as it is: only live events measure delivery
+                WhaleWallMetrics.DockerEventDelay.Observe(Math.Max(0, UnixNanosNow() - e.TimeNano) * 1e-9);
             failures = 0;
             lastEventNanos = Math.Max(lastEventNanos, e.TimeNano);
             if (e.Type == "network" && e.Action is "create" or "destroy")
@@ -249,6 +254,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
 
     private void StartStream(long since)
     {
+        streamOpenedNanos = UnixNanosNow();
         stream?.Cancel();
         stream = new CancellationTokenSource();
         var self = Self;
@@ -266,6 +272,8 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         log.Info("following Docker events since {0}", DateTimeOffset.FromUnixTimeMilliseconds(since / 1_000_000));
         Context.System.EventStream.Publish(new DockerEventsEvents.StreamStateChanged(true, null));
     }
+
+    private static long UnixNanosNow() => (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100;
 
     private void RefreshGatewayNetworks()
     {

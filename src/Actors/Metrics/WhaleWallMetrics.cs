@@ -36,6 +36,10 @@ public static class WhaleWallMetrics
         "Docker events received, by type and action.",
         new CounterConfiguration { LabelNames = ["type", "action"] });
 
+    public static readonly Histogram DockerEventDelay = Prometheus.Metrics.CreateHistogram("whalewall_docker_event_delay_seconds",
+        "From a Docker event's own timestamp (dockerd's clock, this host) to WhaleWall's receipt of it: the event stream's delivery.",
+        new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 16) });
+
     public static readonly Histogram EventToEnforced = Prometheus.Metrics.CreateHistogram("whalewall_event_to_enforced_seconds",
         "From a Docker event's receipt to the kernel holding the container's rules (writer's Applied).",
         new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 16) });

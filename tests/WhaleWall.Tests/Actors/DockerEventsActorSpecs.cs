@@ -71,4 +71,35 @@ public class DockerEventsActorSpecs : TestKit
 
         Assert.Equal([a.Id], writer.FishForMessage<ExpectOwners>(_ => true, TimeSpan.FromSeconds(5)).Owners);
     }
+    [Fact]
+    public void The_delivery_histogram_measures_a_live_event_from_its_own_timestamp_and_leaves_out_what_since_replays()
+    {
+        // every other test's events carry timestamps from long ago (replays by this rule), so the
+        // histogram's observations in this process are this test's
+        var delay = WhaleWall.Actors.Metrics.WhaleWallMetrics.DockerEventDelay;
+        var writer = CreateTestProbe();
+        var peers = Sys.ActorOf(Akka.Actor.Props.Create<PeerDirectoryActor>());
+        Sys.ActorOf(DockerEventsActor.Props(docker, writer, peers));
+        AwaitCondition(() => docker.StreamSinces.Count == 1);
+        var opened = UnixNanos(); // the stream was asked for before this
+        var (count, sum) = (delay.Count, delay.Sum);
+
+        var a = Facts.Container("a", "198.18.128.2");
+        docker.Containers[a.Id] = a;
+        docker.Emit(new DockerEvent("container", "start", a.Id, opened - 60_000_000_000)); // a replay: a minute old
+        writer.FishForMessage<Program>(p => p.Fragment.Owner == a.Id);
+        Assert.Equal(count, delay.Count);
+
+        Thread.Sleep(1500);
+        var sent = UnixNanos() - 1_000_000_000; // stamped a second ago, after the stream opened
+        Assert.True(sent > opened);
+        var b = Facts.Container("b", "198.18.128.3");
+        docker.Containers[b.Id] = b;
+        docker.Emit(new DockerEvent("container", "start", b.Id, sent));
+        writer.FishForMessage<Program>(p => p.Fragment.Owner == b.Id);
+        Assert.Equal(count + 1, delay.Count);
+        Assert.InRange(delay.Sum - sum, 1.0, 5.0);
+    }
+
+    private static long UnixNanos() => (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100;
 }
