@@ -228,7 +228,7 @@ public static class StateCommands
         finally { await system.Terminate(); }
     }
 
-    /// <summary>Element counts per set of WhaleWall's table, or why it cannot be read.</summary>
+    /// <summary>Element counts per set of WhaleWall's table (a sharded set's shards together), or why it cannot be read.</summary>
     private static (bool Ok, SortedDictionary<string, int> Sets, string? Error) ReadTable(string table)
     {
         var sets = new SortedDictionary<string, int>(StringComparer.Ordinal);
@@ -239,7 +239,7 @@ public static class StateCommands
             if (!result.Ok) return (false, sets, result.Error.Trim());
             foreach (var item in JsonNode.Parse(result.Output)?["nftables"]?.AsArray() ?? [])
                 if (item?["set"] is JsonObject set && set["name"]?.GetValue<string>() is { } name)
-                    sets[name] = (set["elem"] as JsonArray)?.Count ?? 0;
+                    sets[NftPlacement.Unsharded(name)] = sets.GetValueOrDefault(NftPlacement.Unsharded(name)) + ((set["elem"] as JsonArray)?.Count ?? 0);
             return (true, sets, null);
         }
         catch (Exception e) { return (false, sets, e.Message); }

@@ -173,7 +173,7 @@ public static class SuggestCommand
     {
         var all = new List<ListedElement>();
         foreach (var set in new[] { "out4", "out6", "outh4", "outh6", "pub4", "pub6", "local4", "local6" }
-                     .SelectMany(s => NftPlacement.TwinOf(s) is { } twin ? new[] { s, twin } : [s]))
+                     .SelectMany(NftPlacement.PhysicalSets))
         {
             var listing = nft.Run(NftJson.ListSet(table, set));
             if (listing.Ok) all.AddRange(NftElementFields.Read(listing.Output));

@@ -80,7 +80,9 @@ public sealed class CounterTests(ITestOutputHelper output)
         var built = lab.Nft.Run(NftJson.FullTable("whalewall", fragment.Elements, logDrops: true));
         Assert.True(built.Ok, built.Error);
 
-        var text = lab.Exec(lab.RouterName, "nft", "list", "chain", "inet", "whalewall", "egress");
+        // egress goes to the chain of the source's shard (docs/nftables.md, "Shards")
+        var shard = NftPlacement.ShardOf(WhaleWall.Firewall.Policy.AddressRange.Single(IPAddress.Parse(KernelLab.ClientIp4)).Lo);
+        var text = lab.Exec(lab.RouterName, "nft", "list", "chain", "inet", "whalewall", $"egress4_{shard}");
         var log = text.IndexOf($"log prefix \"{NftLayout.DropOutLogPrefix}\"", StringComparison.Ordinal);
         var counted = text.IndexOf("ip saddr @dropout4 drop", StringComparison.Ordinal);
         Assert.True(log >= 0 && counted > log, text);
@@ -149,7 +151,8 @@ public sealed class CounterTests(ITestOutputHelper output)
         for (var i = 0; i < rounds; i++) json = reader.Nft.Run(NftJson.ListTable(table)).Output;
         list.Stop();
         var perSet = Stopwatch.StartNew();
-        string[] counted = ["out4", "out6", "peer4", "peer6", "pub4", "pub6", "local4", "local6", "in4", "in6", "dropout4", "dropout6", "dropin4", "dropin6"];
+        string[] counted = [.. new[] { "out4", "out6", "peer4", "peer6", "pub4", "pub6", "local4", "local6", "in4", "in6", "dropout4", "dropout6", "dropin4", "dropin6" }
+            .SelectMany(NftPlacement.PhysicalSets)];
         for (var i = 0; i < rounds; i++)
             foreach (var set in counted)
                 Assert.True(reader.Nft.Run("{\"nftables\":[{\"list\":{\"set\":{\"family\":\"inet\",\"table\":\"" + table + "\",\"name\":\"" + set + "\"}}}]}").Ok);

@@ -35,6 +35,46 @@ public sealed class WhaleWallLayoutTests
         Assert.True(result.Ok, result.Error);
     }
 
+    /// <summary>The out4 shard that holds an owner address's interval elements (NftPlacement).</summary>
+    private static string OutShardOf(string address) =>
+        NftPlacement.ShardName("out4", NftPlacement.ShardOf(AddressRange.Single(System.Net.IPAddress.Parse(address)).Lo));
+
+    /// <summary>out* interval elements live in one of 16 sets picked by the owner address's low
+    /// bits, and egress dispatches on the source's: a source in every shard, each with its own
+    /// CIDR rule (an interval element), reaches its port and not the other one's, on both families.</summary>
+    [Fact]
+    public void Every_shard_of_egress_enforces_its_own_sources_policy()
+    {
+        using var lab = new KernelLab();
+        using var s80 = TcpServer.Start(lab.ServerNs, "::", 80);
+        using var s81 = TcpServer.Start(lab.ServerNs, "::", 81);
+        var sources = Enumerable.Range(0, NftPlacement.Shards)
+            .Select(k => (Shard: k, V4: $"198.18.10.{32 + k}", V6: $"2001:db8:10::{0x20 + k:x}", Port: 80 + k % 2)).ToList();
+        var elements = new List<Element>();
+        foreach (var (k, v4, v6, port) in sources)
+        {
+            lab.Ip(lab.ClientName, "addr", "add", v4 + "/32", "dev", KernelLab.ClientIf);
+            lab.Ip(lab.ClientName, "-6", "addr", "add", v6 + "/128", "dev", KernelLab.ClientIf, "nodad");
+            var rules = $"output:\n  - ips: [{KernelLab.ServerSubnet4}, {KernelLab.ServerSubnet6}]\n    proto: tcp\n    dst_ports: [{port}]\n";
+            var facts = new ContainerFacts($"c{k}", $"c{k}", true,
+                new Dictionary<string, string> { [LabelKeys.Enabled] = "true", [LabelKeys.Rules] = rules }.ToImmutableDictionary(),
+                [new NetworkAttachment("lab", "lab", IPAddress.Parse(v4), IPAddress.Parse(v6))], []);
+            var fragment = Compiler.Compile(facts, LabelParser.Decide(facts.Labels), []).Fragment;
+            Assert.Contains(fragment.Elements, e => e.PhysicalSet == NftPlacement.ShardName("out4", k));
+            Assert.Contains(fragment.Elements, e => e.PhysicalSet == NftPlacement.ShardName("out6", k));
+            elements.AddRange(fragment.Elements);
+        }
+        var result = lab.Nft.Run(NftJson.FullTable(Table, elements));
+        Assert.True(result.Ok, result.Error);
+
+        var outcomes = sources.AsParallel().WithDegreeOfParallelism(8).SelectMany(s => new[] { (s.V4, KernelLab.ServerIp4), (s.V6, KernelLab.ServerIp6) }
+            .Select(p => (s.Shard, Source: p.Item1,
+                Allowed: Probe.Tcp(lab.ClientNs, p.Item2, s.Port, sourceIp: p.Item1),
+                Other: Probe.Tcp(lab.ClientNs, p.Item2, 161 - s.Port, TimeSpan.FromMilliseconds(700), sourceIp: p.Item1)))).ToList();
+        Assert.All(outcomes, o => Assert.True(o.Allowed == ProbeOutcome.Connected && o.Other == ProbeOutcome.TimedOut,
+            $"shard {o.Shard}, {o.Source}: allowed port {o.Allowed}, other port {o.Other}"));
+    }
+
     [Fact]
     public void Opted_in_container_reaches_only_what_its_rules_allow_on_both_families()
     {
@@ -162,13 +202,13 @@ public sealed class WhaleWallLayoutTests
             Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 81, TimeSpan.FromSeconds(1)));
             Program(Fragment.Empty("old"), 2);
             // the /24 element waits for collection, the address is not under policy
-            Assert.Contains(KernelLab.ClientIp4, lab.Nft.Run(NftJson.ListSet(Table, "out4")).Output);
+            Assert.Contains(KernelLab.ClientIp4, lab.Nft.Run(NftJson.ListSet(Table, OutShardOf(KernelLab.ClientIp4))).Output);
             Assert.DoesNotContain(KernelLab.ClientIp4, lab.Nft.Run(NftJson.ListSet(Table, "managed4")).Output);
 
             Program(Compiled("new", $"output:\n  - ips: [{KernelLab.ServerIp4}]\n    proto: tcp\n    dst_ports: [81]\n"), 1);
             Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 81));
             Assert.Equal(ProbeOutcome.TimedOut, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80, TimeSpan.FromSeconds(1)));
-            Assert.DoesNotContain(KernelLab.ClientIp4, lab.Nft.Run(NftJson.ListSet(Table, "out4")).Output);
+            Assert.DoesNotContain(KernelLab.ClientIp4, lab.Nft.Run(NftJson.ListSet(Table, OutShardOf(KernelLab.ClientIp4))).Output);
         }
         finally
         {
@@ -198,9 +238,32 @@ public sealed class WhaleWallLayoutTests
         Assert.True(result.Ok, result.Error);
         Assert.True(again.Elapsed < TimeSpan.FromSeconds(2) + 3 * fresh.Elapsed,
             $"restart over 10,000 interval elements: {again.ElapsedMilliseconds} ms, from nothing {fresh.ElapsedMilliseconds} ms");
-        var listed = lab.Nft.Run(NftJson.ListSet(Table, "out4")).Output;
-        Assert.DoesNotContain("\"198.18.10.2\"", listed);
-        Assert.Contains("\"198.18.10.3\"", listed);
+        Assert.DoesNotContain("\"198.18.10.2\"", lab.Nft.Run(NftJson.ListSet(Table, OutShardOf("198.18.10.2"))).Output);
+        Assert.Contains("\"198.18.10.3\"", lab.Nft.Run(NftJson.ListSet(Table, OutShardOf("198.18.10.3"))).Output);
+    }
+
+    /// <summary>A table of the layout before out* was sharded holds its CIDR elements in one
+    /// `out4` set: the start-up transaction over it deletes that set (nothing reads it any more)
+    /// and enforces from the shards.</summary>
+    [Fact]
+    public void A_start_up_over_the_unsharded_layout_retires_its_out_set()
+    {
+        using var lab = new KernelLab();
+        using var s80 = TcpServer.Start(lab.ServerNs, "::", 80);
+        Assert.True(lab.Nft.Run(NftJson.FullTable(Table, [])).Ok);
+        var old = NftLayout.SetDeclarations(Table).First(); // any declaration, renamed: the old out4 had out4's logical shape
+        old["add"]!["set"]!["name"] = "out4";
+        old["add"]!["set"]!["type"] = new System.Text.Json.Nodes.JsonArray("ipv4_addr", "ipv4_addr", "inet_proto", "inet_service", "inet_service");
+        old["add"]!["set"]!["flags"] = new System.Text.Json.Nodes.JsonArray("interval");
+        old["add"]!["set"]!["stmt"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonObject { ["counter"] = null });
+        var created = lab.Nft.Run("{\"nftables\":[" + old.ToJsonString() + "]}");
+        Assert.True(created.Ok, created.Error);
+        Assert.True(lab.Nft.Run($"{{\"nftables\":[{{\"add\":{{\"element\":{{\"family\":\"inet\",\"table\":\"{Table}\",\"name\":\"out4\",\"elem\":[{{\"concat\":[\"{KernelLab.ClientIp4}\",{{\"prefix\":{{\"addr\":\"198.18.20.0\",\"len\":24}}}},\"tcp\",{{\"range\":[0,65535]}},80]}}]}}}}}}]}}").Ok);
+
+        Apply(lab, Client($"output:\n  - ips: [{KernelLab.ServerSubnet4}]\n    proto: tcp\n    dst_ports: [80]\n"));
+        Assert.False(lab.Nft.Run(NftJson.ListSet(Table, "out4")).Ok); // gone, with its element
+        Assert.Contains(KernelLab.ClientIp4, lab.Nft.Run(NftJson.ListSet(Table, OutShardOf(KernelLab.ClientIp4))).Output);
+        Assert.Equal(ProbeOutcome.Connected, Probe.Tcp(lab.ClientNs, KernelLab.ServerIp4, 80));
     }
 
     [Fact]

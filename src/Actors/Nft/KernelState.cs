@@ -44,7 +44,7 @@ public sealed record KernelState(
     /// <summary>The managed* element of the owner address of a deferrable element (null: not deferrable).</summary>
     private static Element? OwnerOf(Element e)
     {
-        if (e.Expires is not null || e.PhysicalSet != e.Set || !Deferred.TryGetValue(e.Set, out var index)) return null;
+        if (e.Expires is not null || NftPlacement.IsTwin(e.PhysicalSet) || !Deferred.TryGetValue(e.Set, out var index)) return null;
         var field = e.Fields[index];
         if (field.Lo != field.Hi) return null;
         return new Element(NftSets.Managed(field.Kind == FieldKind.Ipv4 ? IpFamily.V4 : IpFamily.V6), [field]);

@@ -522,15 +522,18 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         {
             setSizes.Clear();
             foreach (var s in NftSets.All) setSizes[s.Name] = 0;
-            foreach (var e in memory.Kernel.References.Keys.Concat(memory.Kernel.Garbage)) setSizes[e.PhysicalSet] = setSizes.GetValueOrDefault(e.PhysicalSet) + 1;
+            foreach (var e in memory.Kernel.References.Keys.Concat(memory.Kernel.Garbage)) setSizes[Gauged(e)] = setSizes.GetValueOrDefault(Gauged(e)) + 1;
         }
         else
         {
-            foreach (var e in plan.Deletes) setSizes[e.PhysicalSet] = setSizes.GetValueOrDefault(e.PhysicalSet) - 1;
-            foreach (var e in plan.Adds) setSizes[e.PhysicalSet] = setSizes.GetValueOrDefault(e.PhysicalSet) + 1;
+            foreach (var e in plan.Deletes) setSizes[Gauged(e)] = setSizes.GetValueOrDefault(Gauged(e)) - 1;
+            foreach (var e in plan.Adds) setSizes[Gauged(e)] = setSizes.GetValueOrDefault(Gauged(e)) + 1;
         }
         foreach (var (set, n) in setSizes) WhaleWallMetrics.SetElements.WithLabels(set).Set(n);
     }
+
+    /// <summary>The gauge's set label: the physical set, a shard's counted with its logical set.</summary>
+    private static string Gauged(Element e) => NftPlacement.Unsharded(e.PhysicalSet);
 
     private sealed class Flush
     {

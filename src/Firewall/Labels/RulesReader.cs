@@ -173,7 +173,8 @@ internal sealed class RulesReader(ErrorSink errors, bool proxy = false)
             return Fail<string?>(path, node, "chain name must be a letter followed by up to 63 letters, digits, _ or -");
         if (NftLayout.IsOwnChain(name))
             return Fail<string?>(path, node, $"`{LabelParser.Truncate(name)}` is one of WhaleWall's own chain names " +
-                $"({string.Join(", ", NftLayout.FixedChains)}, or starting with {string.Join(" or ", NftLayout.OwnChainPrefixes)})");
+                $"({string.Join(", ", NftLayout.FixedChains)}, egress4_0-{NftPlacement.ShardMask}, egress6_0-{NftPlacement.ShardMask}, " +
+                $"or starting with {string.Join(" or ", NftLayout.OwnChainPrefixes)})");
         return name;
     }
 

@@ -45,16 +45,13 @@ public static class NftCounters
         ["dropin4"] = (false, D, 0), ["dropin6"] = (false, D, 0),
         ["auditout4"] = (true, Audit, 0), ["auditout6"] = (true, Audit, 0),
         ["auditin4"] = (false, Audit, 0), ["auditin6"] = (false, Audit, 0),
-    }.WithTwins();
+    }.Physical();
 
-    /// <summary>The exact twins (<see cref="NftPlacement"/>) count like their sets: the owner's
-    /// address sits in the same field.</summary>
-    private static Dictionary<string, (bool Egress, CountedVerdict Verdict, int Field)> WithTwins(this Dictionary<string, (bool Egress, CountedVerdict Verdict, int Field)> sets)
-    {
-        foreach (var (set, shape) in sets.ToList())
-            if (NftPlacement.TwinOf(set) is { } twin) sets[twin] = shape;
-        return sets;
-    }
+    /// <summary>Keyed by the physical sets (<see cref="NftPlacement"/>): the exact twins and the
+    /// shards count like their logical set, the owner's address in the same field.</summary>
+    private static Dictionary<string, (bool Egress, CountedVerdict Verdict, int Field)> Physical(this Dictionary<string, (bool Egress, CountedVerdict Verdict, int Field)> sets) =>
+        sets.SelectMany(p => NftPlacement.PhysicalSets(p.Key).Select(physical => (physical, p.Value)))
+            .ToDictionary(p => p.physical, p => p.Value, StringComparer.Ordinal);
 
     /// <summary>The sets whose counters belong to containers. Listing them one by one costs
     /// less than listing the whole table (CounterTests.Scrape_cost_*).</summary>

@@ -27,7 +27,7 @@ public static class NftElementFields
         foreach (var item in items.EnumerateArray())
         {
             if (!item.TryGetProperty("set", out var set) || set.GetProperty("name").GetString() is not { } name ||
-                !NftSets.ByName.TryGetValue(name, out var shape) || !set.TryGetProperty("elem", out var elems)) continue;
+                !NftSets.DeclaredByName.TryGetValue(name, out var shape) || !set.TryGetProperty("elem", out var elems)) continue;
             foreach (var e in elems.EnumerateArray())
             {
                 var (val, counter) = e.TryGetProperty("elem", out var inner)

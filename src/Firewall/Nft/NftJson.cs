@@ -25,13 +25,16 @@ public static partial class NftJson
         var existing = (existingRuleChains ?? []).Distinct().Order(StringComparer.Ordinal).ToList();
         var commands = new JsonArray { Command("add", "table", TableObject(table)) };
         foreach (var command in NftLayout.Declarations(table)) commands.Add(command);
-        foreach (var chain in NftLayout.FixedChains.Concat(NftLayout.ProxyChains)) commands.Add(Command("flush", "chain", ChainObject(table, chain)));
+        foreach (var chain in NftLayout.FixedChains.Concat(NftLayout.ShardChains).Concat(NftLayout.ProxyChains))
+            commands.Add(Command("flush", "chain", ChainObject(table, chain)));
         // emptied by deleting and declaring again, not by `flush set`: flushing a concatenated
         // interval set deletes its elements one by one, in time that grows with the set (60,000
         // elements: 389 s; delete + add: 0.04 s). Nothing references the sets any more here:
         // their rules went with the chains' flush, their elements' chains are not theirs.
-        foreach (var set in NftSets.All)
-            commands.Add(Command("delete", set.VerdictMap ? "map" : "set", new JsonObject { ["family"] = "inet", ["table"] = table, ["name"] = set.Name }));
+        foreach (var set in NftSets.Declared) commands.Add(DeleteSet(table, set));
+        // an earlier layout's sets: added (a no-op where they exist) to be deleted with their elements
+        foreach (var command in NftLayout.SetDeclarations(table, NftSets.Retired)) commands.Add(command);
+        foreach (var set in NftSets.Retired) commands.Add(DeleteSet(table, set));
         foreach (var command in NftLayout.SetDeclarations(table)) commands.Add(command);
         foreach (var name in existing) commands.Add(Command("flush", "chain", ChainObject(table, name)));
         foreach (var name in existing.Except(wanted.Select(c => c.Name)))
@@ -47,7 +50,7 @@ public static partial class NftJson
     /// longer referenced.</summary>
     public static string Changes(string table, IEnumerable<Element> deletes, IEnumerable<Element> adds,
         IEnumerable<RuleChain>? chainDeletes = null, IEnumerable<RuleChain>? chainAdds = null, DateTimeOffset? now = null,
-        JsonArray? bridge = null)
+        JsonArray? bridge = null, bool indented = false)
     {
         var chainsFirst = new JsonArray();
         foreach (var chain in (chainAdds ?? []).Order()) AddChain(chainsFirst, table, chain);
@@ -61,7 +64,7 @@ public static partial class NftJson
             chainsLast.Add(Command("delete", "chain", ChainObject(table, chain.Name)));
         }
         batch.Then(chainsLast);
-        return batch.Render(bridge, false);
+        return batch.Render(bridge, indented);
     }
 
     private static void AddChain(JsonArray commands, string table, RuleChain chain)
@@ -69,6 +72,9 @@ public static partial class NftJson
         commands.Add(Command("add", "chain", ChainObject(table, chain.Name)));
         foreach (var rule in NftLayout.ChainRules(table, chain)) commands.Add(rule);
     }
+
+    private static JsonObject DeleteSet(string table, NftSets.SetShape set) =>
+        Command("delete", set.VerdictMap ? "map" : "set", new JsonObject { ["family"] = "inet", ["table"] = table, ["name"] = set.Name });
 
     private static JsonObject ChainObject(string table, string name) =>
         new() { ["family"] = "inet", ["table"] = table, ["name"] = name };

@@ -15,6 +15,14 @@ public static class NftLayout
     /// <summary>The chains WhaleWall owns whatever the containers: flushed and refilled at start-up.</summary>
     public static readonly string[] FixedChains = ["forward", "input", "output", "egress", "ingress", "from_host"];
 
+    /// <summary>egress' per-family shard chains (<c>egress4_0</c> .. <c>egress6_15</c>): egress
+    /// goes to the one of the source address's shard (<see cref="NftPlacement.Shards"/>), which
+    /// holds the whole egress decision for that family, with that shard's <c>out*</c> set.</summary>
+    public static readonly string[] ShardChains =
+        [.. new[] { "4", "6" }.SelectMany(f => Enumerable.Range(0, NftPlacement.Shards).Select(k => EgressShard(f, k)))];
+
+    private static string EgressShard(string family, int shard) => $"egress{family}_{shard}";
+
     /// <summary>The DNS proxy's chains (<see cref="DnsProxyLayout"/>): always there, flushed and
     /// refilled at start-up like the fixed chains; with the proxy off they match nothing (its
     /// sets stay empty).</summary>
@@ -31,6 +39,7 @@ public static class NftLayout
     /// chain, or keep it from being deleted).</summary>
     public static bool IsOwnChain(string name) =>
         FixedChains.Contains(name, StringComparer.Ordinal) || ProxyChains.Contains(name, StringComparer.Ordinal) ||
+        ShardChains.Contains(name, StringComparer.Ordinal) ||
         OwnChainPrefixes.Any(prefix => name.StartsWith(prefix, StringComparison.Ordinal));
 
     /// <summary>Sets, maps and chains: adding them again is a no-op when they exist.</summary>
@@ -42,12 +51,16 @@ public static class NftLayout
             yield return BaseChains.Contains(name)
                 ? BaseChain(table, name)
                 : NftJson.Command("add", "chain", new JsonObject { ["family"] = "inet", ["table"] = table, ["name"] = name });
+        foreach (var name in ShardChains)
+            yield return NftJson.Command("add", "chain", new JsonObject { ["family"] = "inet", ["table"] = table, ["name"] = name });
         foreach (var command in DnsProxyLayout.ChainDeclarations(table)) yield return command;
     }
 
     /// <summary>The sets and maps alone.</summary>
-    public static IEnumerable<JsonObject> SetDeclarations(string table) =>
-        NftSets.All.Select(set => NftJson.Command("add", set.VerdictMap ? "map" : "set", SetObject(table, set)));
+    public static IEnumerable<JsonObject> SetDeclarations(string table) => SetDeclarations(table, NftSets.Declared);
+
+    internal static IEnumerable<JsonObject> SetDeclarations(string table, IEnumerable<NftSets.SetShape> sets) =>
+        sets.Select(set => NftJson.Command("add", set.VerdictMap ? "map" : "set", SetObject(table, set)));
 
     /// <summary>Prefixes of the optional drop log (<c>WHALEWALL_LOG_DROPS</c>).</summary>
     public const string DropOutLogPrefix = "whalewall drop out: ";
@@ -89,29 +102,50 @@ public static class NftLayout
         yield return Rule(table, "output", Match(Payload("ip", "daddr"), "@managed4"), Jump("from_host"));
         yield return Rule(table, "output", Match(Payload("ip6", "daddr"), "@managed6"), Jump("from_host"));
 
-        // A verdict-map hit goes to the rule's own chain (goto): when that chain ends, the
-        // packet continues after the jump into this chain, i.e. as allowed here.
+        // egress goes (goto) to the chain of the source address's shard, which decides for good:
+        // its return goes back to the base chain (allowed here), and it ends in the drops.
         foreach (var ip in new[] { "ip", "ip6" })
         {
             var f = ip == "ip" ? "4" : "6";
-            // each logical set is an exact hash twin (no source port) and an interval set (NftPlacement)
-            yield return Rule(table, "egress", VerdictMap(ExactFlow(ip), "@outvx" + f));
-            yield return Rule(table, "egress", VerdictMap(Flow(ip), "@outv" + f));
-            yield return Rule(table, "egress", Match(ExactFlow(ip), "@outx" + f), Verdict("return"));
-            yield return Rule(table, "egress", Match(Flow(ip), "@out" + f), Verdict("return"));
-            yield return Rule(table, "egress", Match(ExactFlow(ip), "@outhx" + f), Verdict("return"));
-            yield return Rule(table, "egress", Match(Flow(ip), "@outh" + f), Verdict("return"));
+            var dispatch = new JsonArray();
+            for (var k = 0; k < NftPlacement.Shards; k++)
+                dispatch.Add(new JsonArray(ShardKey(ip, k), new JsonObject { ["goto"] = new JsonObject { ["target"] = EgressShard(f, k) } }));
+            yield return Rule(table, "egress", new JsonObject
+            {
+                ["vmap"] = new JsonObject
+                {
+                    ["key"] = new JsonObject { ["&"] = new JsonArray(Payload(ip, "saddr"), ShardKey(ip, NftPlacement.ShardMask)) },
+                    ["data"] = new JsonObject { ["set"] = dispatch },
+                },
+            });
         }
-        // audit mode: an audited container's would-be drop is counted in its auditout* element,
-        // marked on its flow (the flow recorder reads the mark from conntrack) and passes; the
-        // return goes back to the base chain, where the destination's ingress still applies
-        yield return Rule(table, "egress", Match(Payload("ip", "saddr"), "@auditout4"), MarkAudit(), Verdict("return"));
-        yield return Rule(table, "egress", Match(Payload("ip6", "saddr"), "@auditout6"), MarkAudit(), Verdict("return"));
-        // counted drops: the lookup bumps the container's element in dropout*, then drop
-        if (logDrops) yield return Rule(table, "egress", RateLimit(), Log(DropOutLogPrefix));
-        yield return Rule(table, "egress", Match(Payload("ip", "saddr"), "@dropout4"), Verdict("drop"));
-        yield return Rule(table, "egress", Match(Payload("ip6", "saddr"), "@dropout6"), Verdict("drop"));
-        yield return Rule(table, "egress", Verdict("drop"));
+        yield return Rule(table, "egress", Verdict("drop")); // not reached: every address has a shard
+
+        // A verdict-map hit goes to the rule's own chain (goto): when that chain ends, the
+        // packet continues after the jump into egress, i.e. as allowed here.
+        foreach (var ip in new[] { "ip", "ip6" })
+        {
+            var f = ip == "ip" ? "4" : "6";
+            for (var k = 0; k < NftPlacement.Shards; k++)
+            {
+                var chain = EgressShard(f, k);
+                // each logical set is an exact hash twin (no source port) and an interval set (NftPlacement)
+                yield return Rule(table, chain, VerdictMap(ExactFlow(ip), "@outvx" + f));
+                yield return Rule(table, chain, VerdictMap(Flow(ip), "@outv" + f));
+                yield return Rule(table, chain, Match(ExactFlow(ip), "@outx" + f), Verdict("return"));
+                yield return Rule(table, chain, Match(Flow(ip), "@" + NftPlacement.ShardName("out" + f, k)), Verdict("return"));
+                yield return Rule(table, chain, Match(ExactFlow(ip), "@outhx" + f), Verdict("return"));
+                yield return Rule(table, chain, Match(Flow(ip), "@outh" + f), Verdict("return"));
+                // audit mode: an audited container's would-be drop is counted in its auditout* element,
+                // marked on its flow (the flow recorder reads the mark from conntrack) and passes; the
+                // return goes back to the base chain, where the destination's ingress still applies
+                yield return Rule(table, chain, Match(Payload(ip, "saddr"), "@auditout" + f), MarkAudit(), Verdict("return"));
+                // counted drops: the lookup bumps the container's element in dropout*, then drop
+                if (logDrops) yield return Rule(table, chain, RateLimit(), Log(DropOutLogPrefix));
+                yield return Rule(table, chain, Match(Payload(ip, "saddr"), "@dropout" + f), Verdict("drop"));
+                yield return Rule(table, chain, Verdict("drop"));
+            }
+        }
 
         foreach (var ip in new[] { "ip", "ip6" })
         {
@@ -273,6 +307,10 @@ public static class NftLayout
     {
         ["concat"] = new JsonArray(Payload(ip, "daddr"), L4Proto(), Payload("th", "dport")),
     };
+
+    /// <summary>Shard <paramref name="k"/> as an address of the family (the dispatch's key and mask).</summary>
+    private static string ShardKey(string ip, int k) =>
+        ip == "ip" ? $"0.0.0.{k}" : $"::{k:x}";
 
     private static JsonObject Jump(string chain) => new() { ["jump"] = new JsonObject { ["target"] = chain } };
 

@@ -58,6 +58,20 @@ public static class NftSets
 
     public static readonly ImmutableDictionary<string, SetShape> ByName = All.ToImmutableDictionary(s => s.Name);
 
+    /// <summary>The sets as the kernel holds them: <see cref="All"/> with each sharded set
+    /// (<see cref="NftPlacement.IsSharded"/>) replaced by its shards.</summary>
+    public static readonly ImmutableArray<SetShape> Declared =
+        [.. All.SelectMany(s => NftPlacement.IsSharded(s.Name)
+            ? Enumerable.Range(0, NftPlacement.Shards).Select(k => s with { Name = NftPlacement.ShardName(s.Name, k) })
+            : [s])];
+
+    public static readonly ImmutableDictionary<string, SetShape> DeclaredByName = Declared.ToImmutableDictionary(s => s.Name);
+
+    /// <summary>Sets of earlier layouts that this one no longer declares (the unsharded
+    /// <c>out4</c>/<c>out6</c>): the start-up transaction adds each with its old shape — a no-op
+    /// where it exists — and deletes it, with its elements.</summary>
+    public static readonly ImmutableArray<SetShape> Retired = [.. All.Where(s => NftPlacement.IsSharded(s.Name))];
+
     private static ImmutableArray<SetShape> Build()
     {
         var sets = ImmutableArray.CreateBuilder<SetShape>();

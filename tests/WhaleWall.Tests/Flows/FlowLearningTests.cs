@@ -164,7 +164,7 @@ public sealed class RuleUsageTests
     public void Listed_elements_are_read_into_intervals_and_counted_for_each_rule_they_overlap()
     {
         var listing = """
-            {"nftables": [{"set": {"family": "inet", "name": "out4", "table": "whalewall", "type": ["ipv4_addr", "ipv4_addr", "inet_proto", "inet_service", "inet_service"], "flags": ["interval"],
+            {"nftables": [{"set": {"family": "inet", "name": "out4_2", "table": "whalewall", "type": ["ipv4_addr", "ipv4_addr", "inet_proto", "inet_service", "inet_service"], "flags": ["interval"],
               "elem": [{"elem": {"val": {"concat": ["198.18.128.2", "198.19.0.10", "tcp", {"range": [0, 65535]}, 80]}, "counter": {"packets": 3, "bytes": 180}}},
                        {"elem": {"val": {"concat": ["198.18.128.2", {"prefix": {"addr": "198.19.1.0", "len": 24}}, "udp", {"range": [0, 65535]}, {"range": [1000, 1002]}]}, "counter": {"packets": 0, "bytes": 0}}}]}}]}
             """;
@@ -206,7 +206,7 @@ public sealed class RuleUsageTests
                 dst_ports: [80]
             """);
         var listing = """
-            {"nftables": [{"set": {"family": "inet", "name": "out4", "table": "whalewall", "type": ["ipv4_addr", "ipv4_addr", "inet_proto", "inet_service", "inet_service"], "flags": ["interval"],
+            {"nftables": [{"set": {"family": "inet", "name": "out4_2", "table": "whalewall", "type": ["ipv4_addr", "ipv4_addr", "inet_proto", "inet_service", "inet_service"], "flags": ["interval"],
               "elem": [{"elem": {"val": {"concat": ["198.18.128.2", {"range": ["198.19.0.10", "198.19.0.11"]}, "tcp", {"range": [0, 65535]}, 80]}, "counter": {"packets": 3, "bytes": 180}}}]}}]}
             """;
         var usage = WhaleWall.Firewall.Explain.RuleUsage.Of(WhaleWall.Firewall.Decide.DecisionContext.Default, self, [],

@@ -10,9 +10,10 @@ using Xunit;
 namespace WhaleWall.Tests.Golden;
 
 /// <summary>One folder per case under golden/: <c>case.json</c> (a container, its labels and
-/// its peers) in, <c>expected.nft.json</c> (the start-up transaction) out, diffed line by
-/// line. <c>WHALEWALL_UPDATE_GOLDEN=1</c> rewrites the expected files. regressions/ holds a
-/// case for each defect of the old tools.</summary>
+/// its peers) in, <c>expected.nft.json</c> (the transaction that adds its elements) out, diffed
+/// line by line; <c>golden/layout.nft.json</c> is the start-up transaction of an empty table
+/// (sets, chains, rules), once. <c>WHALEWALL_UPDATE_GOLDEN=1</c> rewrites the expected files.
+/// regressions/ holds a case for each defect of the old tools.</summary>
 public class GoldenTests
 {
     private static readonly string Root = Path.Combine(AppContext.BaseDirectory, "golden");
@@ -33,16 +34,22 @@ public class GoldenTests
         var input = JsonSerializer.Deserialize<GoldenCase>(File.ReadAllText(Path.Combine(dir, "case.json")), Json)!;
         var self = input.Container.ToFacts();
         var result = Compiler.Compile(self, LabelParser.Decide(self.Labels), input.Peers.Select(p => p.ToFacts()).ToList());
-        var actual = NftJson.FullTable("whalewall", result.Fragment.Elements, indented: true) + "\n";
+        Compare(Path.Combine(name, "expected.nft.json"), NftJson.Changes("whalewall", [], result.Fragment.Elements, indented: true) + "\n");
+    }
 
-        var expectedPath = Path.Combine(dir, "expected.nft.json");
+    [Fact]
+    public void The_layout_is_the_expected_nftables_json() =>
+        Compare("layout.nft.json", NftJson.FullTable("whalewall", [], indented: true) + "\n");
+
+    private static void Compare(string file, string actual)
+    {
+        var name = file;
         if (Environment.GetEnvironmentVariable("WHALEWALL_UPDATE_GOLDEN") == "1")
         {
-            var source = Path.Combine(SourceDir(), "golden", name, "expected.nft.json");
-            File.WriteAllText(source, actual);
+            File.WriteAllText(Path.Combine(SourceDir(), "golden", file), actual);
             return;
         }
-        var expected = File.ReadAllText(expectedPath).Split('\n');
+        var expected = File.ReadAllText(Path.Combine(Root, file)).Split('\n');
         var lines = actual.Split('\n');
         for (var i = 0; i < Math.Max(expected.Length, lines.Length); i++)
             Assert.True(i < expected.Length && i < lines.Length && expected[i] == lines[i],

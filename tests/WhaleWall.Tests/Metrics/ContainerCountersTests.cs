@@ -50,13 +50,13 @@ public sealed class ContainerCountersTests
         var (view, name) = Setup("recreated");
         var kernel = new FakeSets();
         var counters = new ContainerCounters(kernel, "t", view);
-        kernel.Sets["out4"] = [(Out, 5, 300)];
+        kernel.Sets["out4_2"] = [(Out, 5, 300)];
         counters.Update();
         Assert.Equal(5, Accepted(name));
-        kernel.Sets["out4"] = [(OutWider, 2, 120)]; // the policy changed: a new element from zero
+        kernel.Sets["out4_2"] = [(OutWider, 2, 120)]; // the policy changed: a new element from zero
         counters.Update();
         Assert.Equal(7, Accepted(name));
-        kernel.Sets["out4"] = [(OutWider, 3, 180)];
+        kernel.Sets["out4_2"] = [(OutWider, 3, 180)];
         counters.Update();
         Assert.Equal(8, Accepted(name));
     }
@@ -121,7 +121,7 @@ public sealed class ContainerCountersTests
         }) with { Image = new string('i', 200_000) };
         view.Apply(new ContainerNotices.StateChanged(facts.Id, facts, ContainerState.Enforced));
         var kernel = new FakeSets();
-        kernel.Sets["out4"] = [(Out, 4, 100)];
+        kernel.Sets["out4_2"] = [(Out, 4, 100)];
         new ContainerCounters(kernel, "t", view).Update();
 
         var bounded = MetricLabel.Bound(longName);

@@ -9,7 +9,7 @@ public sealed class NftCountersTests
 {
     private const string Listing = """
         {"nftables": [{"metainfo": {"version": "1.0.6"}},
-          {"set": {"family": "inet", "name": "out4", "table": "whalewall", "type": ["ipv4_addr", "ipv4_addr", "inet_proto", "inet_service", "inet_service"], "flags": ["interval"],
+          {"set": {"family": "inet", "name": "out4_2", "table": "whalewall", "type": ["ipv4_addr", "ipv4_addr", "inet_proto", "inet_service", "inet_service"], "flags": ["interval"],
             "elem": [{"elem": {"val": {"concat": ["198.18.128.2", {"prefix": {"addr": "198.19.0.0", "len": 24}}, "tcp", {"range": [0, 65535]}, 80]}, "counter": {"packets": 3, "bytes": 180}}}]}},
           {"set": {"family": "inet", "name": "peer6", "table": "whalewall", "type": ["ipv6_addr", "ipv6_addr", "inet_proto", "inet_service", "inet_service"], "flags": ["interval"],
             "elem": [{"elem": {"val": {"concat": ["2001:db8::2", {"range": ["2001:db8::3", "2001:db8::3"]}, "tcp", {"range": [0, 65535]}, 5432]}, "counter": {"packets": 1, "bytes": 80}}}]}},
@@ -31,7 +31,7 @@ public sealed class NftCountersTests
         var counters = NftCounters.Read(Listing);
         Assert.Equal(5, counters.Count);
         var byset = counters.ToDictionary(c => c.Element.Split(' ')[0]);
-        Assert.Equal((IPAddress.Parse("198.18.128.2"), true, true, 3UL, 180UL), Tuple(byset["out4"]));
+        Assert.Equal((IPAddress.Parse("198.18.128.2"), true, true, 3UL, 180UL), Tuple(byset["out4_2"]));
         Assert.Equal((IPAddress.Parse("2001:db8::3"), false, true, 1UL, 80UL), Tuple(byset["peer6"]));    // the destination's ingress
         Assert.Equal((IPAddress.Parse("198.18.128.5"), false, true, 4UL, 240UL), Tuple(byset["pub4"]));   // the published container
         Assert.Equal((IPAddress.Parse("198.18.128.2"), true, false, 7UL, 420UL), Tuple(byset["dropout4"]));
