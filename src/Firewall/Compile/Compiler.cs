@@ -106,7 +106,9 @@ public static class Compiler
         {
             var split = BoxSet.Disjoint(group.SelectMany(p => p.Boxes()), SplitBudget);
             if (split.Error is { } e) return DropAll($"{group.Key}: {e}");
-            elements.AddRange(split.Pieces.Select(piece => new Element(group.Key, piece.Box)));
+            if (split.Pieces.Any(piece => OwnerCount(group.Key, piece.Box) > MaxOwnersPerPiece))
+                return DropAll($"{group.Key}: a rule's pieces span more than {MaxOwnersPerPiece} own addresses");
+            elements.AddRange(split.Pieces.SelectMany(piece => OnePerOwner(group.Key, piece.Box)).Select(box => new Element(group.Key, box)));
         }
         // addresses from DNS: where two overlap, the one that lives longer wins the overlap
         foreach (var group in products.Where(p => p.Expires is not null).GroupBy(p => p.Set))
@@ -310,4 +312,28 @@ public static class Compiler
             .Where(n => network is null || n.Name == network)
             .SelectMany(n => new[] { n.IPv4, n.IPv6 })
             .OfType<IPAddress>();
+
+    /// <summary>More own addresses than a container has networks cannot be in one piece; a bound
+    /// all the same, since <see cref="OnePerOwner"/> enumerates them.</summary>
+    private const int MaxOwnersPerPiece = 1024;
+
+    private static UInt128 OwnerCount(string set, ImmutableArray<Field> box) =>
+        NftPlacement.OwnerField(set) is { } i ? box[i].Hi - box[i].Lo + 1 : 1;
+
+    /// <summary>An element of a sharded set holds one owner address (<see cref="NftPlacement"/>):
+    /// a piece that merging joined across touching own addresses (two networks, a pinned address
+    /// at the end of one subnet and the next one's first) is cut back into one per address.</summary>
+    private static IEnumerable<ImmutableArray<Field>> OnePerOwner(string set, ImmutableArray<Field> box)
+    {
+        if (NftPlacement.OwnerField(set) is not { } i || box[i].Lo == box[i].Hi)
+        {
+            yield return box;
+            yield break;
+        }
+        for (var a = box[i].Lo; ; a++)
+        {
+            yield return box.SetItem(i, box[i] with { Lo = a, Hi = a });
+            if (a == box[i].Hi) break;
+        }
+    }
 }

@@ -53,6 +53,9 @@ public static class NftPlacement
     /// <summary>True for the logical sets kept in shards.</summary>
     public static bool IsSharded(string set) => ShardField.ContainsKey(set);
 
+    /// <summary>The field of a sharded set's elements that must hold one owner address (null: not sharded).</summary>
+    public static int? OwnerField(string set) => ShardField.TryGetValue(set, out var index) ? index : null;
+
     /// <summary>The physical set of one shard.</summary>
     public static string ShardName(string set, int shard) => set + "_" + shard.ToString(System.Globalization.CultureInfo.InvariantCulture);
 

@@ -50,6 +50,22 @@ public class CompilerTests
         ], Compile(a));
     }
 
+    /// <summary>A container on two networks whose addresses touch (a pinned address at the end of
+    /// one subnet, the next one's first): merging the disjoint pieces must not join them into one
+    /// element with a range of owners, which no out* shard could hold (the compile threw).</summary>
+    [Fact]
+    public void Adjacent_own_addresses_on_two_networks_stay_one_owner_per_element()
+    {
+        var one = Facts.Container("a", "198.18.128.127", "output:\n  - ips: [198.19.0.0/24]\n    proto: tcp\n    dst_ports: [443]\n");
+        var a = one with { Networks = one.Networks.Add(new NetworkAttachment("other", "other-id", IPAddress.Parse("198.18.128.128"), null)) };
+        var elements = Compiler.Compile(a, LabelParser.Decide(a.Labels), []).Fragment.Elements.Where(e => e.Set == "out4").ToList();
+        Assert.Equal([
+            "out4 198.18.128.127 . 198.19.0.0-198.19.0.255 . 6 . 0-65535 . 443",
+            "out4 198.18.128.128 . 198.19.0.0-198.19.0.255 . 6 . 0-65535 . 443",
+        ], elements.Select(e => e.Key).Order());
+        Assert.Equal(["out4_15", "out4_0"], elements.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => e.PhysicalSet));
+    }
+
     [Fact]
     public void Single_ports_and_ranges_mix_and_range_ends_are_inclusive()
     {
