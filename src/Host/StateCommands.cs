@@ -239,7 +239,10 @@ public static class StateCommands
             if (!result.Ok) return (false, sets, result.Error.Trim());
             foreach (var item in JsonNode.Parse(result.Output)?["nftables"]?.AsArray() ?? [])
                 if (item?["set"] is JsonObject set && set["name"]?.GetValue<string>() is { } name)
-                    sets[NftPlacement.Unsharded(name)] = sets.GetValueOrDefault(NftPlacement.Unsharded(name)) + ((set["elem"] as JsonArray)?.Count ?? 0);
+                {
+                    var logical = NftPlacement.Unsharded(name);
+                    sets[logical] = sets.GetValueOrDefault(logical) + ((set["elem"] as JsonArray)?.Count ?? 0);
+                }
             return (true, sets, null);
         }
         catch (Exception e) { return (false, sets, e.Message); }

@@ -219,7 +219,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private void ListContainers()
     {
         // Events from just before the listing are replayed: nothing falls between the two.
-        var since = lastEventNanos > 0 ? lastEventNanos : (DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 1000) * 1_000_000;
+        var since = lastEventNanos > 0 ? lastEventNanos : UnixNanosNow() - 1_000_000_000;
         docker.ListContainerIdsAsync(CancellationToken.None).PipeTo(Self,
             success: ids => new Listed(ids, since),
             failure: e => new ListFailed(e));

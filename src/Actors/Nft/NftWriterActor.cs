@@ -532,8 +532,9 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         foreach (var (set, n) in setSizes) WhaleWallMetrics.SetElements.WithLabels(set).Set(n);
     }
 
-    /// <summary>The gauge's set label: the physical set, a shard's counted with its logical set.</summary>
-    private static string Gauged(Element e) => NftPlacement.Unsharded(e.PhysicalSet);
+    /// <summary>The gauge's set label: the physical set, a shard's counted with its logical set
+    /// (an element outside an exact twin is in its logical set or one of its shards).</summary>
+    private static string Gauged(Element e) => NftPlacement.IsTwin(e.PhysicalSet) ? e.PhysicalSet : e.Set;
 
     private sealed class Flush
     {

@@ -71,15 +71,13 @@ public static class NftPlacement
         if (TwinOf(set) is { } twin) yield return twin;
     }
 
+    /// <summary>Each shard's set -> its logical set.</summary>
+    private static readonly Dictionary<string, string> ShardsOf = ShardField.Keys
+        .SelectMany(set => Enumerable.Range(0, Shards).Select(k => (Shard: ShardName(set, k), Set: set)))
+        .ToDictionary(p => p.Shard, p => p.Set, StringComparer.Ordinal);
+
     /// <summary>The logical set of a physical one (a shard's set; any other name is its own).</summary>
-    public static string Unsharded(string physical)
-    {
-        var cut = physical.LastIndexOf('_');
-        return cut > 0 && IsSharded(physical[..cut]) && int.TryParse(physical.AsSpan(cut + 1), System.Globalization.NumberStyles.None,
-            System.Globalization.CultureInfo.InvariantCulture, out var k) && k < Shards && ShardName(physical[..cut], k) == physical
-            ? physical[..cut]
-            : physical;
-    }
+    public static string Unsharded(string physical) => ShardsOf.GetValueOrDefault(physical, physical);
 
     /// <summary>The exact twin of a logical set, if it has one.</summary>
     public static string? TwinOf(string set) => Twins.GetValueOrDefault(set);
