@@ -14,7 +14,9 @@ namespace WhaleWall.Bench;
 /// <summary>DNS answer change -> kernel set element updated: the real HostnamesActor, resolver
 /// actor, ContainerActor and writer on the bench's table; a resolver that hands out a new
 /// address every time the test says so, stamping the moment it did. Measured: from that moment
-/// to the writer's answer for the Program carrying the new address (the kernel committed it).
+/// to the kernel's notification of an element holding the new address (<see cref="ElementMonitor"/>:
+/// the commit), and, as a second figure, to the bench's probe receiving the writer's answer (the
+/// probe sits between the container and the writer: two actor hops a daemon does not have).
 /// The polling interval (half the TTL) is not part of the figure: it is configuration.</summary>
 public static class DnsChange
 {
@@ -23,12 +25,12 @@ public static class DnsChange
     private sealed class ChangingResolver : IDnsResolver
     {
         public volatile int Epoch;
-        public readonly System.Collections.Concurrent.ConcurrentDictionary<int, long> HandedOut = new();
+        public readonly System.Collections.Concurrent.ConcurrentDictionary<int, (long Ticks, long UnixNanos)> HandedOut = new();
 
         public Task<DnsAnswer> ResolveAsync(string name, CancellationToken ct)
         {
             var epoch = Epoch;
-            HandedOut.TryAdd(epoch, Stopwatch.GetTimestamp());
+            HandedOut.TryAdd(epoch, (Stopwatch.GetTimestamp(), Clock.UnixNanos()));
             return Task.FromResult(new DnsAnswer([(AddressOf(epoch), TimeSpan.FromMilliseconds(200))], null));
         }
     }
@@ -79,7 +81,10 @@ public static class DnsChange
             // each round: the new address is handed out at the resolver's next poll; measured from
             // then to the writer's answer for the first Program that opens it (a renewal of the old
             // address answered meanwhile is not it)
+            using var monitor = new ElementMonitor(WhaleWall.TestSupport.Netns.OfPid(Environment.ProcessId), ctx.Table, fieldsOfConcatenations: true);
             var latencies = new List<double>();
+            var answered = new List<double>();
+            var unseen = 0;
             var refused = 0;
             for (var round = 1; round <= rounds; round++)
             {
@@ -90,11 +95,19 @@ public static class DnsChange
                     TimeSpan.FromSeconds(10), () => Diagnose(log, resolver, round));
                 var handed = resolver.HandedOut[round];
                 if (!answer!.Ok) refused++;
-                else if (round > warmup) latencies.Add(Stopwatch.GetElapsedTime(handed, answer.AnsweredTicks).TotalMilliseconds);
+                else if (round > warmup)
+                {
+                    answered.Add(Stopwatch.GetElapsedTime(handed.Ticks, answer.AnsweredTicks).TotalMilliseconds);
+                    if (await monitor.WaitAsync(address, added: true, handed.UnixNanos, TimeSpan.FromSeconds(1)) is { } seen)
+                        latencies.Add((seen - handed.UnixNanos) / 1e6);
+                    else unseen++;
+                }
             }
             if (refused > 0) ctx.Log($"dns: the kernel refused {refused} of {rounds} changes");
-            ctx.Report.Add("DNS: answer change -> kernel set element updated", $"{Stats.P50P99(latencies)} over {latencies.Count} changes after {warmup} not counted (TTL 200 ms)",
-                "p50/p99 < 5 ms", latencies.Count > 0 && Stats.Percentile(latencies, 99) < 5);
+            ctx.Report.Add("DNS: answer change -> kernel set element updated (the kernel's element notification)",
+                $"{Stats.P50P99(latencies)} over {latencies.Count} changes after {warmup} not counted (TTL 200 ms){(unseen > 0 ? $", {unseen} not seen" : "")}",
+                "p50/p99 < 5 ms", latencies.Count > 0 && unseen == 0 && Stats.Percentile(latencies, 99) < 5);
+            ctx.Report.Add("  the same, until the writer's answer reaches the bench's probe actor", Stats.P50P99(answered), "");
         }
         finally
         {

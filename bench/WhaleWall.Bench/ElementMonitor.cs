@@ -13,7 +13,8 @@ namespace WhaleWall.Bench;
 /// transaction commits. The time a message arrives here is the commit (plus a socket hop),
 /// whatever the layout calls its sets: an element of any set of the inet table
 /// <paramref name="table"/> whose key is exactly one IPv4 address counts (managed4 today; an
-/// address -> policy map tomorrow). `nft monitor` was the first try: nft 1.0.6 prints
+/// address -> policy map tomorrow); with <c>fieldsOfConcatenations</c> also every 4-byte field of
+/// a longer key (a DNS element: owner . resolved address . ...). `nft monitor` was the first try: nft 1.0.6 prints
 /// concatenated interval elements from uninitialised memory and crashed (SIGSEGV) under churn.</summary>
 public sealed class ElementMonitor : IDisposable
 {
@@ -26,6 +27,7 @@ public sealed class ElementMonitor : IDisposable
 
     private readonly ConcurrentDictionary<IPAddress, List<Seen>> byAddress = new();
     private readonly string table;
+    private readonly bool fieldsOfConcatenations;
     private readonly int fd;
     private readonly Thread reader;
     private volatile bool stopping;
@@ -33,9 +35,10 @@ public sealed class ElementMonitor : IDisposable
     /// <summary>Times the socket's buffer overflowed (notifications lost).</summary>
     public int Overruns { get; private set; }
 
-    public ElementMonitor(string nsPath, string table)
+    public ElementMonitor(string nsPath, string table, bool fieldsOfConcatenations = false)
     {
         this.table = table;
+        this.fieldsOfConcatenations = fieldsOfConcatenations;
         fd = Netns.Run(nsPath, () => socket(AF_NETLINK, SOCK_RAW, NETLINK_NETFILTER));
         if (fd < 0) throw new IOException($"netlink socket: errno {Marshal.GetLastPInvokeError()}");
         var size = 32 << 20;
@@ -89,6 +92,8 @@ public sealed class ElementMonitor : IDisposable
                             foreach (var (dataType, value) in Attributes(key))
                                 if (dataType == 1 && value.Length == 4)                 // NFTA_DATA_VALUE: one IPv4 address
                                     addresses.Add(new IPAddress(value));
+                                else if (dataType == 1 && fieldsOfConcatenations)       // each field of a concatenation starts 4-aligned
+                                    for (var f = 0; f + 4 <= value.Length; f += 4) addresses.Add(new IPAddress(value.AsSpan(f, 4)));
         }
         if (tableName != table) return;
         Messages++;
