@@ -33,7 +33,11 @@ public sealed class DaemonReportFile(string path, DaemonIdentity identity, Func<
     {
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
         var temp = path + ".tmp";
-        File.WriteAllText(temp, ToJson(snapshot, identity, now, learned?.Invoke(now)).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        // streamed to the file: with 1,000 containers the text is megabytes, and as one string it
+        // was a large-object allocation every few seconds that the daemon's RSS kept
+        using (var stream = File.Create(temp))
+        using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+            ToJson(snapshot, identity, now, learned?.Invoke(now)).WriteTo(writer);
         File.Move(temp, path, overwrite: true);
     }
 
