@@ -8,17 +8,16 @@ public static class RssKnobs
 {
     public static readonly (string Name, Dictionary<string, string> Env)[] Variants =
     [
-        ("as built", new()),
-        ("no W^X double mapping (DOTNET_EnableWriteXorExecute=0)", new() { ["DOTNET_EnableWriteXorExecute"] = "0" }),
-        ("no concurrent GC (DOTNET_gcConcurrent=0)", new() { ["DOTNET_gcConcurrent"] = "0" }),
-        ("gen0 budget 4 MB (DOTNET_GCgen0size=0x400000)", new() { ["DOTNET_GCgen0size"] = "0x400000" }),
+        ("as built (malloc_trim every 10 s)", new()),
         ("conserve memory (DOTNET_GCConserveMemory=5)", new() { ["DOTNET_GCConserveMemory"] = "5" }),
         ("no tiered PGO (DOTNET_TieredPGO=0)", new() { ["DOTNET_TieredPGO"] = "0" }),
+        ("no W^X double mapping (DOTNET_EnableWriteXorExecute=0)", new() { ["DOTNET_EnableWriteXorExecute"] = "0" }),
+        ("no concurrent GC (DOTNET_gcConcurrent=0)", new() { ["DOTNET_gcConcurrent"] = "0" }),
         ("no tiered compilation (DOTNET_TieredCompilation=0)", new() { ["DOTNET_TieredCompilation"] = "0" }),
         ("no ReadyToRun code (DOTNET_ReadyToRun=0)", new() { ["DOTNET_ReadyToRun"] = "0" }),
         ("Server GC (DOTNET_gcServer=1)", new() { ["DOTNET_gcServer"] = "1" }),
         ("Server GC, DATAS off (DOTNET_gcServer=1, DOTNET_GCDynamicAdaptationMode=0)", new() { ["DOTNET_gcServer"] = "1", ["DOTNET_GCDynamicAdaptationMode"] = "0" }),
-        ("W^X off + no concurrent GC + TieredPGO off", new() { ["DOTNET_EnableWriteXorExecute"] = "0", ["DOTNET_gcConcurrent"] = "0", ["DOTNET_TieredPGO"] = "0" }),
+        ("gen0 budget 4 MB (DOTNET_GCgen0size=0x400000)", new() { ["DOTNET_GCgen0size"] = "0x400000" }),
     ];
 
     public static async Task RunAsync(Ctx ctx)
