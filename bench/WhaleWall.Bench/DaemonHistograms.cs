@@ -13,6 +13,8 @@ public static class DaemonHistograms
     [
         ("Docker event time -> received (the event stream)", "whalewall_docker_event_delay_seconds", null),
         ("event received -> Applied", "whalewall_event_to_enforced_seconds", null),
+        ("Docker API: network inspect (at `connect`)", "whalewall_docker_api_seconds", "network_inspect"),
+        ("Docker API: container inspect (at `create`)", "whalewall_docker_api_seconds", "container_inspect"),
         ("writer: Program -> Applied", "whalewall_writer_program_seconds", null),
         ("libnftables, changes", "whalewall_nft_transaction_seconds", "changes"),
         ("libnftables, single", "whalewall_nft_transaction_seconds", "single"),
@@ -37,7 +39,7 @@ public static class DaemonHistograms
 
     private static string Describe(List<PromSample> before, List<PromSample> after, string name, string? kind)
     {
-        bool Match(PromSample x, string suffix) => x.Name == name + suffix && (kind is null || x.Labels.GetValueOrDefault("kind") == kind);
+        bool Match(PromSample x, string suffix) => x.Name == name + suffix && (kind is null || (x.Labels.GetValueOrDefault("kind") ?? x.Labels.GetValueOrDefault("call")) == kind);
         double Total(List<PromSample> s, string suffix) => s.Where(x => Match(x, suffix)).Sum(x => x.Value);
         var count = Total(after, "_count") - Total(before, "_count");
         if (count <= 0) return "none";

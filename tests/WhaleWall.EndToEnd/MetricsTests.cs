@@ -40,6 +40,21 @@ public sealed class MetricsTests(E2eFixture fx, ITestOutputHelper output)
     });
 
     [Fact]
+    public Task Docker_API_calls_a_new_container_needs_are_timed_by_call() => fx.Run(output, async () =>
+    {
+        await fx.EnsureDaemonAsync();
+        double Calls(List<PromSample> s, string call) => s.Value("whalewall_docker_api_seconds_count", ("call", call));
+        var before = await fx.ScrapeAsync();
+        var c = await Started("mapi", E2eLabels.OptIn());
+        var after = await fx.ScrapeAsync();
+        // the container's inspect at `create`, and its endpoint's address from the network at `connect`
+        Assert.True(Calls(after, "container_inspect") > Calls(before, "container_inspect"), "no container inspect timed");
+        Assert.True(Calls(after, "network_inspect") > Calls(before, "network_inspect"), "no network inspect timed");
+        Assert.True(after.Value("whalewall_docker_api_seconds_sum", ("call", "container_inspect")) > 0);
+        await c.C.RemoveAsync();
+    });
+
+    [Fact]
     public Task Kernel_counters_move_for_the_right_container_and_direction_and_not_for_the_other() => fx.Run(output, async () =>
     {
         await fx.EnsureDaemonAsync();

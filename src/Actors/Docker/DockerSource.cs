@@ -3,6 +3,7 @@ using System.Net;
 using System.Threading.Channels;
 using Docker.DotNet;
 using Docker.DotNet.Models;
+using WhaleWall.Actors.Metrics;
 using WhaleWall.Firewall.Policy;
 using NetworkAttachment = WhaleWall.Firewall.Policy.NetworkAttachment;
 
@@ -28,18 +29,27 @@ public sealed class DockerSource(DockerClient client, ResolverSettings? resolver
     private const string SwarmTaskLabel = "com.docker.swarm.task.id";
     private const string GatewayBridge = "docker_gwbridge";
 
+    /// <summary>A Docker API call, its duration observed whether it answers or fails
+    /// (<see cref="WhaleWallMetrics.DockerApiSeconds"/>): how much of event -> enforced is dockerd's.</summary>
+    private static async Task<T> Timed<T>(string call, Func<Task<T>> request)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        try { return await request(); }
+        finally { WhaleWallMetrics.DockerApiSeconds.WithLabels(call).Observe(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds); }
+    }
+
     public static DockerSource Connect(string endpoint) =>
         new(new DockerClientBuilder().WithEndpoint(new Uri(endpoint)).Build());
 
     public async Task<IReadOnlyList<string>> ListContainerIdsAsync(CancellationToken ct)
     {
-        var list = await client.Containers.ListContainersAsync(new ContainersListParameters { All = true }, ct);
+        var list = await Timed("container_list", () => client.Containers.ListContainersAsync(new ContainersListParameters { All = true }, ct));
         return list.Select(c => c.ID).ToList();
     }
 
     public async Task<IReadOnlyList<DockerNetwork>> ListNetworksAsync(CancellationToken ct)
     {
-        var networks = await client.Networks.ListNetworksAsync(new NetworksListParameters(), ct);
+        var networks = await Timed("network_list", () => client.Networks.ListNetworksAsync(new NetworksListParameters(), ct));
         var result = networks.Select(n => new DockerNetwork(n.Name, n.ID, n.Driver ?? "",
             [.. (n.IPAM?.Config ?? []).Select(c => c.Subnet).OfType<string>()
                 .Select(s => WhaleWall.Firewall.Labels.AddressSyntax.Parse(s).Range).OfType<AddressRange>()])).ToList();
@@ -65,7 +75,7 @@ public sealed class DockerSource(DockerClient client, ResolverSettings? resolver
         if (networkKinds.TryGetValue(networkId, out var kind)) return kind;
         try
         {
-            var network = await client.Networks.InspectNetworkAsync(networkId, ct);
+            var network = await Timed("network_inspect", () => client.Networks.InspectNetworkAsync(networkId, ct));
             return networkKinds[networkId] = KindOf(network);
         }
         catch (DockerApiException) { return ("", null); }
@@ -90,7 +100,7 @@ public sealed class DockerSource(DockerClient client, ResolverSettings? resolver
         using (var limit = CancellationTokenSource.CreateLinkedTokenSource(ct))
         {
             limit.CancelAfter(InspectTimeout);
-            try { c = await client.Containers.InspectContainerAsync(id, limit.Token); }
+            try { c = await Timed("container_inspect", () => client.Containers.InspectContainerAsync(id, limit.Token)); }
             catch (DockerContainerNotFoundException) { return null; }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {
@@ -161,7 +171,7 @@ public sealed class DockerSource(DockerClient client, ResolverSettings? resolver
     private async Task<NetworkView?> InspectNetworkAsync(string networkId, CancellationToken ct)
     {
         NetworkResponse network;
-        try { network = await client.Networks.InspectNetworkAsync(networkId, ct); }
+        try { network = await Timed("network_inspect", () => client.Networks.InspectNetworkAsync(networkId, ct)); }
         catch (DockerNetworkNotFoundException) { return null; }
         var kind = networkKinds[network.ID] = KindOf(network);
         var endpoints = ImmutableDictionary.CreateBuilder<string, NetworkAttachment>();

@@ -40,6 +40,10 @@ public static class WhaleWallMetrics
         "From a Docker event's own timestamp (dockerd's clock, this host) to WhaleWall's receipt of it: the event stream's delivery.",
         new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 16) });
 
+    public static readonly Histogram DockerApiSeconds = Prometheus.Metrics.CreateHistogram("whalewall_docker_api_seconds",
+        "Duration of one Docker API call, answered or failed, by call (container_list|container_inspect|network_list|network_inspect).",
+        new HistogramConfiguration { LabelNames = ["call"], Buckets = Histogram.ExponentialBuckets(0.0005, 2, 16) });
+
     public static readonly Histogram EventToEnforced = Prometheus.Metrics.CreateHistogram("whalewall_event_to_enforced_seconds",
         "From a Docker event's receipt to the kernel holding the container's rules (writer's Applied).",
         new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 16) });
