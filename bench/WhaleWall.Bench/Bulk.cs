@@ -118,7 +118,7 @@ public static class Bulk
         }
         var exact = elements.Count(e => e.PhysicalSet != e.Set);
         ctx.Report.Add($"Bulk: {n:N0} replicas of {services} services ({elements.Count:N0} elements, {exact:N0} of them exact, in hash sets) from nothing through the writer",
-            $"{Stats.Ms(Stats.Median(writer))} (floor {Stats.Ms(Stats.Median(floor))}); {500 / Stats.Median(writer):0.0}x faster than 0.5 s",
+            $"{Stats.Ms(Stats.Median(writer))} (floor {Stats.Ms(Stats.Median(floor))}); 0.5 s / that = {500 / Stats.Median(writer):0.00} (3 or more wanted)",
             "< 167 ms (0.5 s / 3)", Stats.Median(writer) < 500.0 / 3);
     }
 
