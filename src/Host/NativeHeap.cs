@@ -6,12 +6,13 @@ namespace WhaleWall.Host;
 /// libnftables allocates with malloc for every transaction (its cache, the JSON it parses and
 /// prints), on whichever thread runs it; glibc keeps what is freed in one arena per thread and
 /// returns little of it by itself. With 1,000 containers ~35 MB of the daemon's RSS was such free
-/// memory (README, "Where the targets stand"). A C library without
-/// <c>malloc_trim</c> (musl) makes <see cref="Trim"/> a no-op that says so.</summary>
+/// memory (README, "Where the targets stand"). With a C library that has no
+/// <c>malloc_trim</c> (musl), <see cref="Trim"/> does nothing and returns false.</summary>
 public static class NativeHeap
 {
     /// <summary>How often the daemon trims: often enough that the RSS an operator reads is what
-    /// the daemon holds, rarely enough that its cost (a walk of the free lists, ~1 ms) is noise.</summary>
+    /// the daemon holds, rarely enough to cost little. A trim walks each arena's free lists under
+    /// that arena's lock, which a libnftables call on another thread may wait for.</summary>
     public static readonly TimeSpan TrimEvery = TimeSpan.FromSeconds(10);
 
     [DllImport("libc", EntryPoint = "malloc_trim")] private static extern int malloc_trim(nuint pad);
