@@ -8,41 +8,37 @@ public sealed record StateOptions(string Db, string DataDir, string Node)
     public string SqliteFile => Path.Combine(DataDir, "whalewall.db");
 }
 
-/// <summary>Akka.Persistence.Sql configuration for <see cref="StateOptions"/>.</summary>
+/// <summary>Akka.Persistence configuration for <see cref="StateOptions"/>: WhaleWall's own
+/// journal and snapshot store (<see cref="Sql.SqlJournal"/>, <see cref="Sql.SqlSnapshotStore"/>)
+/// on the tables Akka.Persistence.Sql used to make.</summary>
 public static class PersistenceConfig
 {
     public static Akka.Configuration.Config Config(StateOptions options) =>
-        Akka.Configuration.ConfigurationFactory.ParseString(Hocon(options))
-            .WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
+        Akka.Configuration.ConfigurationFactory.ParseString(Hocon(options));
 
-    /// <summary>WhaleWall's settings alone (without the plugin's defaults).</summary>
     public static string Hocon(StateOptions options)
     {
-        string connection, provider, mapping;
+        string connection, dialect;
         if (options.IsSqlite)
         {
             Directory.CreateDirectory(options.DataDir);
             connection = $"Data Source={options.SqliteFile};Pooling=True";
-            provider = "SQLite.MS";
-            mapping = "sqlite";
+            dialect = Sql.SqlDialect.Sqlite.Name;
         }
         else
         {
             connection = options.Db;
-            provider = "PostgreSQL.15";
-            mapping = "postgresql";
+            dialect = Sql.SqlDialect.Postgres.Name;
         }
         var plugin = $$"""
             connection-string = {{Quote(connection)}}
-            provider-name = "{{provider}}"
-            table-mapping = {{mapping}}
-            auto-initialize = true
+            dialect = {{dialect}}
             """;
         return $$"""
-            akka.persistence.journal.plugin = "akka.persistence.journal.sql"
-            akka.persistence.journal.sql { {{plugin}} }
-            akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.sql"
-            akka.persistence.snapshot-store.sql { {{plugin}} }
+            akka.persistence.journal.plugin = "akka.persistence.journal.whalewall"
+            akka.persistence.journal.whalewall { class = "{{Name<Sql.SqlJournal>()}}", {{plugin}} }
+            akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.whalewall"
+            akka.persistence.snapshot-store.whalewall { class = "{{Name<Sql.SqlSnapshotStore>()}}", {{plugin}} }
             akka.actor.serializers.whalewall-state = "{{Name<StateSerializer>()}}"
             akka.actor.serialization-bindings {
               "{{Name<IStoredEvent>()}}" = whalewall-state

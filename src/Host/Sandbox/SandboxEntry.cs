@@ -136,7 +136,6 @@ public static class SandboxEntry
     {
         // argv exactly as this process got it (dotnet host + dll, or the apphost)
         var argv = File.ReadAllBytes("/proc/self/cmdline");
-        // (string?) because Akka.Persistence.Sql brings LanguageExt, whose global Append(IEnumerable) would take a bare null
         var args = Encoding.UTF8.GetString(argv).TrimEnd('\0').Split('\0').Cast<string?>().Append((string?)null).ToArray();
         var env = Environment.GetEnvironmentVariables().Cast<DictionaryEntry>()
             .Where(e => (string)e.Key != StageVariable)
