@@ -142,13 +142,13 @@ public static class Daemon
             system.EventStream.Publish(new HealthNotices.ComponentHealth(HealthNotices.Components.Sandbox, sandboxProblem));
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var bridgeWatch = WatchBridgeNetfilterAsync(system, bridge.Problem, stopping.Token);
-        var trimming = NativeHeap.TrimPeriodicallyAsync(stopping.Token);
+        var housekeeping = MemoryHousekeeping.ForThisProcess(() => view.Current.TableReady).RunAsync(stopping.Token);
         if (Environment.GetEnvironmentVariable(SandboxSelfTest.Variable) is { Length: > 0 } probePath)
             await SandboxSelfTest.RunAsync(probePath, Console.WriteLine);
         await app.WaitForShutdownAsync(ct);
         await stopping.CancelAsync();
         await bridgeWatch;
-        await trimming;
+        await housekeeping;
         Console.WriteLine("whalewall stopped; rules stay in place (`whalewall flush` removes them)");
         return 0;
     }

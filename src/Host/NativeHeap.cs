@@ -6,15 +6,11 @@ namespace WhaleWall.Host;
 /// libnftables allocates with malloc for every transaction (its cache, the JSON it parses and
 /// prints), on whichever thread runs it; glibc keeps what is freed in one arena per thread and
 /// returns little of it by itself. With 1,000 containers ~35 MB of the daemon's RSS was such free
-/// memory (README, "Where the targets stand"). With a C library that has no
+/// memory (README, "Where the targets stand"); the daemon trims every 10 s
+/// (<see cref="MemoryHousekeeping"/>). With a C library that has no
 /// <c>malloc_trim</c> (musl), <see cref="Trim"/> does nothing and returns false.</summary>
 public static class NativeHeap
 {
-    /// <summary>How often the daemon trims: often enough that the RSS an operator reads is what
-    /// the daemon holds, rarely enough to cost little. A trim walks each arena's free lists under
-    /// that arena's lock, which a libnftables call on another thread may wait for.</summary>
-    public static readonly TimeSpan TrimEvery = TimeSpan.FromSeconds(10);
-
     [DllImport("libc", EntryPoint = "malloc_trim")] private static extern int malloc_trim(nuint pad);
 
     private static bool unavailable;
@@ -29,16 +25,5 @@ public static class NativeHeap
             unavailable = true;
             return false;
         }
-    }
-
-    /// <summary>Trims every <see cref="TrimEvery"/> until <paramref name="ct"/> is cancelled.</summary>
-    public static async Task TrimPeriodicallyAsync(CancellationToken ct)
-    {
-        using var timer = new PeriodicTimer(TrimEvery);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(ct) && !unavailable) Trim();
-        }
-        catch (OperationCanceledException) { }
     }
 }
