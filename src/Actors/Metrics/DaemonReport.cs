@@ -29,17 +29,50 @@ public sealed class DaemonReportFile(string path, DaemonIdentity identity, Func<
 
     public string Path => path;
 
+    /// <summary>Each container's entry as last written, serialized: the report is rewritten every
+    /// few seconds, and rebuilding 1,000 unchanged entries as JSON trees each time was most of an
+    /// idle daemon's allocations. An entry is serialized again when the container's view entry
+    /// (an immutable record, replaced on any change) or its learned names are not the ones
+    /// written last.</summary>
+    private Dictionary<string, (ContainerEntry Entry, ImmutableArray<LearnedName>? Learned, byte[] Json)> written = new(StringComparer.Ordinal);
+
     public void Write(DaemonView.Snapshot snapshot, DateTimeOffset now)
     {
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
         var temp = path + ".tmp";
+        var learnedNow = learned?.Invoke(now);
+        var next = new Dictionary<string, (ContainerEntry, ImmutableArray<LearnedName>?, byte[])>(snapshot.Containers.Count, StringComparer.Ordinal);
         // streamed to the file: with 1,000 containers the text is megabytes, and as one string it
         // was a large-object allocation every few seconds that the daemon's RSS kept
         using (var stream = File.Create(temp))
         using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
-            ToJson(snapshot, identity, now, learned?.Invoke(now)).WriteTo(writer);
+        {
+            writer.WriteStartObject();
+            foreach (var (name, value) in Head(snapshot, identity, now))
+            {
+                writer.WritePropertyName(name);
+                if (value is null) writer.WriteNullValue(); else value.WriteTo(writer);
+            }
+            writer.WriteStartArray("containers");
+            foreach (var c in Ordered(snapshot))
+            {
+                var names = LearnedOf(learnedNow, c.Id);
+                var json = written.TryGetValue(c.Id, out var last) && ReferenceEquals(last.Entry, c) && Same(last.Learned, names)
+                    ? last.Json
+                    : JsonSerializer.SerializeToUtf8Bytes(Container(c, identity.Binding, names));
+                next[c.Id] = (c, names, json);
+                writer.WriteRawValue(json, skipInputValidation: true);
+                if (writer.BytesPending > 64 * 1024) writer.Flush(); // else its buffer grows to the whole text
+            }
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
         File.Move(temp, path, overwrite: true);
+        written = next;
     }
+
+    private static bool Same(ImmutableArray<LearnedName>? a, ImmutableArray<LearnedName>? b) =>
+        a is null ? b is null : b is not null && a.Value.SequenceEqual(b.Value);
 
     public static JsonObject? Read(string path)
     {
@@ -50,6 +83,17 @@ public sealed class DaemonReportFile(string path, DaemonIdentity identity, Func<
     /// <summary>The report's content. Pure.</summary>
     public static JsonObject ToJson(DaemonView.Snapshot snapshot, DaemonIdentity identity, DateTimeOffset now,
         IReadOnlyDictionary<string, ImmutableArray<LearnedName>>? learned = null)
+    {
+        var json = Head(snapshot, identity, now);
+        json["containers"] = new JsonArray([.. Ordered(snapshot).Select(c => (JsonNode)Container(c, identity.Binding, LearnedOf(learned, c.Id)))]);
+        return json;
+    }
+
+    private static IEnumerable<ContainerEntry> Ordered(DaemonView.Snapshot snapshot) =>
+        snapshot.Containers.Values.OrderBy(c => c.Name, StringComparer.Ordinal).ThenBy(c => c.Id, StringComparer.Ordinal);
+
+    /// <summary>Everything but the containers.</summary>
+    private static JsonObject Head(DaemonView.Snapshot snapshot, DaemonIdentity identity, DateTimeOffset now)
     {
         var health = snapshot.Health(now);
         return new JsonObject
@@ -67,9 +111,6 @@ public sealed class DaemonReportFile(string path, DaemonIdentity identity, Func<
             ["pending"] = Strings(health.Pending),
             ["table_ready"] = snapshot.TableReady,
             ["docker_connected"] = snapshot.DockerConnected,
-            ["containers"] = new JsonArray([.. snapshot.Containers.Values
-                .OrderBy(c => c.Name, StringComparer.Ordinal).ThenBy(c => c.Id, StringComparer.Ordinal)
-                .Select(c => (JsonNode)Container(c, identity.Binding, LearnedOf(learned, c.Id)))]),
         };
     }
 
