@@ -112,6 +112,10 @@ public static class DaemonAtScale
         var churnSeconds = sw.Elapsed.TotalSeconds;
         var afterChurn = Memory.Of(s.Daemon.Pid);
         await Task.Delay(settle);
+        var soon = Memory.Of(s.Daemon.Pid);
+        // the daemon compacts its heap when RSS grew, at most once per MinGap (WhaleWall.Host.MemoryHousekeeping)
+        var housekept = ctx.Short ? settle : WhaleWall.Host.MemoryHousekeeping.MinGap + WhaleWall.Host.MemoryHousekeeping.TrimEvery;
+        await Task.Delay(housekept - settle);
         var settled = Memory.Of(s.Daemon.Pid);
         var inside = DaemonHistograms.Between(beforeChurn, (await DaemonHistograms.ScrapeAsync(s.Ns)).Samples);
         ctx.Log($"daemon churn, the daemon's own histograms: {inside}");
@@ -119,14 +123,14 @@ public static class DaemonAtScale
         File.Copy(s.Daemon.LogFile, Path.Combine(ctx.ArtifactsDir, "bench-daemon-standin.log"), overwrite: true);
         DropTable(s);
 
-        ctx.Log($"daemon churn: {workers} x {cycles} in {churnSeconds:0.0} s, {monitor.Messages} element notifications ({monitor.Overruns} overruns), {s.Docker.Requests} Docker API requests; add {Stats.P50P99(add)}; remove {Stats.P50P99(remove)}; {missing} not seen; after churn {afterChurn}, {settle.TotalSeconds:0} s later {settled}");
+        ctx.Log($"daemon churn: {workers} x {cycles} in {churnSeconds:0.0} s, {monitor.Messages} element notifications ({monitor.Overruns} overruns), {s.Docker.Requests} Docker API requests; add {Stats.P50P99(add)}; remove {Stats.P50P99(remove)}; {missing} not seen; after churn {afterChurn}, {settle.TotalSeconds:0} s later {soon}, {housekept.TotalSeconds:0} s later {settled}");
         var syncText = sync is null ? "no sync line" : $"{sync.Groups[2].Value} elements; the writer's start-up transaction {sync.Groups[3].Value} ms";
         ctx.Report.Add($"Daemon process, stand-in Docker API: start-up with {present:N0} containers, exec -> `initial sync complete`",
             $"{Stats.Ms(startup.TotalMilliseconds)} ({syncText})", "");
         ctx.Report.Add($"Memory: daemon process RSS (VmRSS), stand-in Docker API",
             $"idle (0 containers) {Ctx.Mb(idle.Rss)}; with {present:N0} containers {Ctx.Mb(loaded.Rss)} ({settle.TotalSeconds:0} s after start-up); " +
-            $"right after the churn {Ctx.Mb(afterChurn.Rss)}, {settle.TotalSeconds:0} s later {Ctx.Mb(settled.Rss)}; peak {Ctx.Mb(settled.Hwm)} (start-up or churn)",
-            "< 150 MB at 1,000", present >= 1000 ? loaded.Rss < 150L * 1048576 && settled.Rss < 150L * 1048576 : null);
+            $"right after the churn {Ctx.Mb(afterChurn.Rss)}, {settle.TotalSeconds:0} s later {Ctx.Mb(soon.Rss)}, {housekept.TotalSeconds:0} s later {Ctx.Mb(settled.Rss)}; peak {Ctx.Mb(settled.Hwm)} (start-up or churn)",
+            "< 150 MB at 1,000 (with 1,000, and 70 s after the churn)", present >= 1000 ? loaded.Rss < 150L * 1048576 && settled.Rss < 150L * 1048576 : null);
         ctx.Report.Add("  RSS split (anon: GC heap, stacks, native heaps; file: mapped assemblies and libraries; shmem: the runtime's double-mapped (W^X) code and stubs), threads, GC heap",
             $"idle {idle.Split} {idleMetrics}; with {present:N0}: {loaded.Split} {loadedMetrics}", "");
         var full = present >= 1000;
