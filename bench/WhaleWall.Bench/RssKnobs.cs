@@ -17,7 +17,7 @@ public static class RssKnobs
         ("no ReadyToRun code (DOTNET_ReadyToRun=0)", new() { ["DOTNET_ReadyToRun"] = "0" }),
         ("Server GC (DOTNET_gcServer=1)", new() { ["DOTNET_gcServer"] = "1" }),
         ("Server GC, DATAS off (DOTNET_gcServer=1, DOTNET_GCDynamicAdaptationMode=0)", new() { ["DOTNET_gcServer"] = "1", ["DOTNET_GCDynamicAdaptationMode"] = "0" }),
-        ("gen0 budget 4 MB (DOTNET_GCgen0size=0x400000)", new() { ["DOTNET_GCgen0size"] = "0x400000" }),
+        ("gen0 budget at least 4 MB (DOTNET_GCgen0size=0x400000: a floor, not a cap)", new() { ["DOTNET_GCgen0size"] = "0x400000" }),
     ];
 
     public static async Task RunAsync(Ctx ctx)

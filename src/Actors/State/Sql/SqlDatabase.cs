@@ -12,6 +12,13 @@ public sealed class SqlDatabase(SqlDialect dialect, string connectionString, IRe
 
     public SqlDialect Dialect => dialect;
 
+    /// <summary>From a plugin's configuration: <c>dialect</c> and <c>connection-string</c>.</summary>
+    public static SqlDatabase For(Akka.Configuration.Config config, Func<SqlDialect, IReadOnlyList<string>> schema)
+    {
+        var dialect = SqlDialect.Named(config.GetString("dialect"));
+        return new SqlDatabase(dialect, config.GetString("connection-string"), schema(dialect));
+    }
+
     public async Task<DbConnection> OpenAsync(CancellationToken ct)
     {
         var connection = dialect.Connect(connectionString);

@@ -19,10 +19,9 @@ public sealed class SqlJournal : AsyncWriteJournal
 
     public SqlJournal(Config config)
     {
-        var dialect = SqlDialect.Named(config.GetString("dialect"));
-        db = new SqlDatabase(dialect, config.GetString("connection-string"), dialect.JournalSchema);
-        table = dialect.JournalTable;
-        timestamp = dialect.TimestampColumn;
+        db = SqlDatabase.For(config, d => d.JournalSchema);
+        table = db.Dialect.JournalTable;
+        timestamp = db.Dialect.TimestampColumn;
     }
 
     protected override async Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken ct)

@@ -14,9 +14,8 @@ public sealed class SqlSnapshotStore : SnapshotStore
 
     public SqlSnapshotStore(Config config)
     {
-        var dialect = SqlDialect.Named(config.GetString("dialect"));
-        db = new SqlDatabase(dialect, config.GetString("connection-string"), dialect.SnapshotSchema);
-        table = dialect.SnapshotTable;
+        db = SqlDatabase.For(config, d => d.SnapshotSchema);
+        table = db.Dialect.SnapshotTable;
     }
 
     private const string Matching =
