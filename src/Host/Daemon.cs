@@ -142,7 +142,8 @@ public static class Daemon
             system.EventStream.Publish(new HealthNotices.ComponentHealth(HealthNotices.Components.Sandbox, sandboxProblem));
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var bridgeWatch = WatchBridgeNetfilterAsync(system, bridge.Problem, stopping.Token);
-        var housekeeping = MemoryHousekeeping.ForThisProcess(() => view.Current.TableReady).RunAsync(stopping.Token);
+        var housekeeping = MemoryHousekeeping.ForThisProcess(() => view.Current.TableReady)
+            .RunAsync(stopping.Token, warning => Console.Error.WriteLine($"[WARNING] {warning}"));
         if (Environment.GetEnvironmentVariable(SandboxSelfTest.Variable) is { Length: > 0 } probePath)
             await SandboxSelfTest.RunAsync(probePath, Console.WriteLine);
         await app.WaitForShutdownAsync(ct);

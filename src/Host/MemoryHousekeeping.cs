@@ -41,13 +41,25 @@ public sealed class MemoryHousekeeping(Func<bool> tableReady, Func<long> rss, Ac
         return compacting;
     }
 
-    /// <summary>Runs <see cref="Tick"/> every <see cref="Poll"/> until <paramref name="ct"/> is cancelled.</summary>
-    public async Task RunAsync(CancellationToken ct)
+    /// <summary>Runs <see cref="Tick"/> every <see cref="Poll"/> until <paramref name="ct"/> is
+    /// cancelled. A round that fails is logged once and the next one runs: memory housekeeping
+    /// must never end the daemon.</summary>
+    public async Task RunAsync(CancellationToken ct, Action<string>? warn = null)
     {
         using var timer = new PeriodicTimer(Poll, clock);
+        var warned = false;
         try
         {
-            while (await timer.WaitForNextTickAsync(ct)) Tick();
+            while (await timer.WaitForNextTickAsync(ct))
+            {
+                try { Tick(); }
+                catch (Exception e) when (!warned)
+                {
+                    warned = true;
+                    warn?.Invoke($"memory housekeeping failed ({e.Message}); it keeps trying");
+                }
+                catch (Exception) { }
+            }
         }
         catch (OperationCanceledException) { }
     }

@@ -66,6 +66,19 @@ public sealed class MemoryHousekeepingTests
         Assert.Equal(2, p.Compactions);
     }
 
+    [Fact]
+    public async Task A_failing_round_is_warned_about_once_and_the_next_rounds_still_run()
+    {
+        var calls = 0;
+        var warnings = new List<string>();
+        var h = new MemoryHousekeeping(() => { Interlocked.Increment(ref calls); throw new IOException("no /proc"); },
+            () => 0, () => { }, () => { }, TimeProvider.System);
+        using var cts = new CancellationTokenSource(MemoryHousekeeping.Poll * 2.5);
+        await h.RunAsync(cts.Token, w => { lock (warnings) warnings.Add(w); }); // returns when cancelled, never throws
+        Assert.True(calls >= 2, $"{calls} rounds ran");
+        Assert.Equal(["memory housekeeping failed (no /proc); it keeps trying"], warnings);
+    }
+
     private static long RssAnon() =>
         long.Parse(File.ReadLines("/proc/self/status").First(l => l.StartsWith("RssAnon:")).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
 
