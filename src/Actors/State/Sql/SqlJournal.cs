@@ -77,10 +77,7 @@ public sealed class SqlJournal : AsyncWriteJournal
         while (await reader.ReadAsync())
         {
             var seq = reader.GetInt64(0);
-            var manifest = reader.IsDBNull(2) ? "" : reader.GetString(2);
-            var payload = reader.IsDBNull(3)
-                ? throw new InvalidOperationException($"journal row {persistenceId} #{seq} has no serializer id")
-                : serialization.Deserialize(reader.GetFieldValue<byte[]>(1), reader.GetInt32(3), manifest);
+            var (payload, manifest) = SerializedPayload.Read(serialization, reader, bytes: 1, manifest: 2, serializer: 3, $"journal row {persistenceId} #{seq}");
             recoveryCallback(new Persistent(payload, seq, persistenceId, manifest, false, ActorRefs.NoSender, null, reader.GetInt64(4)));
         }
     }
@@ -121,5 +118,15 @@ public sealed record SerializedPayload(string PersistenceId, long SequenceNr, by
         var serializer = serialization.FindSerializerFor(payload);
         return new(persistenceId, sequenceNr, serializer.ToBinary(payload),
             Akka.Serialization.Serialization.ManifestFor(serializer, payload), serializer.Identifier);
+    }
+
+    /// <summary>A row's payload read back (its columns at the given positions), and its manifest.</summary>
+    public static (object Payload, string Manifest) Read(Akka.Serialization.Serialization serialization, System.Data.Common.DbDataReader reader,
+        int bytes, int manifest, int serializer, string what)
+    {
+        if (reader.IsDBNull(bytes) || reader.IsDBNull(serializer))
+            throw new InvalidOperationException($"{what} has no payload or no serializer id");
+        var name = reader.IsDBNull(manifest) ? "" : reader.GetString(manifest);
+        return (serialization.Deserialize(reader.GetFieldValue<byte[]>(bytes), reader.GetInt32(serializer), name), name);
     }
 }

@@ -36,9 +36,7 @@ public sealed class SqlSnapshotStore : SnapshotStore
         await using var reader = await select.ExecuteReaderAsync(ct);
         if (!await reader.ReadAsync(ct)) return null;
         var seq = reader.GetInt64(0);
-        if (reader.IsDBNull(2) || reader.IsDBNull(4))
-            throw new InvalidOperationException($"snapshot {persistenceId} #{seq} has no payload or no serializer id");
-        var snapshot = serialization.Deserialize(reader.GetFieldValue<byte[]>(2), reader.GetInt32(4), reader.IsDBNull(3) ? "" : reader.GetString(3));
+        var (snapshot, _) = SerializedPayload.Read(serialization, reader, bytes: 2, manifest: 3, serializer: 4, $"snapshot {persistenceId} #{seq}");
         return new SelectedSnapshot(new SnapshotMetadata(persistenceId, seq, new DateTime(reader.GetInt64(1), DateTimeKind.Utc)), snapshot);
     }
 
