@@ -106,7 +106,9 @@ public sealed class E2eFixture : IAsyncLifetime
 
     /// <summary>Waits until the daemon's own report (<c>daemon.json</c>) shows the container
     /// enforced and bound to its port on every network: a managed element alone may still be a
-    /// removed container's, on an address Docker handed on before the daemon saw the removal.</summary>
+    /// removed container's, on an address Docker handed on before the daemon saw the removal.
+    /// Only a report written by the daemon running now counts: right after a restart the file
+    /// is still the previous process' (and `status` then reads the journal instead).</summary>
     public async Task WaitEnforcedAsync(string containerId, TimeSpan? timeout = null)
     {
         var path = Path.Combine(Daemon.DataDir, "daemon.json");
@@ -117,6 +119,7 @@ public sealed class E2eFixture : IAsyncLifetime
             {
                 last = File.ReadAllText(path);
                 var report = System.Text.Json.Nodes.JsonNode.Parse(last)!;
+                if (report["pid"]?.GetValue<int>() != Daemon.Pid) return false;
                 var c = report["containers"]!.AsArray().FirstOrDefault(c => c!["id"]!.GetValue<string>() == containerId);
                 return c?["state"]?.GetValue<string>() == "enforced" &&
                        c["networks"]!.AsArray().All(n => n!["binding"]?.GetValue<string>() != "unbound");
