@@ -80,7 +80,7 @@ public static class Bulk
             var plan = WhaleWall.Actors.Nft.KernelState.Empty.Replace(fragments);
             planMs.Add(sw.Elapsed.TotalMilliseconds);
             sw.Restart();
-            _ = NftJson.FullTable(ctx.Table, plan.After.References.Keys);
+            _ = NftJson.FullTable(ctx.Table, plan.Adds, plan.ChainAdds);
             fullRenderMs.Add(sw.Elapsed.TotalMilliseconds);
         }
         var plannedMs = Stats.Median(planMs);

@@ -236,7 +236,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         memory.Kernel = outcome.State;
         memory.ResyncFailures = 0;
         progress.Failing(null);
-        CountElements();
+        CountElements(outcome.Elements);
         foreach (var owner in owners)
         {
             if (outcome.Refused.TryGetValue(owner, out var error))
@@ -516,19 +516,25 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, Math.Pow(2, Math.Min(attempts, 10) - 1)));
 
     /// <summary>The set-elements gauge: recounted after a whole table, adjusted after changes.</summary>
-    private void CountElements(KernelState.Plan? plan = null)
+    private void CountElements(KernelState.Plan plan)
     {
-        if (plan is null)
-        {
-            setSizes.Clear();
-            foreach (var s in NftSets.All) setSizes[s.Name] = 0;
-            foreach (var e in memory.Kernel.References.Keys.Concat(memory.Kernel.Garbage)) setSizes[Gauged(e)] = setSizes.GetValueOrDefault(Gauged(e)) + 1;
-        }
-        else
-        {
-            foreach (var e in plan.Deletes) setSizes[Gauged(e)] = setSizes.GetValueOrDefault(Gauged(e)) - 1;
-            foreach (var e in plan.Adds) setSizes[Gauged(e)] = setSizes.GetValueOrDefault(Gauged(e)) + 1;
-        }
+        foreach (var e in plan.Deletes) setSizes[Gauged(e)] = setSizes.GetValueOrDefault(Gauged(e)) - 1;
+        foreach (var e in plan.Adds) setSizes[Gauged(e)] = setSizes.GetValueOrDefault(Gauged(e)) + 1;
+        PublishCounts();
+    }
+
+    /// <summary>After a whole table (which drops whatever waited for collection): every element
+    /// it was built with.</summary>
+    private void CountElements(ImmutableArray<Element> all)
+    {
+        setSizes.Clear();
+        foreach (var s in NftSets.All) setSizes[s.Name] = 0;
+        foreach (var e in all) setSizes[Gauged(e)] = setSizes.GetValueOrDefault(Gauged(e)) + 1;
+        PublishCounts();
+    }
+
+    private void PublishCounts()
+    {
         foreach (var (set, n) in setSizes) WhaleWallMetrics.SetElements.WithLabels(set).Set(n);
     }
 

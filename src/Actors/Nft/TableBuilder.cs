@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using WhaleWall.Firewall.Binding;
 using WhaleWall.Firewall.Nft;
 
@@ -14,7 +15,11 @@ namespace WhaleWall.Actors.Nft;
 internal sealed class TableBuilder(INftables nft, string table, bool logDrops, bool bridge, Func<string, string, int, NftResult> transaction)
 {
     /// <param name="Refused">Owner -> the kernel's error, for owners put in as drop-all.</param>
-    public sealed record Outcome(bool Ok, KernelState State, IReadOnlyDictionary<string, string> Refused, string? Error, int DryRuns);
+    public sealed record Outcome(bool Ok, KernelState State, IReadOnlyDictionary<string, string> Refused, string? Error, int DryRuns)
+    {
+        /// <summary>Every element of <see cref="State"/> (what the table was built with).</summary>
+        public ImmutableArray<Element> Elements { get; init; } = [];
+    }
 
     public Outcome Build(IReadOnlyList<Fragment> fragments, DateTimeOffset now)
     {
@@ -25,8 +30,8 @@ internal sealed class TableBuilder(INftables nft, string table, bool logDrops, b
         var collisions = ChainCollisions.Find(fragments);
         var wanted = fragments.Select(f => collisions.ContainsKey(f.Owner) ? DropAll(f) : f).ToList();
 
-        var (first, firstState) = Commit(wanted, existing, now);
-        if (first.Ok) return new(true, firstState, collisions, null, 0);
+        var (first, firstPlan) = Commit(wanted, existing, now);
+        if (first.Ok) return Built(firstPlan, collisions, 0);
 
         // Which owners? Everyone drop-all must pass, else the problem is not an owner's.
         var dryRuns = 0;
@@ -57,9 +62,9 @@ internal sealed class TableBuilder(INftables nft, string table, bool logDrops, b
         Process(suspects);
 
         var final = wanted.Select(f => refused.ContainsKey(f.Owner) ? DropAll(f) : f).ToList();
-        var (committed, state) = Commit(final, existing, now);
+        var (committed, plan) = Commit(final, existing, now);
         return committed.Ok
-            ? new(true, state, refused, null, dryRuns)
+            ? Built(plan, refused, dryRuns)
             : Fallback(wanted, now, committed.Error, refused, dryRuns);
     }
 
@@ -70,28 +75,33 @@ internal sealed class TableBuilder(INftables nft, string table, bool logDrops, b
     {
         var bare = wanted.Select(DropAll).ToList();
         foreach (var f in wanted.Where(f => !SameElements(f, DropAll(f)))) refused.TryAdd(f.Owner, error.Trim());
-        var (committed, state) = Commit(bare, ExistingRuleChains(), now);
-        if (committed.Ok) return new(true, state, refused, null, dryRuns);
+        var (committed, barePlan) = Commit(bare, ExistingRuleChains(), now);
+        if (committed.Ok) return Built(barePlan, refused, dryRuns);
         var plan = KernelState.Empty.Replace(bare, now);
-        var replaced = transaction("startup", NftJson.ReplaceTable(table, plan.After.References.Keys, logDrops,
+        var replaced = transaction("startup", NftJson.ReplaceTable(table, plan.Adds, logDrops,
             bridge ? BridgeLayout.FullTableCommands(table, plan.After.BridgeReferences.Keys) : null), plan.After.References.Count);
         return replaced.Ok
-            ? new(true, plan.After, refused, null, dryRuns)
+            ? Built(plan, refused, dryRuns)
             : new(false, KernelState.Empty, refused, replaced.Error.Trim(), dryRuns);
     }
 
-    private (NftResult Result, KernelState State) Commit(List<Fragment> fragments, IReadOnlyList<string> existing, DateTimeOffset now)
+    private static Outcome Built(KernelState.Plan plan, IReadOnlyDictionary<string, string> refused, int dryRuns) =>
+        new(true, plan.After, refused, null, dryRuns) { Elements = plan.Adds };
+
+    /// <summary>Plans the table from nothing and commits it.</summary>
+    private (NftResult Result, KernelState.Plan Plan) Commit(List<Fragment> fragments, IReadOnlyList<string> existing, DateTimeOffset now)
     {
         var json = Json(fragments, existing, now, out var plan);
         var result = transaction("startup", json, plan.After.References.Count + plan.After.ChainReferences.Count);
-        return (result, plan.After);
+        return (result, plan);
     }
 
     private string Json(IReadOnlyList<Fragment> fragments, IReadOnlyList<string> existing, DateTimeOffset now, out KernelState.Plan plan)
     {
         plan = KernelState.Empty.Replace(fragments, now);
-        return NftJson.FullTable(table, plan.After.References.Keys,
-            plan.After.ChainReferences.Keys, existing, now: now, logDrops: logDrops,
+        // planned from nothing, so the adds are every element and chain of the state after
+        // (enumerating that state's immutable dictionaries cost ~10% of the render)
+        return NftJson.FullTable(table, plan.Adds, plan.ChainAdds, existing, now: now, logDrops: logDrops,
             bridge: bridge ? BridgeLayout.FullTableCommands(table, plan.After.BridgeReferences.Keys) : null);
     }
 

@@ -51,7 +51,8 @@ public sealed class Element : IEquatable<Element>, IComparable<Element>
     /// <summary>The fields as the kernel's set keys them (an exact flow twin has no source port).</summary>
     public ImmutableArray<Field> PhysicalFields { get; }
 
-    public bool Equals(Element? other) => other is not null && Key == other.Key;
+    public bool Equals(Element? other) =>
+        ReferenceEquals(this, other) || (other is not null && GetHashCode() == other.GetHashCode() && Key == other.Key);
     public override bool Equals(object? obj) => Equals(obj as Element);
     /// <summary>Computed once: elements are dictionary keys by the hundred thousand at start-up.</summary>
     public override int GetHashCode() => hash != 0 ? hash : hash = Key.GetHashCode(StringComparison.Ordinal) | 1;
