@@ -59,7 +59,7 @@ public static partial class NftJson
         {
             // sized for the elements up front: growing a multi-megabyte buffer by doubling copied
             // it again and again (~10% of a 60,000-element start-up render)
-            var buffer = new ArrayBufferWriter<byte>(64 * 1024 + elementCount * 96);
+            var buffer = new ArrayBufferWriter<byte>(64 * 1024 + elementCount * 48);
             using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = indented }))
             {
                 w.WriteStartObject();
