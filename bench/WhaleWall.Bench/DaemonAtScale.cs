@@ -82,6 +82,14 @@ public static class DaemonAtScale
         var loadedMetrics = await Memory.ScrapeAsync(s.Ns);
         ctx.Log($"daemon with {present}: start-up {startup.TotalMilliseconds:0} ms ({sync?.Value ?? "no sync line"}); {loaded} {loadedMetrics}");
 
+        // WWBENCH_HOLD_DAEMON=seconds: time to take a heap dump of the daemon with 1,000 containers
+        // (dotnet-gcdump collect -p PID; run the bench with WHALEWALL_SANDBOX=off, since a sandboxed
+        // daemon has no diagnostics socket)
+        if (Environment.GetEnvironmentVariable("WWBENCH_HOLD_DAEMON") is { } hold)
+        {
+            Console.Error.WriteLine($"HOLD daemon pid {s.Daemon.Pid} for {hold} s");
+            await Task.Delay(TimeSpan.FromSeconds(int.Parse(hold)));
+        }
         var (beforeChurn, _) = await DaemonHistograms.ScrapeAsync(s.Ns);
         using var monitor = new ElementMonitor(Netns.Named(s.Ns), s.Table);
         await Task.Delay(500);
