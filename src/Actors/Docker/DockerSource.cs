@@ -85,8 +85,9 @@ public sealed class DockerSource(DockerClient client, ResolverSettings? resolver
     /// all of them at once (1,000 connections to dockerd, the answers in flight together). Each
     /// answer in flight also holds a 128 KB copy buffer of the HTTP client's (rented from the shared
     /// array pool, which keeps what it hands back): at 64, a heap dump 10 s after a start with 1,000
-    /// held 43 such arrays (heap 31 MB), at 16 it held 12 (heap 26 MB), and the start-up's peak
-    /// RSS fell from 172-179 to 153-156 MB (bench daemon), with the start-up as long as before.</summary>
+    /// held 43 arrays that large (heap 31 MB), at 16 it held 12 of any origin (heap 26 MB), and the
+    /// start-up's peak RSS fell from 172-179 to 153-159 MB (bench daemon), with the start-up as long
+    /// as before.</summary>
     public const int MaxInspects = 16;
 
     private readonly SemaphoreSlim inspects = new(MaxInspects);
