@@ -23,7 +23,7 @@ public sealed record NetworkView(string Id, ImmutableDictionary<string, NetworkA
 /// for the next, which leaves as soon as the one in flight answers and serves every lookup that
 /// waits for it: under churn at 1,000 containers, 20 lookups at once made 20 inspects of 1,000
 /// endpoints each (dockerd's work, and an HTTP buffer and a parsed answer apiece in WhaleWall),
-/// now at most two. A request that does not answer within <c>timeout</c> (10 s; dockerd answers
+/// now one at a time. A request that does not answer within <c>timeout</c> (10 s; dockerd answers
 /// one without waiting for any container's lock) fails its lookups and makes way for the next;
 /// a failed lookup leaves the container to its inspect, as before. Times are WhaleWall's own
 /// <see cref="System.Diagnostics.Stopwatch"/> timestamps, never Docker's clock.</summary>
