@@ -34,8 +34,7 @@ public sealed class NetworkEndpoints(Func<string, CancellationToken, Task<Networ
     /// <summary>One network's requests: the newest answered, the one in flight, the next one's lookups.</summary>
     private sealed class Flight
     {
-        public Call? Answered;
-        public NetworkView? AnsweredView;
+        public (Call Call, NetworkView? View)? Answered;
         public Call? InFlight;
         public TaskCompletionSource<Call>? Next;
     }
@@ -63,7 +62,7 @@ public sealed class NetworkEndpoints(Func<string, CancellationToken, Task<Networ
             lock (gate)
             {
                 var flight = flights.TryGetValue(networkId, out var f) ? f : flights[networkId] = new Flight();
-                if (flight.Answered is { } done && Serves(done, sentAfter) && Find(flight.AnsweredView, containerId) is { } known) return known;
+                if (flight.Answered is var (done, view) && Serves(done, sentAfter) && Find(view, containerId) is { } known) return known;
                 if (flight.InFlight is not { } current) waiting = Task.FromResult((send = Reserve(networkId, flight)).Call);
                 else if (current.SentAt >= began || Serves(current, sentAfter)) waiting = Task.FromResult(current);
                 else waiting = (flight.Next ??= new TaskCompletionSource<Call>(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
@@ -109,6 +108,7 @@ public sealed class NetworkEndpoints(Func<string, CancellationToken, Task<Networ
         return new Send(call, () =>
         {
             Interlocked.Increment(ref calls);
+            // the token frees dockerd's connection; WaitAsync bounds the wait even if it is ignored
             var limit = new CancellationTokenSource(timeout);
             Task<NetworkView?> asked;
             try { asked = inspect(networkId, limit.Token).WaitAsync(timeout); }
@@ -120,8 +120,8 @@ public sealed class NetworkEndpoints(Func<string, CancellationToken, Task<Networ
                 TaskCompletionSource<Call>? waiters = null;
                 lock (gate)
                 {
-                    if (t.IsCompletedSuccessfully && (flight.Answered is null || flight.Answered.SentAt <= call.SentAt))
-                        (flight.Answered, flight.AnsweredView) = (call, t.Result);
+                    if (t.IsCompletedSuccessfully && (flight.Answered is not var (newest, _) || newest.SentAt <= call.SentAt))
+                        flight.Answered = (call, t.Result);
                     if (flight.InFlight == call)
                     {
                         flight.InFlight = null;

@@ -15,12 +15,12 @@ public class NetworkEndpointsTests
     private long now = 100;
     private readonly List<(string Network, TaskCompletionSource<NetworkView?> Answer)> asked = new();
 
-    private NetworkEndpoints Endpoints() => new((network, _) =>
+    private NetworkEndpoints Endpoints(TimeSpan? timeout = null) => new((network, _) =>
     {
         var answer = new TaskCompletionSource<NetworkView?>(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (asked) asked.Add((network, answer));
         return answer.Task;
-    }, () => now);
+    }, () => now, timeout);
 
     private static NetworkView View(params (string Container, string Address)[] endpoints) => new("net-id",
         endpoints.ToImmutableDictionary(e => e.Container, e => new NetworkAttachment("net", "net-id", IPAddress.Parse(e.Address), null)));
@@ -139,13 +139,8 @@ public class NetworkEndpointsTests
     [Fact]
     public async Task A_request_that_does_not_answer_in_time_fails_its_lookups_and_makes_way()
     {
-        var endpoints = new NetworkEndpoints((network, _) =>
-        {
-            var answer = new TaskCompletionSource<NetworkView?>();
-            lock (asked) asked.Add((network, answer));
-            return answer.Task; // the first is never answered
-        }, () => now, timeout: TimeSpan.FromMilliseconds(200));
-        var a = endpoints.FindAsync("net-id", "a", sentAfter: 50, default);
+        var endpoints = Endpoints(timeout: TimeSpan.FromMilliseconds(200));
+        var a = endpoints.FindAsync("net-id", "a", sentAfter: 50, default); // never answered
         await Assert.ThrowsAsync<TimeoutException>(() => a.WaitAsync(TimeSpan.FromSeconds(5)));
 
         now = 120;
