@@ -8,12 +8,13 @@ namespace WhaleWall.Bench;
 
 /// <summary>The daemon process itself with 1,000 containers (issue 14): src/Host's build output
 /// runs in a network namespace of its own (table <c>wwbench_&lt;pid&gt;_d</c>, state in a temp
-/// dir, metrics and DNS proxy on that namespace's loopback), fed by <see cref="StandInDocker"/>.
+/// dir, metrics and DNS proxy on that namespace's loopback), fed by <see cref="StandInDocker"/>
+/// in a process of its own (<see cref="StandInDockerProcess"/>).
 /// RSS comes from /proc of that process; event -> enforced is the stand-in's event timestamp ->
 /// the kernel's element notification (<see cref="ElementMonitor"/>).</summary>
 public static class DaemonAtScale
 {
-    public sealed record Setup(string Ns, string Dir, StandInDocker Docker, WhaleWallDaemon Daemon, string Table);
+    public sealed record Setup(string Ns, string Dir, StandInDockerProcess Docker, WhaleWallDaemon Daemon, string Table);
 
     /// <summary>A namespace, a temp dir, the stand-in and a (stopped) daemon; all undone by <see cref="Cleanup"/>.</summary>
     public static async Task<Setup> PrepareAsync(Ctx ctx, string suffix)
@@ -31,8 +32,7 @@ public static class DaemonAtScale
         });
         var dir = Directory.CreateTempSubdirectory("wwbench-" + suffix + "-").FullName;
         Cleanup.Register("temp dir " + dir, () => Directory.Delete(dir, recursive: true));
-        var docker = await StandInDocker.StartAsync(Path.Combine(dir, "docker.sock"));
-        Cleanup.Register("stand-in docker", () => docker.DisposeAsync().AsTask().GetAwaiter().GetResult());
+        var docker = StandInDockerProcess.Start(Path.Combine(dir, "docker.sock"), Path.Combine(ctx.ArtifactsDir, $"bench-standin-docker-{suffix}.log"));
         var daemon = new WhaleWallDaemon(Netns.Named(ns), docker.DockerHost, table,
             Path.Combine(dir, "whalewall"), Path.Combine(dir, "whalewall.log"), RealContainers.HostDll());
         Cleanup.Register("daemon " + suffix, () => daemon.StopAsync().GetAwaiter().GetResult());
@@ -96,6 +96,7 @@ public static class DaemonAtScale
         var add = new List<double>();
         var remove = new List<double>();
         var missing = 0;
+        var cpuBefore = (Daemon: CpuSeconds(s.Daemon.Pid), StandIn: CpuSeconds(s.Docker.Pid), Bench: CpuSeconds(Environment.ProcessId));
         var sw = Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, workers).Select(w => Task.Run(async () =>
         {
@@ -118,6 +119,8 @@ public static class DaemonAtScale
             }
         })));
         var churnSeconds = sw.Elapsed.TotalSeconds;
+        var cpu = $"daemon {CpuSeconds(s.Daemon.Pid) - cpuBefore.Daemon:0.0} s, stand-in Docker API {CpuSeconds(s.Docker.Pid) - cpuBefore.StandIn:0.0} s, " +
+            $"bench {CpuSeconds(Environment.ProcessId) - cpuBefore.Bench:0.0} s in {churnSeconds:0.0} s on {Environment.ProcessorCount} CPUs";
         var afterChurn = Memory.Of(s.Daemon.Pid);
         await Task.Delay(settle);
         var soon = Memory.Of(s.Daemon.Pid);
@@ -131,7 +134,7 @@ public static class DaemonAtScale
         File.Copy(s.Daemon.LogFile, Path.Combine(ctx.ArtifactsDir, "bench-daemon-standin.log"), overwrite: true);
         DropTable(s);
 
-        ctx.Log($"daemon churn: {workers} x {cycles} in {churnSeconds:0.0} s, {monitor.Messages} element notifications ({monitor.Overruns} overruns), {s.Docker.Requests} Docker API requests; add {Stats.P50P99(add)}; remove {Stats.P50P99(remove)}; {missing} not seen; after churn {afterChurn}, {settle.TotalSeconds:0} s later {soon}, {housekept.TotalSeconds:0} s later {settled}");
+        ctx.Log($"daemon churn: {workers} x {cycles} in {churnSeconds:0.0} s (CPU: {cpu}), {monitor.Messages} element notifications ({monitor.Overruns} overruns), {s.Docker.Requests} Docker API requests; add {Stats.P50P99(add)}; remove {Stats.P50P99(remove)}; {missing} not seen; after churn {afterChurn}, {settle.TotalSeconds:0} s later {soon}, {housekept.TotalSeconds:0} s later {settled}");
         var syncText = sync is null ? "no sync line" : $"{sync.Groups[2].Value} elements; the writer's start-up transaction {sync.Groups[3].Value} ms";
         ctx.Report.Add($"Daemon process, stand-in Docker API: start-up with {present:N0} containers, exec -> `initial sync complete`",
             $"{Stats.Ms(startup.TotalMilliseconds)} ({syncText})", "");
@@ -147,6 +150,15 @@ public static class DaemonAtScale
         ctx.Report.Add("Daemon process event -> enforced: `die` -> the address out of the kernel",
             Stats.P50P99(remove), "p99 < 20 ms", full ? missing == 0 && Stats.Percentile(remove, 99) < 20 : null);
         ctx.Report.Add("  inside the daemon during the churn (its own /metrics histograms, bucket upper bounds)", inside, "");
+        ctx.Report.Add("  CPU time used during the churn (user + system, /proc/PID/stat)", cpu, "");
+    }
+
+    /// <summary>User + system CPU time a process has used (/proc/PID/stat, clock ticks of 1/100 s).</summary>
+    public static double CpuSeconds(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' '); // after "pid (comm) ": field 3 is fields[0]
+        return (long.Parse(fields[11]) + long.Parse(fields[12])) / 100.0;
     }
 
     /// <summary>A process' memory from /proc: VmRSS, VmHWM, anonymous vs file-backed RSS, threads.</summary>

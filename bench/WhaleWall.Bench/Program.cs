@@ -5,6 +5,8 @@ using WhaleWall.Firewall.Kernel;
 // dotnet run --project bench/WhaleWall.Bench -c Release -- [--short] [--out FILE] [--only PART,...]
 // Needs root (nftables, network namespaces, a private dockerd). Touches only what it creates:
 // table inet wwbench_<pid> in the namespace it runs in, namespaces wwb<pid>*, a harness dockerd.
+// the stand-in Docker API as a process of its own (StandInDockerProcess starts it)
+if (args is ["--stand-in-docker", var standInSocket]) return StandInDocker.Serve(standInSocket);
 var isShort = args.Contains("--short");
 var outIndex = Array.IndexOf(args, "--out");
 var outFile = outIndex >= 0 && outIndex + 1 < args.Length ? args[outIndex + 1] : null;

@@ -71,6 +71,49 @@ public sealed class StandInDocker : IAsyncDisposable
         return standIn;
     }
 
+    /// <summary>The stand-in as a process of its own (<see cref="StandInDockerProcess"/>): serves
+    /// <paramref name="socketPath"/> and takes one command a line on stdin, answering each on
+    /// stdout with <c>ok [value]</c> or <c>error message</c>: <c>ready</c>, <c>seed I PREFIX</c>,
+    /// <c>clear</c>, <c>run I PREFIX</c> and <c>remove I PREFIX</c> (the event's timestamp),
+    /// <c>requests</c>. Ends when stdin does. The commands are read and answered on the main
+    /// thread, blocking: a loop that awaited Console's reader would hold one of the thread
+    /// pool's threads (it reads synchronously), which serve the HTTP requests and the event stream.</summary>
+    public static int Serve(string socketPath)
+    {
+        var standIn = StartAsync(socketPath).GetAwaiter().GetResult();
+        try
+        {
+            while (Console.ReadLine() is { } line)
+            {
+                string answer;
+                try
+                {
+                    answer = line.Split(' ', StringSplitOptions.RemoveEmptyEntries) switch
+                    {
+                        ["ready"] => "ok",
+                        ["seed", var i, var prefix] => Done(() => standIn.Seed(int.Parse(i), prefix)),
+                        ["clear"] => Done(standIn.Clear),
+                        ["run", var i, var prefix] => $"ok {standIn.Run(int.Parse(i), prefix)}",
+                        ["remove", var i, var prefix] => $"ok {standIn.Remove(int.Parse(i), prefix)}",
+                        ["requests"] => $"ok {standIn.Requests}",
+                        _ => "error unknown command",
+                    };
+                }
+                catch (Exception e) when (e is FormatException or OverflowException) { answer = "error " + e.Message; }
+                Console.Out.WriteLine(answer);
+                Console.Out.Flush();
+            }
+            return 0;
+        }
+        finally { standIn.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
+
+        static string Done(Action action)
+        {
+            action();
+            return "ok";
+        }
+    }
+
     /// <summary>Container <paramref name="index"/> running from the start (no events).</summary>
     public void Seed(int index, string prefix = "ad")
     {
