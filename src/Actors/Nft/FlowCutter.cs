@@ -10,8 +10,9 @@ namespace WhaleWall.Actors.Nft;
 /// <summary>No flow outlives the policy that allowed it (docs/binding.md): after the writer
 /// commits a change, the conntrack entries of the changed containers' addresses that the new
 /// table would not let start are deleted; a removed container's entries all go. Runs on the
-/// writer's thread, after the commit and before the next transaction, so a reused address's new
-/// owner (whose port elements wait for the old owner's removal) never inherits a flow.</summary>
+/// writer's thread once the writer has taken the changes already waiting for it, one read of the
+/// conntrack table for all of them; before that whenever an address whose flows wait goes to
+/// another owner, so a reused address's new owner never inherits a flow.</summary>
 public sealed class FlowCutter(IConntrack conntrack, Func<IReadOnlySet<IPAddress>>? hostAddresses = null)
 {
     private readonly Func<IReadOnlySet<IPAddress>> hostAddresses = hostAddresses ?? LocalAddresses;

@@ -35,6 +35,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     private readonly WriterOptions options;
     private readonly Dictionary<string, int> setSizes = new();
     private bool flushScheduled;
+    private bool cutScheduled;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -107,6 +108,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         else if (memory.Expected is not null) Timers.StartSingleTimer(StartupTimeout.Instance, StartupTimeout.Instance, StartupGrace);
         foreach (var (owner, refusal) in memory.Refused)
             Timers.StartSingleTimer("retry-" + owner, new Retry(owner, refusal.Version), Backoff(refusal.Attempts));
+        if (memory.CutFrom.Count > 0) ScheduleCut();
     }
 
     private void Starting()
@@ -128,6 +130,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         Receive<RenewGuards>(_ => { });
         Receive<SweepExpired>(_ => { });
         Receive<CollectGarbage>(_ => { });
+        Receive<CutFlowsNow>(_ => cutScheduled = false);
         Receive<Resync>(_ => memory.ResyncScheduled = false);
     }
 
@@ -141,6 +144,13 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             Self.Tell(Flush.Instance); // runs after everything already in the mailbox
         }));
         Receive<Flush>(_ => Safely(FlushPending));
+        Receive<CutFlowsNow>(_ => Safely(() =>
+        {
+            cutScheduled = false;
+            // changes that arrived meanwhile go first (their own cuts join this read), for a while
+            if (flushScheduled && Stopwatch.GetElapsedTime(memory.CutPendingSince) < options.CutPatience) ScheduleCut();
+            else CutPendingFlows();
+        }));
         Receive<Retry>(r => Safely(() =>
         {
             if (!memory.Refused.TryGetValue(r.Owner, out var refusal) || refusal.Version != r.Version) return;
@@ -321,6 +331,8 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
 
         var now = Now;
         var wished = batch.Select(o => memory.Desired[o].Fragment).ToList();
+        // an address whose flows still wait to be cut goes to another owner: cut them first
+        if (TakesPendingAddress(wished)) CutPendingFlows();
         var inBatch = AddressClaims.Holders(wished);
         var fragments = wished.Select(f => Withhold(f, AddressClaims.Against(memory.Kernel, inBatch, f))).ToList();
         var before = memory.Kernel;
@@ -334,6 +346,8 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             DeleteLingering(plan.Lingering);
             CountElements(plan);
             CutFlows(before, fragments);
+            // ... or goes to another owner in this very transaction: cut before it can open any
+            if (TakesPendingAddress(fragments)) CutPendingFlows();
             foreach (var owner in batch) Settle(owner);
             ReleaseWithheld();
             return;
@@ -459,13 +473,41 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         }
     }
 
-    /// <summary>After a commit: the conntrack entries the new table no longer allows go.</summary>
+    /// <summary>Notes the changed owners whose flows may have to go; the conntrack table is read
+    /// once the writer has taken the Programs already waiting (<see cref="CutPendingFlows"/>).
+    /// Reading it walks the kernel's whole conntrack hash table (~8 ms with 262,144 buckets, however
+    /// few entries it holds), which used to happen after every transaction that narrowed or removed
+    /// a container, ahead of the changes queued behind it. A new owner has no flows to cut.</summary>
     private void CutFlows(KernelState before, IReadOnlyList<Fragment> fragments)
     {
-        if (options.Flows is not { } flows) return;
+        if (options.Flows is null) return;
+        foreach (var f in fragments)
+            if (before.Owners.TryGetValue(f.Owner, out var was) && !FlowCutter.AddressesOf(was).IsEmpty)
+            {
+                if (memory.CutFrom.Count == 0) memory.CutPendingSince = Stopwatch.GetTimestamp();
+                memory.CutFrom.TryAdd(f.Owner, was);
+            }
+        if (memory.CutFrom.Count > 0) ScheduleCut();
+    }
+
+    private void ScheduleCut()
+    {
+        if (cutScheduled) return;
+        cutScheduled = true;
+        Self.Tell(CutFlowsNow.Instance); // after everything already in the mailbox
+    }
+
+    /// <summary>One read of the conntrack table for every owner changed since the last cut: each
+    /// compared from what the kernel held before its first change to what it holds now.</summary>
+    private void CutPendingFlows()
+    {
+        if (memory.CutFrom.Count == 0 || options.Flows is not { } flows) return;
+        var changes = memory.CutFrom
+            .Select(kv => (kv.Value, memory.Kernel.Owners.TryGetValue(kv.Key, out var now) ? now : Fragment.Empty(kv.Key)))
+            .ToList();
+        memory.CutFrom.Clear();
         try
         {
-            var changes = fragments.Select(f => (before.Owners.TryGetValue(f.Owner, out var b) ? b : Fragment.Empty(f.Owner), f));
             var cut = flows.Cut(changes, memory.Kernel.References.Keys);
             if (cut > 0) log.Info("deleted {0} conntrack entries the new rules no longer allow", cut);
         }
@@ -473,6 +515,19 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         {
             log.Error(e, "conntrack: could not delete the flows the new rules no longer allow");
         }
+    }
+
+    /// <summary>Whether one of these fragments holds an address whose flows still wait to be cut
+    /// for another owner. A reused address's new owner never inherits a flow of the old one: the
+    /// old owner's are cut before the new owner's rules are in the kernel, or right after the
+    /// transaction that put them there, before the writer does anything else.</summary>
+    private bool TakesPendingAddress(IReadOnlyList<Fragment> wished)
+    {
+        if (memory.CutFrom.Count == 0) return false;
+        var pending = memory.CutFrom
+            .SelectMany(kv => FlowCutter.AddressesOf(kv.Value).Select(a => (Address: a, Owner: kv.Key)))
+            .ToLookup(x => x.Address, x => x.Owner);
+        return wished.Any(f => FlowCutter.AddressesOf(f).Any(a => pending[a].Any(owner => owner != f.Owner)));
     }
 
     /// <summary>Lenient mode: every guard's lease restarts (delete + add, one transaction); a guard
@@ -547,6 +602,11 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         public static readonly Flush Instance = new();
     }
 
+    private sealed class CutFlowsNow
+    {
+        public static readonly CutFlowsNow Instance = new();
+    }
+
     private sealed class StartupTimeout
     {
         public static readonly StartupTimeout Instance = new();
@@ -595,6 +655,9 @@ public sealed record WriterOptions(bool Bridge = false, TimeSpan? GuardLease = n
     /// change that arrives meanwhile waits for the transaction: one at a time.</summary>
     public int CollectBatch { get; init; } = 1;
     public TimeSpan CollectPause { get; init; } = TimeSpan.FromMilliseconds(10);
+    /// <summary>How long the flows of changed containers may wait to be cut while further changes
+    /// keep arriving (those go first; their cuts join the same read of the conntrack table).</summary>
+    public TimeSpan CutPatience { get; init; } = TimeSpan.FromMilliseconds(50);
 }
 
 /// <summary>What the writer knows, kept outside the actor instance so a restart (after an
@@ -622,6 +685,13 @@ public sealed class WriterMemory
     /// <summary>Owners whose port elements wait for another owner to let go of their address.</summary>
     internal readonly HashSet<string> Withheld = new();
     internal int ResyncFailures;
+
+    /// <summary>Owners whose conntrack entries wait to be checked, each with the fragment the kernel
+    /// held before its first change since the last cut (<see cref="NftWriterActor"/>'s <c>CutPendingFlows</c>).</summary>
+    internal readonly Dictionary<string, Fragment> CutFrom = new();
+
+    /// <summary>When the oldest of them changed (Stopwatch timestamp).</summary>
+    internal long CutPendingSince;
 }
 
 /// <param name="Answered">The owner was told how this wish went (applied, or refused).</param>

@@ -18,8 +18,13 @@ public sealed class FakeNftables : INftables
     /// <summary>When set, transactions wait for it (the writer is busy in the kernel meanwhile).</summary>
     public ManualResetEventSlim? Hold { get; set; }
 
+    /// <summary>Transactions begun (held ones included).</summary>
+    public int Begun => begun;
+    private int begun;
+
     public NftResult Run(string json)
     {
+        Interlocked.Increment(ref begun);
         Hold?.Wait(TimeSpan.FromSeconds(10));
         if (json.Contains("{\"list\":")) return NftResult.Failure("Error: No such file or directory");
         if (Interlocked.Decrement(ref ThrowNext) >= 0) throw new InvalidOperationException("injected fault");

@@ -17,11 +17,19 @@ namespace WhaleWall.Tests.Actors;
 /// <summary>The writer with binding on (issue 13): both tables in one transaction, a reused
 /// address's new owner gets its port only once the old owner is gone, and conntrack entries the
 /// new rules no longer allow are deleted after each commit.</summary>
-public class NftWriterBindingSpecs() : TestKit($"{NftWriterActor.DispatcherId} {{ type = PinnedDispatcher }}")
+public class NftWriterBindingSpecs : TestKit
 {
     private const string Mac = "02:42:c6:12:80:02";
-    private readonly FakeNftables nft = new();
-    private readonly FakeConntrack conntrack = new();
+    private readonly FakeNftables nft;
+    private readonly FakeConntrack conntrack;
+
+    public NftWriterBindingSpecs() : this(new FakeNftables()) { }
+
+    private NftWriterBindingSpecs(FakeNftables nft) : base($"{NftWriterActor.DispatcherId} {{ type = PinnedDispatcher }}")
+    {
+        this.nft = nft;
+        conntrack = new FakeConntrack { Nft = nft };
+    }
 
     private static Element Managed(string ip) => Single("managed4", ip);
 
@@ -45,9 +53,11 @@ public class NftWriterBindingSpecs() : TestKit($"{NftWriterActor.DispatcherId} {
         new(owner, [Managed(ip), .. allows], [],
             [.. BridgeLayout.Elements(PortBinding.Of(port, PhysicalAddress.Parse(Mac), IPAddress.Parse(ip), null)).Order()]);
 
-    private IActorRef StartedWriter()
+    private IActorRef StartedWriter(TimeSpan? cutPatience = null)
     {
-        var writer = Sys.ActorOf(NftWriterActor.Props(nft, "t", options: new WriterOptions(true, null, new FlowCutter(conntrack, () => new HashSet<IPAddress>()))));
+        var options = new WriterOptions(true, null, new FlowCutter(conntrack, () => new HashSet<IPAddress>()));
+        if (cutPatience is { } patience) options = options with { CutPatience = patience };
+        var writer = Sys.ActorOf(NftWriterActor.Props(nft, "t", options: options));
         writer.Tell(new ExpectOwners(ImmutableHashSet<string>.Empty));
         AwaitCondition(() => nft.Transactions.Any(t => t.Contains("\"flush\"") && t.Contains("\"bridge\""))); // after the raw set declarations
         return writer;
@@ -87,6 +97,32 @@ public class NftWriterBindingSpecs() : TestKit($"{NftWriterActor.DispatcherId} {
         var opened = nft.Transactions.Skip(before).First(t => t.Contains(AddsPort));
         Assert.NotSame(removal, opened); // a later transaction: after the old owner's flows were cut
         Assert.Contains("198.18.128.2", conntrack.Asked);
+        Assert.InRange(conntrack.TransactionsAtFirstRead, 0, nft.Transactions.ToList().IndexOf(opened));
+    }
+
+    [Fact]
+    public void A_reused_address_never_inherits_a_flow_whose_cut_was_still_waiting()
+    {
+        var writer = StartedWriter(cutPatience: TimeSpan.FromSeconds(30));
+        var ip = "198.18.128.2";
+        conntrack.Flows[ip] = [Flow(ip, "198.19.0.10", 1)];
+        writer.Tell(new Program(new Fragment("old", [Managed(ip), Out(ip, "198.19.0.10")], [], []), 1));
+        ExpectMsg(new Applied("old", 1));
+
+        // the old owner's removal is in the kernel, its cut waits; the address's next owner arrives meanwhile
+        using var hold = new ManualResetEventSlim(false);
+        nft.Hold = hold;
+        var begun = nft.Begun;
+        writer.Tell(new Program(Fragment.Empty("old"), 2));
+        AwaitCondition(() => nft.Begun > begun);
+        writer.Tell(new Program(new Fragment("new", [Managed(ip)], [], []), 1));
+        nft.Hold = null;
+        hold.Set();
+
+        Assert.Equal(["new", "old"], ReceiveN(2).Cast<Applied>().Select(a => a.Owner).Order());
+        var added = nft.Transactions.ToList().FindLastIndex(t => t.Contains("\"add\"") && t.Contains("managed4"));
+        Assert.Equal(1u, conntrack.Deleted.Single().Id);
+        Assert.InRange(conntrack.TransactionsAtFirstRead, 0, added); // read before the new owner's rules went in
     }
 
     [Fact]
@@ -127,6 +163,40 @@ public class NftWriterBindingSpecs() : TestKit($"{NftWriterActor.DispatcherId} {
         Assert.Equal(1u, conntrack.Deleted.Single().Id);
     }
 
+    [Fact]
+    public void Removals_that_queued_together_share_one_read_of_conntrack_after_the_changes_behind_them()
+    {
+        // patience far beyond the test: the cut waits for the queued changes however slow the machine
+        var writer = StartedWriter(cutPatience: TimeSpan.FromSeconds(30));
+        foreach (var (owner, ip) in new[] { ("a", "198.18.128.2"), ("b", "198.18.128.3"), ("c", "198.18.128.4") })
+        {
+            conntrack.Flows[ip] = [Flow(ip, "198.19.0.10", (uint)ip[^1])];
+            writer.Tell(new Program(new Fragment(owner, [Managed(ip), Out(ip, "198.19.0.10")], [], []), 1));
+            ExpectMsg(new Applied(owner, 1));
+        }
+        Assert.Empty(conntrack.Asked); // additions have no flows to cut
+
+        // the writer is in the kernel with a's removal while b's and c's removals and d's addition arrive
+        using var hold = new ManualResetEventSlim(false);
+        nft.Hold = hold;
+        var begun = nft.Begun;
+        writer.Tell(new Program(Fragment.Empty("a"), 2));
+        AwaitCondition(() => nft.Begun > begun);
+        writer.Tell(new Program(Fragment.Empty("b"), 2));
+        writer.Tell(new Program(Fragment.Empty("c"), 2));
+        writer.Tell(new Program(new Fragment("d", [Managed("198.18.128.5")], [], []), 1));
+        nft.Hold = null;
+        hold.Set();
+
+        var answered = ReceiveN(4).Cast<Applied>().Select(a => a.Owner).Order().ToList();
+        Assert.Equal(["a", "b", "c", "d"], answered);
+        AwaitCondition(() => conntrack.Deleted.Count == 3); // every flow of the three removed addresses
+        Assert.Equal(1, conntrack.Reads);
+        var dAdded = nft.Transactions.ToList().FindIndex(t => t.Contains("198.18.128.5"));
+        Assert.True(dAdded >= 0 && conntrack.TransactionsAtFirstRead > dAdded, "d's addition did not wait for the read");
+        Assert.Equal(["198.18.128.2", "198.18.128.3", "198.18.128.4"], conntrack.Asked.Order());
+    }
+
     private static ConntrackFlow Flow(string src, string dst, uint id) =>
         new(ConntrackFlow.Tcp,
             new FlowTuple(IPAddress.Parse(src), IPAddress.Parse(dst), 40000, 80),
@@ -138,8 +208,15 @@ public class NftWriterBindingSpecs() : TestKit($"{NftWriterActor.DispatcherId} {
         public ConcurrentQueue<ConntrackFlow> Deleted { get; } = new();
         public ConcurrentQueue<string> Asked { get; } = new();
 
+        public int Reads => reads;
+        private int reads;
+        /// <summary>How many transactions the writer had committed when conntrack was first read.</summary>
+        public int TransactionsAtFirstRead { get; private set; } = -1;
+        public FakeNftables? Nft { get; init; }
+
         public IReadOnlyList<ConntrackFlow> FlowsOf(IReadOnlyCollection<IPAddress> addresses)
         {
+            if (Interlocked.Increment(ref reads) == 1) TransactionsAtFirstRead = Nft?.Transactions.Count ?? -1;
             foreach (var address in addresses) Asked.Enqueue(address.ToString());
             return [.. addresses.SelectMany(a => Flows.TryGetValue(a.ToString(), out var f) ? f : []).Distinct()];
         }
