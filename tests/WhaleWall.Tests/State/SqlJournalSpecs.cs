@@ -26,10 +26,10 @@ public abstract class SqlJournalSpecs(StateOptions options, ITestOutputHelper ou
     private IActorRef Journal => Persistence.Instance.Apply(Sys).JournalFor(null);
     private IActorRef Snapshots => Persistence.Instance.Apply(Sys).SnapshotStoreFor(null);
 
-    private static Persistent Event(string pid, long seq, object payload) =>
+    protected static Persistent Event(string pid, long seq, object payload) =>
         new(payload, seq, pid, "", false, ActorRefs.NoSender, "writer");
 
-    private void Write(params AtomicWrite[] writes)
+    protected void Write(params AtomicWrite[] writes)
     {
         Journal.Tell(new WriteMessages(writes, TestActor, 1));
         ExpectMsg<WriteMessagesSuccessful>(Wait);
@@ -144,8 +144,28 @@ public abstract class SqlJournalSpecs(StateOptions options, ITestOutputHelper ou
     }
 }
 
-public sealed class SqliteSqlJournalSpecs(ITestOutputHelper output)
-    : SqlJournalSpecs(new StateOptions("sqlite", Path.Combine(Path.GetTempPath(), "ww-journal-" + Guid.NewGuid().ToString("N")[..8]), "unused"), output);
+public sealed class SqliteSqlJournalSpecs : SqlJournalSpecs
+{
+    private readonly StateOptions options;
+
+    public SqliteSqlJournalSpecs(ITestOutputHelper output)
+        : this(new StateOptions("sqlite", Path.Combine(Path.GetTempPath(), "ww-journal-" + Guid.NewGuid().ToString("N")[..8]), "unused"), output) { }
+
+    private SqliteSqlJournalSpecs(StateOptions options, ITestOutputHelper output) : base(options, output) => this.options = options;
+
+    /// <summary>One fsync per commit (the rollback journal took several, each on a thread of the
+    /// pool: SQLite's asynchronous calls run synchronously).</summary>
+    [Fact]
+    public void The_database_commits_through_a_write_ahead_log()
+    {
+        Write(new AtomicWrite(Event("wal", 1, new EventsProcessed(1))));
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={options.SqliteFile};Pooling=False");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA journal_mode";
+        Assert.Equal("wal", (string?)command.ExecuteScalar());
+    }
+}
 
 public sealed class PostgresSqlJournalSpecs(PostgresFixture pg, ITestOutputHelper output)
     : SqlJournalSpecs(new StateOptions(pg.Server.ConnectionString, Path.GetTempPath(), "unused"), output), IClassFixture<PostgresFixture>;

@@ -41,7 +41,7 @@ public sealed class SqlDatabase(SqlDialect dialect, string connectionString, IRe
         try
         {
             if (schemaMade) return;
-            foreach (var statement in schema)
+            foreach (var statement in dialect.FirstUse.Concat(schema))
                 await Command(connection, null, statement).ExecuteNonQueryAsync(ct);
             schemaMade = true;
         }
