@@ -10,9 +10,10 @@ namespace WhaleWall.Actors.Nft;
 /// <summary>No flow outlives the policy that allowed it (docs/binding.md): after the writer
 /// commits a change, the conntrack entries of the changed containers' addresses that the new
 /// table would not let start are deleted; a removed container's entries all go. Runs on the
-/// writer's thread once the writer has taken the changes already waiting for it, one read of the
-/// conntrack table for all of them; before that whenever an address whose flows wait goes to
-/// another owner, so a reused address's new owner never inherits a flow.</summary>
+/// writer's thread, one read of the conntrack table for every change since the last: once the
+/// changes already waiting are applied when a running container's rules narrowed, within a
+/// second when containers went (nothing runs behind their flows); at once whenever an address
+/// whose flows wait goes to another owner, so a reused address's new owner never inherits a flow.</summary>
 public sealed class FlowCutter(IConntrack conntrack, Func<IReadOnlySet<IPAddress>>? hostAddresses = null)
 {
     private readonly Func<IReadOnlySet<IPAddress>> hostAddresses = hostAddresses ?? LocalAddresses;

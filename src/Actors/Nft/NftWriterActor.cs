@@ -35,7 +35,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     private readonly WriterOptions options;
     private readonly Dictionary<string, int> setSizes = new();
     private bool flushScheduled;
-    private bool cutScheduled;
+    private bool cutQueued;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -130,7 +130,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         Receive<RenewGuards>(_ => { });
         Receive<SweepExpired>(_ => { });
         Receive<CollectGarbage>(_ => { });
-        Receive<CutFlowsNow>(_ => cutScheduled = false);
+        Receive<CutFlowsNow>(_ => cutQueued = false);
         Receive<Resync>(_ => memory.ResyncScheduled = false);
     }
 
@@ -146,10 +146,8 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         Receive<Flush>(_ => Safely(FlushPending));
         Receive<CutFlowsNow>(_ => Safely(() =>
         {
-            cutScheduled = false;
-            // changes that arrived meanwhile go first (their own cuts join this read), for a while
-            if (flushScheduled && Stopwatch.GetElapsedTime(memory.CutPendingSince) < options.CutPatience) ScheduleCut();
-            else CutPendingFlows();
+            cutQueued = false;
+            CutWhenDue();
         }));
         Receive<Retry>(r => Safely(() =>
         {
@@ -474,7 +472,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>Notes the changed owners whose flows may have to go; the conntrack table is read
-    /// once the writer has taken the Programs already waiting (<see cref="CutPendingFlows"/>).
+    /// when they are due (<see cref="CutWhenDue"/>), once for all of them.
     /// Reading it walks the kernel's whole conntrack hash table (~8 ms with 262,144 buckets, however
     /// few entries it holds), which used to happen after every transaction that narrowed or removed
     /// a container, ahead of the changes queued behind it. A new owner has no flows to cut.</summary>
@@ -492,10 +490,33 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
 
     private void ScheduleCut()
     {
-        if (cutScheduled) return;
-        cutScheduled = true;
+        if (cutQueued) return;
+        cutQueued = true;
         Self.Tell(CutFlowsNow.Instance); // after everything already in the mailbox
     }
+
+    /// <summary>Cuts the waiting flows once they are due. A container whose rules narrowed still
+    /// runs: its flows go as soon as the changes already waiting are applied (at most
+    /// <see cref="WriterOptions.CutPatience"/> while more keep arriving). A container that went has
+    /// no process behind its flows and its address is nobody's (an owner that takes it has them
+    /// cut first): its flows wait up to <see cref="WriterOptions.RemovalCutPatience"/>, so the
+    /// removals of a busy moment share one read.</summary>
+    private void CutWhenDue()
+    {
+        if (memory.CutFrom.Count == 0) return;
+        var narrowed = memory.CutFrom.Keys.Any(memory.Kernel.Owners.ContainsKey);
+        var patience = narrowed ? options.CutPatience : options.RemovalCutPatience;
+        var waited = Stopwatch.GetElapsedTime(memory.CutPendingSince);
+        if (waited >= patience || (narrowed && !flushScheduled))
+        {
+            Timers.Cancel(CutTimer);
+            CutPendingFlows();
+        }
+        else if (narrowed) ScheduleCut(); // behind the changes waiting in the mailbox
+        else if (!Timers.IsTimerActive(CutTimer)) Timers.StartSingleTimer(CutTimer, CutFlowsNow.Instance, patience - waited);
+    }
+
+    private const string CutTimer = "cut";
 
     /// <summary>One read of the conntrack table for every owner changed since the last cut: each
     /// compared from what the kernel held before its first change to what it holds now.</summary>
@@ -658,6 +679,9 @@ public sealed record WriterOptions(bool Bridge = false, TimeSpan? GuardLease = n
     /// <summary>How long the flows of changed containers may wait to be cut while further changes
     /// keep arriving (those go first; their cuts join the same read of the conntrack table).</summary>
     public TimeSpan CutPatience { get; init; } = TimeSpan.FromMilliseconds(50);
+    /// <summary>How long the flows of containers that went may wait to be cut (an owner that takes
+    /// one of their addresses has them cut first).</summary>
+    public TimeSpan RemovalCutPatience { get; init; } = TimeSpan.FromSeconds(1);
 }
 
 /// <summary>What the writer knows, kept outside the actor instance so a restart (after an

@@ -53,10 +53,11 @@ public class NftWriterBindingSpecs : TestKit
         new(owner, [Managed(ip), .. allows], [],
             [.. BridgeLayout.Elements(PortBinding.Of(port, PhysicalAddress.Parse(Mac), IPAddress.Parse(ip), null)).Order()]);
 
-    private IActorRef StartedWriter(TimeSpan? cutPatience = null)
+    private IActorRef StartedWriter(TimeSpan? cutPatience = null, TimeSpan? removalCutPatience = null)
     {
         var options = new WriterOptions(true, null, new FlowCutter(conntrack, () => new HashSet<IPAddress>()));
         if (cutPatience is { } patience) options = options with { CutPatience = patience };
+        if (removalCutPatience is { } removals) options = options with { RemovalCutPatience = removals };
         var writer = Sys.ActorOf(NftWriterActor.Props(nft, "t", options: options));
         writer.Tell(new ExpectOwners(ImmutableHashSet<string>.Empty));
         AwaitCondition(() => nft.Transactions.Any(t => t.Contains("\"flush\"") && t.Contains("\"bridge\""))); // after the raw set declarations
@@ -103,7 +104,7 @@ public class NftWriterBindingSpecs : TestKit
     [Fact]
     public void A_reused_address_never_inherits_a_flow_whose_cut_was_still_waiting()
     {
-        var writer = StartedWriter(cutPatience: TimeSpan.FromSeconds(30));
+        var writer = StartedWriter(removalCutPatience: TimeSpan.FromSeconds(30)); // only the new owner makes it due
         var ip = "198.18.128.2";
         conntrack.Flows[ip] = [Flow(ip, "198.19.0.10", 1)];
         writer.Tell(new Program(new Fragment("old", [Managed(ip), Out(ip, "198.19.0.10")], [], []), 1));
@@ -166,8 +167,7 @@ public class NftWriterBindingSpecs : TestKit
     [Fact]
     public void Removals_that_queued_together_share_one_read_of_conntrack_after_the_changes_behind_them()
     {
-        // patience far beyond the test: the cut waits for the queued changes however slow the machine
-        var writer = StartedWriter(cutPatience: TimeSpan.FromSeconds(30));
+        var writer = StartedWriter(removalCutPatience: TimeSpan.FromSeconds(1));
         foreach (var (owner, ip) in new[] { ("a", "198.18.128.2"), ("b", "198.18.128.3"), ("c", "198.18.128.4") })
         {
             conntrack.Flows[ip] = [Flow(ip, "198.19.0.10", (uint)ip[^1])];
@@ -190,11 +190,44 @@ public class NftWriterBindingSpecs : TestKit
 
         var answered = ReceiveN(4).Cast<Applied>().Select(a => a.Owner).Order().ToList();
         Assert.Equal(["a", "b", "c", "d"], answered);
-        AwaitCondition(() => conntrack.Deleted.Count == 3); // every flow of the three removed addresses
+        AwaitCondition(() => conntrack.Deleted.Count == 3, TimeSpan.FromSeconds(10)); // every flow of the three removed addresses
         Assert.Equal(1, conntrack.Reads);
         var dAdded = nft.Transactions.ToList().FindIndex(t => t.Contains("198.18.128.5"));
         Assert.True(dAdded >= 0 && conntrack.TransactionsAtFirstRead > dAdded, "d's addition did not wait for the read");
         Assert.Equal(["198.18.128.2", "198.18.128.3", "198.18.128.4"], conntrack.Asked.Order());
+    }
+
+    [Fact]
+    public void A_narrowed_containers_flows_are_cut_at_once_a_removed_ones_within_its_patience()
+    {
+        var writer = StartedWriter(removalCutPatience: TimeSpan.FromSeconds(2));
+        var a = "198.18.128.2";
+        var b = "198.18.128.3";
+        conntrack.Flows[a] = [Flow(a, "198.19.0.10", 1), Flow(a, "198.19.0.11", 2)];
+        conntrack.Flows[b] = [Flow(b, "198.19.0.10", 3)];
+        writer.Tell(new Program(new Fragment("a", [Managed(a), Out(a, "198.19.0.10"), Out(a, "198.19.0.11")], [], []), 1));
+        writer.Tell(new Program(new Fragment("b", [Managed(b), Out(b, "198.19.0.10")], [], []), 1));
+        ReceiveN(2);
+
+        var removed = System.Diagnostics.Stopwatch.StartNew();
+        writer.Tell(new Program(Fragment.Empty("b"), 2));
+        ExpectMsg(new Applied("b", 2));
+        writer.Tell(new Program(new Fragment("a", [Managed(a), Out(a, "198.19.0.10")], [], []), 2)); // the flow to .11 is no longer allowed
+        ExpectMsg(new Applied("a", 2));
+        AwaitCondition(() => conntrack.Deleted.Count == 2, TimeSpan.FromSeconds(1)); // the narrowing made it due: both go at once
+        Assert.True(removed.Elapsed < TimeSpan.FromSeconds(2), "cut before the removal's patience ran out");
+        Assert.Equal([2u, 3u], conntrack.Deleted.Select(f => f.Id).Order());
+
+        writer.Tell(new Program(new Fragment("c", [Managed("198.18.128.4")], [], []), 1));
+        ExpectMsg(new Applied("c", 1));
+        conntrack.Flows["198.18.128.4"] = [Flow("198.18.128.4", "198.19.0.10", 4)];
+        var reads = conntrack.Reads;
+        removed.Restart();
+        writer.Tell(new Program(Fragment.Empty("c"), 2));
+        ExpectMsg(new Applied("c", 2));
+        AwaitCondition(() => conntrack.Deleted.Count == 3, TimeSpan.FromSeconds(10));
+        Assert.True(removed.Elapsed >= TimeSpan.FromSeconds(1.5), $"a removal alone waits its patience ({removed.Elapsed.TotalMilliseconds:0} ms)");
+        Assert.Equal(reads + 1, conntrack.Reads);
     }
 
     private static ConntrackFlow Flow(string src, string dst, uint id) =>
