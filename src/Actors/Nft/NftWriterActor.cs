@@ -64,6 +64,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     private void BecomeRunning()
     {
         Become(Running);
+        if (memory.CutFrom.Count > 0) ScheduleCut();
         // lenient mode: guards lapse unless renewed (delete + add restarts a kernel timeout)
         if (options.Bridge && options.GuardLease is { } lease)
             Timers.StartPeriodicTimer("guards", RenewGuards.Instance, lease / 3);
@@ -101,6 +102,13 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         }
     }
 
+    /// <summary>A writer that stops (the daemon ends) still cuts the flows that wait.</summary>
+    protected override void PostStop()
+    {
+        if (memory.CutFrom.Count > 0) CutPendingFlows();
+        base.PostStop();
+    }
+
     protected override void PostRestart(Exception reason)
     {
         log.Error(reason, "writer restarted after an internal error; rebuilding the table from what it knows");
@@ -108,7 +116,6 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         else if (memory.Expected is not null) Timers.StartSingleTimer(StartupTimeout.Instance, StartupTimeout.Instance, StartupGrace);
         foreach (var (owner, refusal) in memory.Refused)
             Timers.StartSingleTimer("retry-" + owner, new Retry(owner, refusal.Version), Backoff(refusal.Attempts));
-        if (memory.CutFrom.Count > 0) ScheduleCut();
     }
 
     private void Starting()
@@ -480,7 +487,8 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     {
         if (options.Flows is null) return;
         foreach (var f in fragments)
-            if (before.Owners.TryGetValue(f.Owner, out var was) && !FlowCutter.AddressesOf(was).IsEmpty)
+            if (before.Owners.TryGetValue(f.Owner, out var was) && !FlowCutter.AddressesOf(was).IsEmpty &&
+                (f.Elements.IsEmpty || was.Elements.Except(f.Elements).Any())) // a widening or a renewal cuts nothing
             {
                 if (memory.CutFrom.Count == 0) memory.CutPendingSince = Stopwatch.GetTimestamp();
                 memory.CutFrom.TryAdd(f.Owner, was);

@@ -230,6 +230,27 @@ public class NftWriterBindingSpecs : TestKit
         Assert.Equal(reads + 1, conntrack.Reads);
     }
 
+    [Fact]
+    public void A_widening_does_not_make_the_removals_cut_due_early()
+    {
+        var writer = StartedWriter(removalCutPatience: TimeSpan.FromSeconds(3));
+        var a = "198.18.128.2";
+        var b = "198.18.128.3";
+        conntrack.Flows[b] = [Flow(b, "198.19.0.10", 1)];
+        writer.Tell(new Program(new Fragment("a", [Managed(a), Out(a, "198.19.0.10")], [], []), 1));
+        writer.Tell(new Program(new Fragment("b", [Managed(b), Out(b, "198.19.0.10")], [], []), 1));
+        ReceiveN(2);
+
+        writer.Tell(new Program(Fragment.Empty("b"), 2));
+        ExpectMsg(new Applied("b", 2));
+        writer.Tell(new Program(new Fragment("a", [Managed(a), Out(a, "198.19.0.10"), Out(a, "198.19.0.11")], [], []), 2));
+        ExpectMsg(new Applied("a", 2));
+        Thread.Sleep(1000);
+        Assert.Equal(0, conntrack.Reads); // the widening cut nothing and left the removal to its patience
+        AwaitCondition(() => conntrack.Deleted.Count == 1, TimeSpan.FromSeconds(10));
+        Assert.Equal(1, conntrack.Reads);
+    }
+
     private static ConntrackFlow Flow(string src, string dst, uint id) =>
         new(ConntrackFlow.Tcp,
             new FlowTuple(IPAddress.Parse(src), IPAddress.Parse(dst), 40000, 80),
