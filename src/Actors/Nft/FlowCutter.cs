@@ -27,11 +27,8 @@ public sealed class FlowCutter(IConntrack conntrack, Func<IReadOnlySet<IPAddress
         var narrowed = new HashSet<IPAddress>();
         foreach (var (before, next) in changes)
         {
-            var addresses = AddressesOf(before);
-            if (addresses.IsEmpty) continue;
-            if (next.Elements.IsEmpty) removed.UnionWith(addresses);
-            else if (before.Elements.Except(next.Elements).Any()) // equal keys: an expiry renewal is no change
-                narrowed.UnionWith(addresses);
+            if (!MayCut(before, next)) continue;
+            (next.Elements.IsEmpty ? removed : narrowed).UnionWith(AddressesOf(before));
         }
         narrowed.ExceptWith(removed);
         if (removed.Count == 0 && narrowed.Count == 0) return 0;
@@ -45,6 +42,12 @@ public sealed class FlowCutter(IConntrack conntrack, Func<IReadOnlySet<IPAddress
         var host = hostAddresses();
         return deleted + conntrack.Delete(StaleFlows.NotAllowed(flows.Where(f => !Removed(f)), host, index));
     }
+
+    /// <summary>Whether a change from <paramref name="before"/> to <paramref name="after"/> can
+    /// leave flows the new table no longer allows: the owner held addresses and lost elements
+    /// (equal keys: an expiry renewal is no change; a widening takes nothing away).</summary>
+    public static bool MayCut(Fragment before, Fragment after) =>
+        !AddressesOf(before).IsEmpty && (after.Elements.IsEmpty || before.Elements.Except(after.Elements).Any());
 
     /// <summary>The container addresses an owner holds (its managed elements: single addresses).</summary>
     public static ImmutableArray<IPAddress> AddressesOf(Fragment fragment) =>

@@ -487,8 +487,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     {
         if (options.Flows is null) return;
         foreach (var f in fragments)
-            if (before.Owners.TryGetValue(f.Owner, out var was) && !FlowCutter.AddressesOf(was).IsEmpty &&
-                (f.Elements.IsEmpty || was.Elements.Except(f.Elements).Any())) // a widening or a renewal cuts nothing
+            if (before.Owners.TryGetValue(f.Owner, out var was) && FlowCutter.MayCut(was, f))
             {
                 if (memory.CutFrom.Count == 0) memory.CutPendingSince = Stopwatch.GetTimestamp();
                 memory.CutFrom.TryAdd(f.Owner, was);

@@ -20,16 +20,11 @@ namespace WhaleWall.Tests.Actors;
 public class NftWriterBindingSpecs : TestKit
 {
     private const string Mac = "02:42:c6:12:80:02";
-    private readonly FakeNftables nft;
+    private readonly FakeNftables nft = new();
     private readonly FakeConntrack conntrack;
 
-    public NftWriterBindingSpecs() : this(new FakeNftables()) { }
-
-    private NftWriterBindingSpecs(FakeNftables nft) : base($"{NftWriterActor.DispatcherId} {{ type = PinnedDispatcher }}")
-    {
-        this.nft = nft;
+    public NftWriterBindingSpecs() : base($"{NftWriterActor.DispatcherId} {{ type = PinnedDispatcher }}") =>
         conntrack = new FakeConntrack { Nft = nft };
-    }
 
     private static Element Managed(string ip) => Single("managed4", ip);
 
