@@ -95,45 +95,45 @@ public static class DaemonAtScale
         var add = new List<double>();
         var remove = new List<double>();
         var missing = 0;
+        // each worker runs its own containers (firstIndex + worker * perWorker + cycle): run, wait
+        // for the address in the kernel, remove, wait for it to leave; measured cycles pause
+        // 20-120 ms between steps and record both delays (null: not seen within 10 s)
+        Task ChurnAsync(int perWorker, int firstIndex, string prefix, Action<double?, double?>? record) =>
+            Task.WhenAll(Enumerable.Range(0, workers).Select(w => Task.Run(async () =>
+            {
+                var random = new Random(w);
+                for (var c = 0; c < perWorker; c++)
+                {
+                    var index = firstIndex + w * perWorker + c;
+                    var address = Synthetic.Address(index);
+                    var connected = s.Docker.Run(index, prefix);
+                    var on = await monitor.WaitAsync(address, added: true, connected, TimeSpan.FromSeconds(10));
+                    if (record is not null) await Task.Delay(random.Next(20, 120));
+                    var died = s.Docker.Remove(index, prefix);
+                    var off = await monitor.WaitAsync(address, added: false, died, TimeSpan.FromSeconds(10));
+                    if (record is null) continue;
+                    record((on - connected) / 1e6, (off - died) / 1e6);
+                    await Task.Delay(random.Next(20, 120));
+                }
+            })));
+
         // warm-up, not measured: the daemon's first containers after its start-up run code paths
         // for the first time (tier-0 JIT, then tier-1 once hot): a daemon that has been running
         // has paid that
         var warm = ctx.Short ? 1 : 3;
-        await Task.WhenAll(Enumerable.Range(0, workers).Select(w => Task.Run(async () =>
-        {
-            for (var c = 0; c < warm; c++)
-            {
-                var index = present + workers * cycles + w * warm + c;
-                var connected = s.Docker.Run(index, "cw");
-                await monitor.WaitAsync(Synthetic.Address(index), added: true, connected, TimeSpan.FromSeconds(10));
-                var died = s.Docker.Remove(index, "cw");
-                await monitor.WaitAsync(Synthetic.Address(index), added: false, died, TimeSpan.FromSeconds(10));
-            }
-        })));
+        await ChurnAsync(warm, present + workers * cycles, "cw", record: null);
         await Task.Delay(1500); // the removals' flows are cut within a second
         var (beforeChurn, _) = await DaemonHistograms.ScrapeAsync(s.Ns);
         var cpuBefore = (Daemon: CpuSeconds(s.Daemon.Pid), StandIn: CpuSeconds(s.Docker.Pid), Bench: CpuSeconds(Environment.ProcessId));
         var sw = Stopwatch.StartNew();
-        await Task.WhenAll(Enumerable.Range(0, workers).Select(w => Task.Run(async () =>
+        await ChurnAsync(cycles, present, "cd", (on, off) =>
         {
-            var random = new Random(w);
-            for (var c = 0; c < cycles; c++)
+            lock (add)
             {
-                var index = present + w * cycles + c;
-                var address = Synthetic.Address(index);
-                var connected = s.Docker.Run(index, "cd");
-                var on = await monitor.WaitAsync(address, added: true, connected, TimeSpan.FromSeconds(10));
-                await Task.Delay(random.Next(20, 120));
-                var died = s.Docker.Remove(index, "cd");
-                var off = await monitor.WaitAsync(address, added: false, died, TimeSpan.FromSeconds(10));
-                lock (add)
-                {
-                    if (on is { } a) add.Add((a - connected) / 1e6); else missing++;
-                    if (off is { } r) remove.Add((r - died) / 1e6); else missing++;
-                }
-                await Task.Delay(random.Next(20, 120));
+                if (on is { } a) add.Add(a); else missing++;
+                if (off is { } r) remove.Add(r); else missing++;
             }
-        })));
+        });
         var churnSeconds = sw.Elapsed.TotalSeconds;
         var cpu = $"daemon {CpuSeconds(s.Daemon.Pid) - cpuBefore.Daemon:0.0} s, stand-in Docker API {CpuSeconds(s.Docker.Pid) - cpuBefore.StandIn:0.0} s, " +
             $"bench {CpuSeconds(Environment.ProcessId) - cpuBefore.Bench:0.0} s in {churnSeconds:0.0} s on {Environment.ProcessorCount} CPUs";
