@@ -44,6 +44,9 @@ public static class DaemonAtScale
         // real dockerd's containers cost; binding's kernel cost is BindingCost's section
         daemon.ExtraEnvironment["WHALEWALL_BINDING"] = "off";
         daemon.ExtraEnvironment["WHALEWALL_DOCKER_CONFIG"] = Path.Combine(dir, "daemon.json"); // absent: no host daemon.json
+        // WWBENCH_DAEMON_ENV="NAME=value,...": runtime settings for the daemon alone (not the bench or the stand-in)
+        foreach (var pair in (Environment.GetEnvironmentVariable("WWBENCH_DAEMON_ENV") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries))
+            daemon.ExtraEnvironment[pair[..pair.IndexOf('=')]] = pair[(pair.IndexOf('=') + 1)..];
         return new Setup(ns, dir, docker, daemon, table);
     }
 
