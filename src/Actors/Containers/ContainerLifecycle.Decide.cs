@@ -31,6 +31,15 @@ public sealed partial record ContainerLifecycle
             s = s.Apply(e);
         }
 
+        // Docker holds it no more: nothing to enforce, nothing left to ask
+        void Removed()
+        {
+            foreach (var (replyTo, _) in s.LearnsWaiting) Emit(new LearnAnswered(replyTo, "the container is gone"));
+            // always told, even if nothing was sent before: the writer's start-up waits for every listed container
+            Emit(new FragmentSent(Fragment.Empty(s.Id), s.Kernel.Version + 1, s.Kernel.EventSince));
+            Emit(new ContainerGone());
+        }
+
         if (Gone) return input is LearnRequested gone ? [new LearnAnswered(gone.ReplyTo, "the container is gone")] : [];
         switch (input)
         {
@@ -53,6 +62,12 @@ public sealed partial record ContainerLifecycle
                 // a shared network answer must be newer than the container's previous event (none: this one)
                 var sentAfter = s.LastEventAt != 0 ? s.LastEventAt : r.ReceivedAt != 0 ? r.ReceivedAt : long.MaxValue;
                 if (r.ReceivedAt != 0) Emit(new EventNoted(r.ReceivedAt));
+                // `destroy` is final (an id is never used again): an inspect could only answer 404
+                if (r.Event is { Type: "container", Action: "destroy" })
+                {
+                    Removed();
+                    return [.. events];
+                }
                 if (r.Event is { } e) FastPath(s, e, sentAfter, Emit);
                 Emit(s.Inspection.Running ? new InspectionQueued() : new InspectionStarted(s.Inspection.Started + 1));
                 break;
@@ -68,10 +83,7 @@ public sealed partial record ContainerLifecycle
                 }
                 if (i.Facts is null)
                 {
-                    foreach (var (replyTo, _) in s.LearnsWaiting) Emit(new LearnAnswered(replyTo, "the container is gone"));
-                    // always told, even if nothing was sent before: the writer's start-up waits for every listed container
-                    Emit(new FragmentSent(Fragment.Empty(s.Id), s.Kernel.Version + 1, s.Kernel.EventSince));
-                    Emit(new ContainerGone());
+                    Removed();
                     return [.. events];
                 }
                 Emit(new FactsLearned(KeepPorts(s.Facts, i.Facts)));
@@ -156,7 +168,7 @@ public sealed partial record ContainerLifecycle
                 var labels = attributes.Where(a => a.Key is not ("name" or "image")).ToImmutableDictionary();
                 emit(new FactsLearned(new ContainerFacts(s.Id, attributes.GetValueOrDefault("name") ?? "", false, labels, [], [])));
                 break;
-            case { Type: "container", Action: "die" or "destroy" } when s.Facts is { } facts:
+            case { Type: "container", Action: "die" } when s.Facts is { } facts:
                 emit(new FactsLearned(facts with { Running = false }, Died: true));
                 break;
             case { Type: "network", Action: "disconnect", NetworkId: { } network } when s.Facts is { } facts && facts.Networks.Any(n => n.Id == network):

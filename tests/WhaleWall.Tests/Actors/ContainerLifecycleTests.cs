@@ -222,6 +222,34 @@ public class ContainerLifecycleTests
     }
 
     [Fact]
+    public void A_destroy_removes_the_container_without_asking_docker_and_ignores_the_inspection_still_out()
+    {
+        var a = Facts.Container("a", "198.18.128.2", "output:\n  - ips: [198.19.0.10]\n");
+        var s = Enforced(a);
+        s = Run(s, new ContainerCommands.Refresh("container die", new DockerEvent("container", "die", a.Id, 1), 5_000));
+        Assert.True(s.Inspection.Running);
+        var (after, events) = Step(s, new ContainerCommands.Refresh("container destroy", new DockerEvent("container", "destroy", a.Id, 2), 6_000));
+        Assert.Empty(events.Where(e => e is InspectionStarted or InspectionQueued));
+        Assert.Empty(Assert.Single(events.OfType<FragmentSent>()).Fragment.Elements);
+        Assert.IsType<ContainerGone>(events.Last());
+        Assert.True(after.Gone);
+        // the inspection sent at `die` answers with the container as it was then: too late to matter
+        Assert.Empty(after.Decide(new Inspected(a with { Running = false }, after.Inspection.Started)));
+    }
+
+    [Fact]
+    public void A_destroy_as_the_only_event_seen_still_empties_the_kernel()
+    {
+        // the stream's `die` was lost (or the daemon was not watching): `destroy` alone removes the rules
+        var a = Facts.Container("a", "198.18.128.2", "output:\n  - ips: [198.19.0.10]\n");
+        var s = Enforced(a);
+        var (_, events) = Step(s, new ContainerCommands.Refresh("container destroy", new DockerEvent("container", "destroy", a.Id, 2), 6_000));
+        var sent = Assert.Single(events.OfType<FragmentSent>());
+        Assert.Empty(sent.Fragment.Elements);
+        Assert.True(sent.Version > s.Kernel.Version);
+    }
+
+    [Fact]
     public void The_published_state_follows_the_kernels_answers()
     {
         var a = Facts.Container("a", "198.18.128.2", "output:\n  - ips: [198.19.0.10]\n");
