@@ -27,8 +27,9 @@ public sealed class FlowCutter(IConntrack conntrack, Func<IReadOnlySet<IPAddress
         var narrowed = new HashSet<IPAddress>();
         foreach (var (before, next) in changes)
         {
-            if (!MayCut(before, next)) continue;
-            (next.Elements.IsEmpty ? removed : narrowed).UnionWith(AddressesOf(before));
+            var addresses = AddressesOf(before);
+            if (addresses.IsEmpty || !LostElements(before, next)) continue;
+            (next.Elements.IsEmpty ? removed : narrowed).UnionWith(addresses);
         }
         narrowed.ExceptWith(removed);
         if (removed.Count == 0 && narrowed.Count == 0) return 0;
@@ -47,7 +48,10 @@ public sealed class FlowCutter(IConntrack conntrack, Func<IReadOnlySet<IPAddress
     /// leave flows the new table no longer allows: the owner held addresses and lost elements
     /// (equal keys: an expiry renewal is no change; a widening takes nothing away).</summary>
     public static bool MayCut(Fragment before, Fragment after) =>
-        !AddressesOf(before).IsEmpty && (after.Elements.IsEmpty || before.Elements.Except(after.Elements).Any());
+        !AddressesOf(before).IsEmpty && LostElements(before, after);
+
+    private static bool LostElements(Fragment before, Fragment after) =>
+        after.Elements.IsEmpty || before.Elements.Except(after.Elements).Any();
 
     /// <summary>The container addresses an owner holds (its managed elements: single addresses).</summary>
     public static ImmutableArray<IPAddress> AddressesOf(Fragment fragment) =>
