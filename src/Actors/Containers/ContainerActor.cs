@@ -78,6 +78,8 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
     private void Handle(object message)
     {
         if (message is ContainerCommands.LearnAddresses learn) message = new LearnRequested(learn, Sender);
+        if (message is EndpointFound { Error: { } error })
+            log.Warning("{0}: its address could not be looked up at network connect ({1}); its rules wait for Docker's inspect", Short, error);
         foreach (var e in state.Decide(message))
         {
             var before = state;
@@ -105,8 +107,8 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
                 break;
             case EndpointLookupStarted l:
                 Task.Run(() => docker.InspectEndpointAsync(l.NetworkId, id, l.SentAfter, CancellationToken.None)).PipeTo(Self,
-                    success: a => new EndpointFound(a, l.InspectionsStarted, l.Deaths),
-                    failure: _ => new EndpointFound(null, l.InspectionsStarted, l.Deaths));
+                    success: a => new EndpointFound(a, l.InspectionsStarted, l.Losses),
+                    failure: x => new EndpointFound(null, l.InspectionsStarted, l.Losses, x.Message));
                 break;
             case Seeded or FactsLearned:
                 peers.Tell(new Publish(id, state.Facts));

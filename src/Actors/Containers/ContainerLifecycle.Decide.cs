@@ -95,8 +95,8 @@ public sealed partial record ContainerLifecycle
 
             case EndpointFound found:
                 // an inspection answered after the lookup started knows better (the container may
-                // be gone already), and a death seen meanwhile must not be undone
-                if (found.Attachment is not { } a || s.Facts is null || found.Deaths != s.Deaths ||
+                // be gone already), and a death or disconnect seen meanwhile must not be undone
+                if (found.Attachment is not { } a || s.Facts is null || found.Losses != s.Losses ||
                     s.Inspection.NewestDone > found.InspectionsStarted) return [];
                 Emit(new FactsLearned(KeepPorts(s.Facts, s.Facts with { Running = true, Networks = [.. s.Facts.Networks.Where(n => n.Id != a.Id), a] })));
                 break;
@@ -171,12 +171,16 @@ public sealed partial record ContainerLifecycle
             case { Type: "container", Action: "die" } when s.Facts is { } facts:
                 emit(new FactsLearned(facts with { Running = false }, Died: true));
                 break;
-            case { Type: "network", Action: "disconnect", NetworkId: { } network } when s.Facts is { } facts && facts.Networks.Any(n => n.Id == network):
-                emit(new FactsLearned(facts with { Networks = [.. facts.Networks.Where(n => n.Id != network)] }));
+            case { Type: "network", Action: "disconnect", NetworkId: { } network } when s.Facts is { } facts:
+                // counted even when the network is not in the facts yet: the answer of a lookup
+                // still out from its `connect` must not put it back
+                emit(new NetworkLeft(network));
+                if (facts.Networks.Any(n => n.Id == network))
+                    emit(new FactsLearned(facts with { Networks = [.. facts.Networks.Where(n => n.Id != network)] }));
                 break;
             case { Type: "network", Action: "connect", NetworkId: { } network }
                 when s.Facts is not null && (s.Decision.Policy.IsManaged || s.Context.Decision.Gateway is not null):
-                emit(new EndpointLookupStarted(network, s.Inspection.Started, s.Deaths, sentAfter));
+                emit(new EndpointLookupStarted(network, s.Inspection.Started, s.Losses, sentAfter));
                 break;
         }
     }

@@ -27,9 +27,9 @@ public sealed partial record ContainerLifecycle
     public required LifecycleContext Context { get; init; }
 
     public ContainerFacts? Facts { get; init; }
-    /// <summary>Deaths seen (die, destroy): an endpoint answer asked for before the latest death
-    /// must not revive its rules.</summary>
-    public long Deaths { get; init; }
+    /// <summary>Deaths and network disconnects seen: an endpoint answer asked for before the
+    /// latest must not bring back what it took away.</summary>
+    public long Losses { get; init; }
     public bool Gone { get; init; }
     /// <summary>When WhaleWall received the newest Docker event about the container
     /// (<see cref="System.Diagnostics.Stopwatch"/> timestamp; 0: none yet).</summary>
@@ -94,7 +94,8 @@ public sealed partial record ContainerLifecycle
                 PortLookups = PortLookups.SetItem(p.NetworkId, new PortLookup(false, (PortLookups.TryGetValue(p.NetworkId, out var l) ? l.Failures : 0) + 1)),
             },
         Seeded s => this with { Facts = s.Facts, Journal = Journal with { Recorded = s.Facts, Requested = s.Facts } },
-        FactsLearned f => this with { Facts = f.Facts, Deaths = f.Died ? Deaths + 1 : Deaths, SeenByDocker = true },
+        FactsLearned f => this with { Facts = f.Facts, Losses = f.Died ? Losses + 1 : Losses, SeenByDocker = true },
+        NetworkLeft => this with { Losses = Losses + 1 },
         PolicyDecided d => this with { Decision = d.Decision, DecidedFor = d.Inputs },
         HostsWatched w => this with { WatchedHosts = w.Names, Hosts = Hosts.RemoveRange(Hosts.Keys.Where(n => !w.Names.Contains(n))) },
         PeersWatched w => this with { WatchedPeers = w.References, Peers = [] },

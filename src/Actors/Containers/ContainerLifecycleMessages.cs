@@ -16,9 +16,10 @@ public static class ContainerInputs
     public sealed record InspectFailed(string Error);
 
     /// <summary>The container's endpoint on a network, asked of the network at `network connect`
-    /// (Docker holds the container itself locked while starting it). Null: not found.
-    /// <paramref name="InspectionsStarted"/> and <paramref name="Deaths"/>: as when the lookup started.</summary>
-    public sealed record EndpointFound(NetworkAttachment? Attachment, long InspectionsStarted, long Deaths);
+    /// (Docker holds the container itself locked while starting it). Null: not found, or the
+    /// lookup failed (<paramref name="Error"/>).
+    /// <paramref name="InspectionsStarted"/> and <paramref name="Losses"/>: as when the lookup started.</summary>
+    public sealed record EndpointFound(NetworkAttachment? Attachment, long InspectionsStarted, long Losses, string? Error = null);
 
     /// <summary>The DNS proxy's <see cref="ContainerCommands.LearnAddresses"/>, with whom to answer.</summary>
     public sealed record LearnRequested(ContainerCommands.LearnAddresses Command, Akka.Actor.IActorRef ReplyTo);
@@ -49,7 +50,10 @@ public static class ContainerLifecycleEvents
     /// <param name="SentAfter">A network inspect another container asked for may answer when it was
     /// sent after this (<see cref="Docker.NetworkEndpoints"/>): WhaleWall's receipt of the container's
     /// previous Docker event, or of this `connect` when there was none.</param>
-    public sealed record EndpointLookupStarted(string NetworkId, long InspectionsStarted, long Deaths, long SentAfter = long.MaxValue) : IContainerEvent;
+    public sealed record EndpointLookupStarted(string NetworkId, long InspectionsStarted, long Losses, long SentAfter = long.MaxValue) : IContainerEvent;
+
+    /// <summary>Docker disconnected the container from a network (counted in <see cref="ContainerLifecycle.Losses"/>).</summary>
+    public sealed record NetworkLeft(string NetworkId) : IContainerEvent;
 
     /// <summary>Looking for the container's port on a bridge (docs/binding.md).</summary>
     public sealed record PortLookupStarted(string NetworkId, string Bridge, string Mac) : IContainerEvent;

@@ -77,7 +77,7 @@ public class ContainerLifecycleTests
         Assert.Contains(events, e => e is RecordRequested { Facts.Running: false }); // journalled, but not waited for
         Assert.Contains(events, e => e is InspectionStarted); // and Docker is asked to confirm
         Assert.True(events.IndexOf(sent) < events.IndexOf(events.OfType<StatePublished>().Last()));
-        Assert.Equal(1, after.Deaths);
+        Assert.Equal(1, after.Losses);
     }
 
     [Fact]
@@ -159,8 +159,30 @@ public class ContainerLifecycleTests
         (s, var connect) = Step(s, new ContainerCommands.Refresh("connect", new DockerEvent("network", "connect", a.Id, 1, "net-id")));
         var lookup = Assert.Single(connect.OfType<EndpointLookupStarted>());
         s = Run(s, new ContainerCommands.Refresh("die", new DockerEvent("container", "die", a.Id, 2)));
-        var (_, late) = Step(s, new EndpointFound(a.Networks[0], lookup.InspectionsStarted, lookup.Deaths));
+        var (_, late) = Step(s, new EndpointFound(a.Networks[0], lookup.InspectionsStarted, lookup.Losses));
         Assert.Empty(late);
+    }
+
+    [Fact]
+    public void An_endpoint_answer_asked_for_before_a_disconnect_of_its_network_does_not_put_the_network_back()
+    {
+        // connect n2, then disconnect n2 before the network's answer (taken before the disconnect) arrives:
+        // the address Docker just took back, and may hand to another container, must not stay allowed
+        var a = Facts.Container("a", "198.18.128.2");
+        var s = Enforced(a);
+        (s, var connect) = Step(s, new ContainerCommands.Refresh("connect", new DockerEvent("network", "connect", a.Id, 1, "n2-id")));
+        var lookup = Assert.Single(connect.OfType<EndpointLookupStarted>());
+        s = Run(s, new ContainerCommands.Refresh("disconnect", new DockerEvent("network", "disconnect", a.Id, 2, "n2-id")));
+        var stale = new NetworkAttachment("n2", "n2-id", IPAddress.Parse("198.18.129.2"), null);
+        var (after, late) = Step(s, new EndpointFound(stale, lookup.InspectionsStarted, lookup.Losses));
+        Assert.Empty(late);
+        Assert.DoesNotContain(after.Facts!.Networks, n => n.Id == "n2-id");
+
+        // a lookup asked for after the disconnect (the container connected again) is taken
+        (s, var again) = Step(after, new ContainerCommands.Refresh("connect", new DockerEvent("network", "connect", a.Id, 3, "n2-id")));
+        var second = Assert.Single(again.OfType<EndpointLookupStarted>());
+        var (_, taken) = Step(s, new EndpointFound(stale, second.InspectionsStarted, second.Losses));
+        Assert.Contains(Assert.Single(taken.OfType<FragmentSent>()).Fragment.Elements, e => e.Key == "managed4 198.18.129.2");
     }
 
     [Fact]
