@@ -75,6 +75,16 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
     /// <summary>The lifecycle as it stands (for tests).</summary>
     public ContainerLifecycle Lifecycle => state;
 
+    /// <summary>After an internal error the actor starts again knowing nothing (its state went with
+    /// the failed instance) while the kernel keeps the last rules it was sent: Docker is asked at
+    /// once, so the rules follow the facts again (a container gone meanwhile is removed).</summary>
+    protected override void PostRestart(Exception reason)
+    {
+        base.PostRestart(reason);
+        log.Error(reason, "{0}: restarted after an internal error; asking Docker again", Short);
+        Self.Tell(new ContainerCommands.Refresh("restarted after an internal error"));
+    }
+
     private void Handle(object message)
     {
         if (message is ContainerCommands.LearnAddresses learn) message = new LearnRequested(learn, Sender);

@@ -137,6 +137,17 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         {
             if (children.Remove(g.Id, out var child)) Context.Stop(child);
         });
+        // a container's actor stopped otherwise (its supervisor gave up after repeated failures):
+        // a fresh one asks Docker, instead of the container's events going to dead letters
+        Receive<Terminated>(t =>
+        {
+            var name = t.ActorRef.Path.Name; // c-<id>-<generation>
+            var id = name.Length > 2 && name.LastIndexOf('-') is > 2 and var end ? name[2..end] : "";
+            if (!children.TryGetValue(id, out var child) || !child.Equals(t.ActorRef)) return; // gone, or already replaced
+            children.Remove(id);
+            log.Error("{0}: its actor stopped after repeated failures; starting a fresh one", id[..Math.Min(12, id.Length)]);
+            Child(id).Tell(new ContainerCommands.Refresh("its actor stopped after repeated failures"));
+        });
     }
 
     public static Props Props(IDockerSource docker, IActorRef writer, IActorRef peers, GatewayConfig? gateway = null,
@@ -288,6 +299,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         if (children.TryGetValue(id, out var child)) return child;
         child = Context.ActorOf(ContainerActor.Props(id, docker, writer, peers, new Firewall.Decide.DecisionContext(gateway) { Mode = mode }, hostnames, store, services), $"c-{id}-{generation++}");
         children[id] = child;
+        Context.Watch(child);
         return child;
     }
 

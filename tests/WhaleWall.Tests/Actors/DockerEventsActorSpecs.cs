@@ -36,6 +36,44 @@ public class DockerEventsActorSpecs : TestKit
     }
 
     [Fact]
+    public void A_containers_actor_restarted_after_an_internal_error_asks_docker_again_and_programs_its_rules()
+    {
+        var a = Facts.Container("a", "198.18.128.2");
+        docker.Containers[a.Id] = a;
+        var writer = CreateTestProbe();
+        var peers = Sys.ActorOf(Akka.Actor.Props.Create<PeerDirectoryActor>());
+        Sys.ActorOf(DockerEventsActor.Props(docker, writer, peers), "events");
+        writer.ExpectMsg<ExpectOwners>();
+        Assert.Equal(a.Id, writer.ExpectMsg<Program>().Fragment.Owner);
+
+        Sys.ActorSelection("/user/events/c-*").Tell(Akka.Actor.Kill.Instance); // an exception: its supervisor restarts it
+        var again = writer.FishForMessage<Program>(_ => true, TimeSpan.FromSeconds(5));
+        Assert.Equal(a.Id, again.Fragment.Owner);
+        Assert.Contains(again.Fragment.Elements, e => e.Key == "managed4 198.18.128.2");
+    }
+
+    [Fact]
+    public void A_containers_actor_that_stopped_is_replaced_and_the_container_keeps_its_rules_and_its_events()
+    {
+        var a = Facts.Container("a", "198.18.128.2");
+        docker.Containers[a.Id] = a;
+        var writer = CreateTestProbe();
+        var peers = Sys.ActorOf(Akka.Actor.Props.Create<PeerDirectoryActor>());
+        Sys.ActorOf(DockerEventsActor.Props(docker, writer, peers), "events");
+        writer.ExpectMsg<ExpectOwners>();
+        writer.ExpectMsg<Program>();
+        AwaitCondition(() => docker.StreamSinces.Count == 1);
+
+        Sys.ActorSelection("/user/events/c-*").Tell(Akka.Actor.PoisonPill.Instance); // as when its supervisor gives up
+        Assert.Equal(a.Id, writer.FishForMessage<Program>(_ => true, TimeSpan.FromSeconds(5)).Fragment.Owner);
+
+        // its events reach the fresh actor: a death takes its rules away
+        docker.Containers[a.Id] = a with { Running = false, Networks = [] };
+        docker.Emit(new DockerEvent("container", "die", a.Id, 1_700_000_000_000_000_000));
+        Assert.True(writer.FishForMessage<Program>(p => p.Fragment.Owner == a.Id, TimeSpan.FromSeconds(5)).Fragment.IsEmpty);
+    }
+
+    [Fact]
     public void After_a_restart_the_start_up_table_waits_for_every_container_docker_lists_not_only_the_journals()
     {
         // the kernel goes first: a container the kernel held may be missing from the journal
