@@ -9,7 +9,8 @@ namespace WhaleWall.Actors.Nft;
 
 /// <summary>No flow outlives the policy that allowed it (docs/binding.md): after the writer
 /// commits a change, the conntrack entries of the changed containers' addresses that the new
-/// table would not let start are deleted; a removed container's entries all go. Runs on the
+/// table would not let start are deleted; a removed container's entries all go, and so do those
+/// of an address a running container no longer holds (a network it left). Runs on the
 /// writer's thread, one read of the conntrack table for every change since the last: once the
 /// changes already waiting are applied when a running container's rules narrowed, within a
 /// second when containers went (nothing runs behind their flows); at once whenever an address
@@ -29,7 +30,10 @@ public sealed class FlowCutter(IConntrack conntrack, Func<IReadOnlySet<IPAddress
         {
             var addresses = AddressesOf(before);
             if (addresses.IsEmpty || !LostElements(before, next)) continue;
-            (next.Elements.IsEmpty ? removed : narrowed).UnionWith(addresses);
+            // an address the owner no longer holds (a network it left) is removed like a gone
+            // owner's: nothing allows its flows any more, and its next holder must not inherit them
+            var kept = AddressesOf(next);
+            foreach (var address in addresses) (kept.Contains(address) ? narrowed : removed).Add(address);
         }
         narrowed.ExceptWith(removed);
         if (removed.Count == 0 && narrowed.Count == 0) return 0;

@@ -234,6 +234,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         memory.Withheld.Clear();
         var holders = AddressClaims.Holders(wished);
         var fragments = wished.Select(f => Withhold(f, AddressClaims.Among(holders, f))).ToList();
+        var before = memory.Kernel;
         var outcome = builder.Build(fragments, Now);
         if (!outcome.Ok)
         {
@@ -249,6 +250,9 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             log.Warning("{0}: the kernel refused {1} containers' rules ({2} dry runs to find them); they are drop-all, the others intact",
                 kind, outcome.Refused.Count, outcome.DryRuns);
         memory.Kernel = outcome.State;
+        // a rebuild applies changes too (a refused removal, a resync): what they no longer allow
+        // goes as after any other commit
+        CutFlows(before, [.. before.Owners.Keys.Select(o => outcome.State.Owners.TryGetValue(o, out var now) ? now : Fragment.Empty(o))]);
         memory.ResyncFailures = 0;
         progress.Failing(null);
         CountElements(outcome.Elements);

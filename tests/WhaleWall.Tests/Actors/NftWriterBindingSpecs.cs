@@ -142,6 +142,43 @@ public class NftWriterBindingSpecs : TestKit
     }
 
     [Fact]
+    public void A_running_container_that_leaves_a_network_loses_every_flow_of_that_address_and_keeps_the_others()
+    {
+        var writer = StartedWriter();
+        const string a1 = "198.18.128.2", a2 = "198.18.129.2";
+        conntrack.Flows[a1] = [Flow(a1, "198.19.0.10", 1)];
+        conntrack.Flows[a2] = [Flow(a2, "198.19.0.10", 2)];
+        writer.Tell(new Program(new Fragment("a", [Managed(a1), Managed(a2), Out(a1, "198.19.0.10"), Out(a2, "198.19.0.10")], [], []), 1));
+        ExpectMsg(new Applied("a", 1));
+
+        // disconnected from a2's network: a2 is nobody's now (no rule looks at it), and Docker may
+        // hand it to another container, which must not inherit a's established flow
+        writer.Tell(new Program(new Fragment("a", [Managed(a1), Out(a1, "198.19.0.10")], [], []), 2));
+        ExpectMsg(new Applied("a", 2));
+        AwaitCondition(() => !conntrack.Deleted.IsEmpty);
+        ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        Assert.Equal(2u, Assert.Single(conntrack.Deleted).Id); // a1's flow is still allowed
+    }
+
+    [Fact]
+    public void A_removal_that_only_a_rebuild_of_the_table_applied_still_cuts_the_containers_flows()
+    {
+        var writer = StartedWriter(removalCutPatience: TimeSpan.FromMilliseconds(100));
+        const string ip = "198.18.128.2";
+        conntrack.Flows[ip] = [Flow(ip, "198.19.0.10", 1)];
+        writer.Tell(new Program(new Fragment("old", [Managed(ip), Out(ip, "198.19.0.10")], [], []), 1));
+        ExpectMsg(new Applied("old", 1));
+
+        // the kernel refuses the removal once: the writer rebuilds the whole table without it
+        var refused = 0;
+        nft.Refuse = json => json.Contains("{\"delete\":{\"element\"") && Interlocked.Exchange(ref refused, 1) == 0;
+        writer.Tell(new Program(Fragment.Empty("old"), 2));
+        ExpectMsg(new Applied("old", 2), TimeSpan.FromSeconds(5));
+        Assert.Equal(1, refused);
+        AwaitCondition(() => conntrack.Deleted.Count == 1, TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
     public void A_flow_allowed_only_by_a_dns_address_is_cut_once_the_kernel_times_that_address_out()
     {
         var writer = StartedWriter();
