@@ -285,10 +285,15 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         ScheduleCollection(options.CollectIdle);
     }
 
-    /// <summary>Collection waits until the writer has been idle this long: every flush restarts the wait.</summary>
+    /// <summary>Collection waits until the writer has been idle this long: every flush restarts the
+    /// wait, but only for <see cref="WriterOptions.CollectAtLatest"/>. After that the wait is left to
+    /// end: a steady trickle of changes (a container whose DNS answers renew every few hundred ms)
+    /// must not keep what containers that went left growing in the sets.</summary>
     private void ScheduleCollection(TimeSpan after)
     {
         if (memory.Kernel.Garbage.IsEmpty) return;
+        if (!Timers.IsTimerActive(CollectGarbage.Instance)) memory.CollectWaitSince = Stopwatch.GetTimestamp();
+        else if (Stopwatch.GetElapsedTime(memory.CollectWaitSince) >= options.CollectAtLatest) return;
         Timers.StartSingleTimer(CollectGarbage.Instance, CollectGarbage.Instance, after);
     }
 
@@ -298,7 +303,13 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     /// writer thinks: the table is rebuilt.</summary>
     private void Collect()
     {
-        if (memory.Dirty.Count > 0 || memory.Kernel.Garbage.IsEmpty) return;
+        if (memory.Kernel.Garbage.IsEmpty) return;
+        if (memory.Dirty.Count > 0)
+        {
+            // the changes waiting go first (their flush is in the mailbox); the wait goes on
+            Timers.StartSingleTimer(CollectGarbage.Instance, CollectGarbage.Instance, options.CollectPause);
+            return;
+        }
         var plan = memory.Kernel.Collect(options.CollectBatch);
         var result = Transaction("collect", Changes(plan, Now), Size(plan));
         if (!result.Ok)
@@ -687,6 +698,9 @@ public sealed record WriterOptions(bool Bridge = false, TimeSpan? GuardLease = n
     /// change that arrives meanwhile waits for the transaction: one at a time.</summary>
     public int CollectBatch { get; init; } = 1;
     public TimeSpan CollectPause { get; init; } = TimeSpan.FromMilliseconds(10);
+    /// <summary>The longest the changes that keep arriving may put collection off: then one batch
+    /// goes between two of them.</summary>
+    public TimeSpan CollectAtLatest { get; init; } = TimeSpan.FromSeconds(2);
     /// <summary>How long the flows of changed containers may wait to be cut while further changes
     /// keep arriving (those go first; their cuts join the same read of the conntrack table).</summary>
     public TimeSpan CutPatience { get; init; } = TimeSpan.FromMilliseconds(50);
@@ -702,6 +716,8 @@ public sealed class WriterMemory
 {
     /// <summary>What the kernel holds, as far as the writer knows.</summary>
     internal KernelState Kernel = KernelState.Empty;
+    /// <summary>Since when collection has waited for the writer to be idle (Stopwatch timestamp).</summary>
+    internal long CollectWaitSince;
 
     /// <summary>Every owner's latest wish (a removal until it has landed).</summary>
     internal readonly Dictionary<string, Wanted> Desired = new();

@@ -73,6 +73,36 @@ public class NftWriterActorSpecs() : TestKit($"{NftWriterActor.DispatcherId} {{ 
     }
 
     [Fact]
+    public void Changes_that_never_stop_arriving_put_collection_off_only_so_long()
+    {
+        // one container's DNS renewals every 100 ms would otherwise keep the writer from ever being
+        // idle, and what containers that went left would pile up in the interval sets
+        var options = WriterOptions.Default with
+        {
+            CollectIdle = TimeSpan.FromMilliseconds(300), CollectAtLatest = TimeSpan.FromMilliseconds(800), CollectBatch = 1,
+        };
+        var writer = Sys.ActorOf(NftWriterActor.Props(nft, "t", options: options));
+        writer.Tell(new ExpectOwners(ImmutableHashSet<string>.Empty));
+        AwaitCondition(() => nft.Transactions.Count == 1);
+        writer.Tell(new Program(new Fragment("gone", [Managed(2), ToSubnet(2)]), 1));
+        ExpectMsg<Applied>();
+        writer.Tell(new Program(Fragment.Empty("gone"), 2));
+        ExpectMsg<Applied>();
+        var before = nft.Transactions.Count;
+
+        var busy = System.Diagnostics.Stopwatch.StartNew();
+        for (var version = 1; busy.Elapsed < TimeSpan.FromSeconds(2.5); version++)
+        {
+            writer.Tell(new Program(new Fragment("busy", [Managed(3 + version % 2)]), version));
+            ExpectMsg<Applied>();
+            Thread.Sleep(100);
+            if (nft.Transactions.Skip(before).Any(t => t.Contains("198.19.0.0"))) break;
+        }
+        Assert.Contains(nft.Transactions.Skip(before), t => t.Contains("198.19.0.0"));
+        Assert.InRange(busy.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(2)); // at the latest 0.8 s + one idle wait
+    }
+
+    [Fact]
     public void Requests_arriving_together_share_one_transaction()
     {
         var writer = StartedWriter();
