@@ -105,7 +105,7 @@ public static class Daemon
                 .AddNftWriterActor(nft, options.Table, options.LogDrops, writerOptions)
                 .AddBridgePortsActor(() => new BridgePorts())
                 .AddPeerDirectoryActor()
-                .AddHostnamesActor(DnsClientResolver.Create(options.DnsServers), options.Dns ?? DnsSettings.Default,
+                .AddHostnamesActor(DnsClientResolver.Create(options.DnsServers, (options.Dns ?? DnsSettings.Default).LookupTimeout), options.Dns ?? DnsSettings.Default,
                     new HostnameReportFile(Path.Combine(options.DataDir, HostnameReportFile.FileName)))
                 .AddLearnedStoreActor(learnedFile, restored)
                 .AddDockerEventsActor(docker, options.Gateway, binding, proxy?.Clients, restored, options.Mode);

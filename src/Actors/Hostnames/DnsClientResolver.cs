@@ -9,11 +9,12 @@ namespace WhaleWall.Actors.Hostnames;
 /// configured servers (no cache of its own: TTLs are WhaleWall's business).</summary>
 public sealed class DnsClientResolver(LookupClient client) : IDnsResolver
 {
-    public static DnsClientResolver Create(IReadOnlyList<IPEndPoint>? servers)
+    /// <param name="timeout">one query's wait for its answer (<see cref="DnsSettings.LookupTimeout"/>)</param>
+    public static DnsClientResolver Create(IReadOnlyList<IPEndPoint>? servers, TimeSpan? timeout = null)
     {
         var options = servers is { Count: > 0 } ? new LookupClientOptions(servers.ToArray()) : new LookupClientOptions();
         options.UseCache = false;
-        options.Timeout = TimeSpan.FromSeconds(2);
+        options.Timeout = timeout ?? TimeSpan.FromSeconds(2);
         options.Retries = 1;
         options.ThrowDnsErrors = false;
         options.ContinueOnDnsError = false;

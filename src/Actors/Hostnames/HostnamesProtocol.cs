@@ -7,6 +7,14 @@ namespace WhaleWall.Actors.Hostnames;
 public sealed record DnsSettings(TimeSpan MinTtl, TimeSpan MaxTtl, TimeSpan Grace, int MaxAddresses = 32)
 {
     public static readonly DnsSettings Default = new(TimeSpan.FromSeconds(5), TimeSpan.FromHours(1), TimeSpan.FromSeconds(30));
+
+    /// <summary>How long one DNS query may wait for its answer. A name is asked again at half its
+    /// TTL and its addresses last TTL + grace, so a renewal has half the TTL plus the grace to land:
+    /// a quarter of the shortest such slack (0.25-2 s), so that a lost answer and its retry still
+    /// renew an address before it lapses (2 s with the defaults; with a 1 s TTL and 2 s grace,
+    /// 0.625 s instead of a 2 s wait that left half a second).</summary>
+    public TimeSpan LookupTimeout =>
+        TimeSpan.FromTicks(Math.Clamp((MinTtl / 2 + Grace).Ticks / 4, TimeSpan.FromMilliseconds(250).Ticks, TimeSpan.FromSeconds(2).Ticks));
 }
 
 public static class HostnamesCommands
