@@ -35,8 +35,9 @@ public class DockerEventsActorSpecs : TestKit
         Assert.Equal(1_700_000_000_123_456_789, docker.StreamSinces.Last());
     }
 
-    [Fact]
-    public void A_containers_actor_restarted_after_an_internal_error_asks_docker_again_and_programs_its_rules()
+    /// <summary>Container a running, its rules programmed, the event stream followed; the
+    /// events actor is /user/events (its container actors /user/events/c-*).</summary>
+    private (ContainerFacts A, Akka.TestKit.TestProbe Writer) OneContainerFollowed()
     {
         var a = Facts.Container("a", "198.18.128.2");
         docker.Containers[a.Id] = a;
@@ -45,6 +46,14 @@ public class DockerEventsActorSpecs : TestKit
         Sys.ActorOf(DockerEventsActor.Props(docker, writer, peers), "events");
         writer.ExpectMsg<ExpectOwners>();
         Assert.Equal(a.Id, writer.ExpectMsg<Program>().Fragment.Owner);
+        AwaitCondition(() => docker.StreamSinces.Count == 1);
+        return (a, writer);
+    }
+
+    [Fact]
+    public void A_containers_actor_restarted_after_an_internal_error_asks_docker_again_and_programs_its_rules()
+    {
+        var (a, writer) = OneContainerFollowed();
 
         Sys.ActorSelection("/user/events/c-*").Tell(Akka.Actor.Kill.Instance); // an exception: its supervisor restarts it
         var again = writer.FishForMessage<Program>(_ => true, TimeSpan.FromSeconds(5));
@@ -55,14 +64,7 @@ public class DockerEventsActorSpecs : TestKit
     [Fact]
     public void A_containers_actor_that_stopped_is_replaced_and_the_container_keeps_its_rules_and_its_events()
     {
-        var a = Facts.Container("a", "198.18.128.2");
-        docker.Containers[a.Id] = a;
-        var writer = CreateTestProbe();
-        var peers = Sys.ActorOf(Akka.Actor.Props.Create<PeerDirectoryActor>());
-        Sys.ActorOf(DockerEventsActor.Props(docker, writer, peers), "events");
-        writer.ExpectMsg<ExpectOwners>();
-        writer.ExpectMsg<Program>();
-        AwaitCondition(() => docker.StreamSinces.Count == 1);
+        var (a, writer) = OneContainerFollowed();
 
         Sys.ActorSelection("/user/events/c-*").Tell(Akka.Actor.PoisonPill.Instance); // as when its supervisor gives up
         Assert.Equal(a.Id, writer.FishForMessage<Program>(_ => true, TimeSpan.FromSeconds(5)).Fragment.Owner);
