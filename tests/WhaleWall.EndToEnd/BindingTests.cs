@@ -305,6 +305,57 @@ public sealed class BindingTests(E2eFixture fx, ITestOutputHelper output)
     });
 
     [Fact]
+    public Task A_flow_of_an_address_a_running_container_left_does_not_carry_over_to_the_next_owner_of_that_address() => Run(async () =>
+    {
+        await fx.EnsureDaemonAsync();
+        var main = fx.Name("leftmain");
+        var side = fx.Name("leftside");
+        await H.CreateNetworkAsync(main, "198.18.68.0/24");
+        await H.CreateNetworkAsync(side, "198.18.69.0/24");
+        const string sideIp = "198.18.69.10", peerIp = "198.18.69.20";
+        const int port = 5300, sport = 40125;
+        var peer = await fx.StartedAsync("left-peer", new ContainerOptions { Network = side, Ipv4Address = peerIp }, waitManaged: false);
+        using var echo = UdpEchoServer.Start(peer.Ns, peerIp, port);
+        var old = await fx.StartedAsync("left-old", OptedIn($"""
+            output:
+              - ips: [{peerIp}]
+                proto: udp
+                dst_ports: [{port}]
+            """) with { Network = main });
+        Assert.Equal(0, H.DockerCli("network", "connect", "--ip", sideIp, side, old.C.Id).Code);
+        await fx.Table.WaitManaged(sideIp);
+        // one UDP flow from its address on the side network, exchanged over 3 s so that conntrack
+        // holds it as a stream (120 s)
+        Assert.True(await E2eProcess.Eventually(() => Probe.UdpEcho(old.Ns, peerIp, port, TimeSpan.FromSeconds(1), sideIp, sport),
+            E2eFixture.AllowedWithin, TimeSpan.FromMilliseconds(200)), "the allowed flow never worked");
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < TimeSpan.FromSeconds(3))
+        {
+            Assert.True(Probe.UdpEcho(old.Ns, peerIp, port, TimeSpan.FromSeconds(1), sideIp, sport), "the allowed flow broke");
+            await Task.Delay(300);
+        }
+
+        // it leaves the side network and goes on running on the main one; its address there is
+        // free for the next container, which may not send udp at all
+        Assert.Equal(0, H.DockerCli("network", "disconnect", side, old.C.Id).Code);
+        Assert.True(await fx.Table.WaitUntil(t => !t.IsManaged(sideIp), TimeSpan.FromSeconds(15)),
+            $"{sideIp} stayed managed after the disconnect\n{fx.TableText()}");
+        Assert.True(fx.Table.IsManaged(old.Ip), "the container still running on the main network lost its rules there");
+        var next = await fx.StartedAsync("left-next", OptedIn(TcpTo(Server1, TcpPort)) with { Network = side, Ipv4Address = sideIp });
+        await fx.AssertTcpAllowed(next.Ns, Server1, TcpPort, sideIp, "(the new owner's own rule: it is bound and talks)");
+        // the same 5-tuple as the old flow: WhaleWall before kept its conntrack entry (the address
+        // counted as narrowed, and no rule looks at an address nobody holds), which accepted this
+        // datagram as "established"
+        Assert.False(Probe.UdpEcho(next.Ns, peerIp, port, TimeSpan.FromSeconds(1.5), sideIp, sport),
+            $"the new owner's datagram on the old owner's flow got an answer\n{fx.TableText()}");
+        fx.AssertUdpDropped(next.Ns, peerIp, port, "(not in the new owner's labels)");
+
+        await next.C.RemoveAsync();
+        await old.C.RemoveAsync();
+        await peer.C.RemoveAsync();
+    });
+
+    [Fact]
     public Task An_established_flow_stops_when_a_policy_change_no_longer_allows_it() => Run(async () =>
     {
         await fx.EnsureDaemonAsync();
