@@ -263,6 +263,19 @@ public sealed class BindingTests(E2eFixture fx, ITestOutputHelper output)
 
     // ------------------------------------------------------------------ no flow outlives its policy
 
+    /// <summary>One allowed UDP flow, exchanged over 3 s so that conntrack holds it as a stream (120 s).</summary>
+    private static async Task UdpStream(string ns, string ip, int port, string source, int sport)
+    {
+        Assert.True(await E2eProcess.Eventually(() => Probe.UdpEcho(ns, ip, port, TimeSpan.FromSeconds(1), source, sport),
+            E2eFixture.AllowedWithin, TimeSpan.FromMilliseconds(200)), "the allowed flow never worked");
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < TimeSpan.FromSeconds(3))
+        {
+            Assert.True(Probe.UdpEcho(ns, ip, port, TimeSpan.FromSeconds(1), source, sport), "the allowed flow broke");
+            await Task.Delay(300);
+        }
+    }
+
     [Fact]
     public Task A_flow_of_a_removed_container_does_not_carry_over_to_the_next_owner_of_its_address() => Run(async () =>
     {
@@ -278,15 +291,8 @@ public sealed class BindingTests(E2eFixture fx, ITestOutputHelper output)
                 dst_ports: [{UdpPort}]
             """;
         var old = await fx.StartedAsync("flow-old", OptedIn(udpTo5353) with { Network = net, Ipv4Address = ip });
-        // one UDP flow, exchanged over 3 s so that conntrack holds it as a stream (120 s)
-        Assert.True(await E2eProcess.Eventually(() => Probe.UdpEcho(old.Ns, Server1, UdpPort, TimeSpan.FromSeconds(1), ip, sport),
-            E2eFixture.AllowedWithin, TimeSpan.FromMilliseconds(200)), "the old owner's allowed flow never worked");
+        await UdpStream(old.Ns, Server1, UdpPort, ip, sport);
         var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < TimeSpan.FromSeconds(3))
-        {
-            Assert.True(Probe.UdpEcho(old.Ns, Server1, UdpPort, TimeSpan.FromSeconds(1), ip, sport), "the old owner's flow broke");
-            await Task.Delay(300);
-        }
 
         // re-created with new labels on the same address: udp is no longer allowed, tcp 80 is
         await old.C.RemoveAsync();
@@ -324,16 +330,7 @@ public sealed class BindingTests(E2eFixture fx, ITestOutputHelper output)
             """) with { Network = main });
         Assert.Equal(0, H.DockerCli("network", "connect", "--ip", sideIp, side, old.C.Id).Code);
         await fx.Table.WaitManaged(sideIp);
-        // one UDP flow from its address on the side network, exchanged over 3 s so that conntrack
-        // holds it as a stream (120 s)
-        Assert.True(await E2eProcess.Eventually(() => Probe.UdpEcho(old.Ns, peerIp, port, TimeSpan.FromSeconds(1), sideIp, sport),
-            E2eFixture.AllowedWithin, TimeSpan.FromMilliseconds(200)), "the allowed flow never worked");
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < TimeSpan.FromSeconds(3))
-        {
-            Assert.True(Probe.UdpEcho(old.Ns, peerIp, port, TimeSpan.FromSeconds(1), sideIp, sport), "the allowed flow broke");
-            await Task.Delay(300);
-        }
+        await UdpStream(old.Ns, peerIp, port, sideIp, sport); // from its address on the side network
 
         // it leaves the side network and goes on running on the main one; its address there is
         // free for the next container, which may not send udp at all
