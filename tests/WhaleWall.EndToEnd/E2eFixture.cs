@@ -52,6 +52,10 @@ public sealed class E2eFixture : IAsyncLifetime
             try { DisposeAsync().Wait(TimeSpan.FromSeconds(30)); } catch { }
         };
         Harness.Log = m => { lock (Diagnostics) Diagnostics.Add($"{DateTime.UtcNow:HH:mm:ss.fff} {m}"); };
+        // the probes wait synchronously on pool threads; on 2 cores the pool starts with 2 and adds
+        // more slowly, which delayed the test servers' answers by seconds
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 16), Math.Max(io, 16));
         await Harness.InitializeAsync();
         Server1Http = Harness.InternetTcpServer(TestNet.Server1, TestNet.TcpPort);
         Server1Other = Harness.InternetTcpServer(TestNet.Server1, TestNet.TcpPortOther);

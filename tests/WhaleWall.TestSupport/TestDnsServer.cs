@@ -36,7 +36,10 @@ public sealed class TestDnsServer : IDisposable
     {
         this.socket = socket;
         this.tcp = tcp;
-        _ = Task.Run(Serve);
+        // UDP is served by a thread of its own, not the thread pool: on 2 cores a test process
+        // whose pool threads are blocked (probes wait synchronously) delayed answers by seconds,
+        // which the daemon saw as DNS failures, and a name's address lapsed
+        new Thread(Serve) { IsBackground = true, Name = $"TestDnsServer {socket.LocalEndPoint}" }.Start();
         if (tcp is not null) _ = Task.Run(ServeTcp);
     }
 
@@ -83,31 +86,42 @@ public sealed class TestDnsServer : IDisposable
 
     public int QueriesFor(string name) => Queries.TryGetValue(name.TrimEnd('.'), out var n) ? n : 0;
 
-    private async Task Serve()
+    private void Serve()
     {
         var buffer = new byte[1500];
         while (!stop.IsCancellationRequested)
         {
-            SocketReceiveFromResult received;
+            EndPoint from = new IPEndPoint(socket.AddressFamily == AddressFamily.InterNetwork ? IPAddress.Any : IPAddress.IPv6Any, 0);
+            byte[] query;
             try
             {
-                received = await socket.ReceiveFromAsync(buffer, SocketFlags.None, new IPEndPoint(socket.AddressFamily == AddressFamily.InterNetwork ? IPAddress.Any : IPAddress.IPv6Any, 0), stop.Token);
+                if (!socket.Poll(200_000, SelectMode.SelectRead)) continue; // notices Dispose
+                query = buffer.AsSpan(0, socket.ReceiveFrom(buffer, ref from)).ToArray();
             }
-            catch (Exception) when (stop.IsCancellationRequested) { return; }
             catch (SocketException) { continue; }
-            var query = buffer.AsSpan(0, received.ReceivedBytes).ToArray();
-            var from = received.RemoteEndPoint;
-            _ = Task.Run(async () =>
+            catch (ObjectDisposedException) { return; }
+            byte[]? reply;
+            try { reply = Answer(query, "udp", from, TruncateUdp); }
+            catch (Exception) { continue; } // a malformed query gets no answer
+            if (reply is null) continue;
+            if (BeforeAnswer is { } hook)
             {
-                try
+                // the hook may wait (a slow or forging upstream): off this thread, so that other
+                // queries are answered meanwhile
+                var sender = from;
+                _ = Task.Run(async () =>
                 {
-                    var reply = Answer(query, "udp", from, TruncateUdp);
-                    if (reply is null) return;
-                    if (BeforeAnswer is { } hook) await hook(query, from, socket);
-                    await socket.SendToAsync(reply, SocketFlags.None, from);
-                }
-                catch (Exception) { /* a malformed query gets no answer */ }
-            });
+                    try
+                    {
+                        await hook(query, sender, socket);
+                        await socket.SendToAsync(reply, SocketFlags.None, sender);
+                    }
+                    catch (Exception) { /* the answer is lost, as a test's hook may want */ }
+                });
+                continue;
+            }
+            try { socket.SendTo(reply, from); }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
         }
     }
 
