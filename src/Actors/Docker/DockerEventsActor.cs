@@ -139,14 +139,12 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         });
         // a container's actor stopped otherwise (its supervisor gave up after repeated failures):
         // a fresh one asks Docker, instead of the container's events going to dead letters
-        Receive<Terminated>(t =>
+        Receive<ChildStopped>(t =>
         {
-            var name = t.ActorRef.Path.Name; // c-<id>-<generation>
-            var id = name.Length > 2 && name.LastIndexOf('-') is > 2 and var end ? name[2..end] : "";
-            if (!children.TryGetValue(id, out var child) || !child.Equals(t.ActorRef)) return; // gone, or already replaced
-            children.Remove(id);
-            log.Error("{0}: its actor stopped after repeated failures; starting a fresh one", id[..Math.Min(12, id.Length)]);
-            Child(id).Tell(new ContainerCommands.Refresh("its actor stopped after repeated failures"));
+            if (!children.TryGetValue(t.Id, out var child) || !child.Equals(t.Child)) return; // gone, or already replaced
+            children.Remove(t.Id);
+            log.Error("{0}: its actor stopped after repeated failures; starting a fresh one", t.Id[..Math.Min(12, t.Id.Length)]);
+            Child(t.Id).Tell(new ContainerCommands.Refresh("its actor stopped after repeated failures"));
         });
     }
 
@@ -299,7 +297,7 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
         if (children.TryGetValue(id, out var child)) return child;
         child = Context.ActorOf(ContainerActor.Props(id, docker, writer, peers, new Firewall.Decide.DecisionContext(gateway) { Mode = mode }, hostnames, store, services), $"c-{id}-{generation++}");
         children[id] = child;
-        Context.Watch(child);
+        Context.WatchWith(child, new ChildStopped(id, child));
         return child;
     }
 
@@ -340,6 +338,9 @@ public sealed class DockerEventsActor : ReceiveActor, IWithTimers
     private sealed record NetworksFailed(Exception Error);
 
     private sealed record RefreshNetworks;
+
+    /// <summary>A container's actor terminated (<see cref="Child"/> watches each).</summary>
+    private sealed record ChildStopped(string Id, IActorRef Child);
 }
 
 public sealed class DockerEvents { }
