@@ -59,10 +59,11 @@ public static class Daemon
         using var counterReader = new LibNftables();
         var binding = CheckBinding(nft, options);
         var view = new DaemonView();
+        var dns = options.Dns ?? DnsSettings.Default;
         // the DNS proxy (docs/dns-proxy.md); WHALEWALL_DNS_PROXY=off leaves its sets empty
         var proxyMetrics = new DnsProxyMetrics(view, line => Console.WriteLine($"[INFO] {line}"));
         using var proxy = options.Proxy is { Enabled: true } proxySettings
-            ? new DnsProxyHost(proxySettings, options.Dns ?? DnsSettings.Default,
+            ? new DnsProxyHost(proxySettings, dns,
                 options.DnsServers is { Count: > 0 } servers ? servers : [.. DnsClient.NameServer.ResolveNameServers().Select(n => new System.Net.IPEndPoint(System.Net.IPAddress.Parse(n.Address), n.Port))],
                 proxyMetrics)
             : null;
@@ -94,7 +95,7 @@ public static class Daemon
         var writerOptions = new WriterOptions(binding.Enabled, binding.GuardLease, OpenFlowCutter(), renewByAdd);
         // what the proxy taught each container before a restart (docs/dns-proxy.md "Restart")
         var learnedFile = new LearnedFile(Path.Combine(options.DataDir, LearnedFile.FileName));
-        var restored = proxy is null ? LearnedSnapshot.None : ReadLearned(learnedFile, options.Dns ?? DnsSettings.Default);
+        var restored = proxy is null ? LearnedSnapshot.None : ReadLearned(learnedFile, dns);
         host.Services.AddAkka("whalewall", (akka, _) =>
         {
             akka.AddHocon($"akka.loglevel = {options.AkkaLogLevel}\nakka.stdout-loglevel = {options.AkkaLogLevel}\nakka.log-dead-letters = off", HoconAddMode.Prepend)
@@ -105,7 +106,7 @@ public static class Daemon
                 .AddNftWriterActor(nft, options.Table, options.LogDrops, writerOptions)
                 .AddBridgePortsActor(() => new BridgePorts())
                 .AddPeerDirectoryActor()
-                .AddHostnamesActor(DnsClientResolver.Create(options.DnsServers, (options.Dns ?? DnsSettings.Default).LookupTimeout), options.Dns ?? DnsSettings.Default,
+                .AddHostnamesActor(DnsClientResolver.Create(options.DnsServers, dns.LookupTimeout), dns,
                     new HostnameReportFile(Path.Combine(options.DataDir, HostnameReportFile.FileName)))
                 .AddLearnedStoreActor(learnedFile, restored)
                 .AddDockerEventsActor(docker, options.Gateway, binding, proxy?.Clients, restored, options.Mode);

@@ -10,11 +10,11 @@ namespace WhaleWall.Actors.Hostnames;
 public sealed class DnsClientResolver(LookupClient client) : IDnsResolver
 {
     /// <param name="timeout">one query's wait for its answer (<see cref="DnsSettings.LookupTimeout"/>)</param>
-    public static DnsClientResolver Create(IReadOnlyList<IPEndPoint>? servers, TimeSpan? timeout = null)
+    public static DnsClientResolver Create(IReadOnlyList<IPEndPoint>? servers, TimeSpan timeout)
     {
         var options = servers is { Count: > 0 } ? new LookupClientOptions(servers.ToArray()) : new LookupClientOptions();
         options.UseCache = false;
-        options.Timeout = timeout ?? TimeSpan.FromSeconds(2);
+        options.Timeout = timeout;
         options.Retries = 1;
         options.ThrowDnsErrors = false;
         options.ContinueOnDnsError = false;
