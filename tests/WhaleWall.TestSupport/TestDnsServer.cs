@@ -108,13 +108,12 @@ public sealed class TestDnsServer : IDisposable
             {
                 // the hook may wait (a slow or forging upstream): off this thread, so that other
                 // queries are answered meanwhile
-                var sender = from;
                 _ = Task.Run(async () =>
                 {
                     try
                     {
-                        await hook(query, sender, socket);
-                        await socket.SendToAsync(reply, SocketFlags.None, sender);
+                        await hook(query, from, socket);
+                        await socket.SendToAsync(reply, SocketFlags.None, from);
                     }
                     catch (Exception) { /* the answer is lost, as a test's hook may want */ }
                 });
