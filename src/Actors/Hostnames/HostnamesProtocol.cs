@@ -3,8 +3,9 @@ using System.Collections.Immutable;
 namespace WhaleWall.Actors.Hostnames;
 
 /// <summary>How names are resolved: TTLs are clamped to [MinTtl, MaxTtl]; an address stays
-/// trusted for its TTL plus Grace (also across DNS failures); at most MaxAddresses per name.</summary>
-public sealed record DnsSettings(TimeSpan MinTtl, TimeSpan MaxTtl, TimeSpan Grace, int MaxAddresses = 32)
+/// trusted for its TTL plus Grace (also across DNS failures); at most MaxAddresses per name (by
+/// default the number a label's host name is counted as, PolicySize.MaxAddressesPerHost).</summary>
+public sealed record DnsSettings(TimeSpan MinTtl, TimeSpan MaxTtl, TimeSpan Grace, int MaxAddresses = WhaleWall.Firewall.Policy.PolicySize.MaxAddressesPerHost)
 {
     public static readonly DnsSettings Default = new(TimeSpan.FromSeconds(5), TimeSpan.FromHours(1), TimeSpan.FromSeconds(30));
 

@@ -83,12 +83,20 @@ public static class Compiler
         var products = new List<Product>();
         var extra = new List<Element>();
         var chains = new List<RuleChain>();
+        var hostElements = 0L;
         foreach (var rule in policy.Output)
         {
             // under the DNS proxy all port 53 is redirected before `forward`: `_dns_` elements would be dead
             if (proxied && rule.ToResolvers) continue;
             if (rule.HostsOrEmpty.IsEmpty) AddOutput(self, rule, peers, products, chains, extra);
-            else AddHosts(self, rule, hosts, products);
+            else
+            {
+                // one product per answer: counted first, so a hostile set of answers builds nothing
+                hostElements = PolicySize.Plus(hostElements, HostsCount(self, rule, hosts));
+                if (hostElements > MaxElements)
+                    return DropAll($"its host names' addresses expand to at least {hostElements} set elements, more than the limit of {MaxElements}");
+                AddHosts(self, rule, hosts, products);
+            }
         }
         AddMappedPorts(self, policy.MappedPorts, products, chains, extra);
         AddNeighbours(self, policy.NeighbourNetworksOrEmpty, products);
@@ -235,6 +243,29 @@ public static class Compiler
             }
         }
     }
+
+    /// <summary>The elements <see cref="AddHosts"/> would add for <paramref name="rule"/>, counted
+    /// without building them.</summary>
+    private static long HostsCount(ContainerFacts self, OutputRule rule, IReadOnlyDictionary<string, HostAddresses>? hosts)
+    {
+        if (hosts is null) return 0;
+        var icmp = rule.Proto is L4Proto.Icmp or L4Proto.Icmpv6;
+        long ports = icmp ? 1 : PolicySize.Times(Math.Max(1, rule.SrcPorts.Length), Math.Max(1, rule.DstPorts.Length));
+        var sources = AddressesOn(self, rule.Network).Distinct().Select(AddressRange.Single).ToList();
+        long v4 = sources.Count(a => a.Family == IpFamily.V4);
+        long v6 = sources.Count - v4;
+        long total = 0;
+        foreach (var name in rule.HostsOrEmpty)
+        {
+            if (!hosts.TryGetValue(name, out var resolved)) continue;
+            foreach (var (address, _) in resolved.Addresses)
+                total = PolicySize.Plus(total, PolicySize.Times(FamilyOf(address) == IpFamily.V4 ? v4 : v6, ports));
+        }
+        return total;
+    }
+
+    private static IpFamily FamilyOf(IPAddress address) =>
+        address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork || address.IsIPv4MappedToIPv6 ? IpFamily.V4 : IpFamily.V6;
 
     /// <summary>`hosts:` rules: the names' current addresses, each element expiring with its
     /// DNS answer (TTL + grace) unless refreshed.</summary>

@@ -15,22 +15,33 @@ public static class PolicySize
     /// different queue pairs can never share a mark.</summary>
     public const int MaxEstQueue = 0x7fff;
 
+    /// <summary>Most addresses kept for one host name (A and AAAA together); the resolver's
+    /// default, so that a name is counted as all the addresses it may come to have.</summary>
+    public const int MaxAddressesPerHost = 32;
+
     /// <summary>The elements one rule adds for a container with one IPv4 and one IPv6 address,
     /// before knowing its peers: per family, destinations x source ports (or ICMP types) x
     /// destination ports; a container reference counts one peer address per family and twice
-    /// (egress and the peer's ingress), a host name one address per family, the resolvers one.</summary>
+    /// (egress and the peer's ingress), the resolvers one, and a host name every address it may
+    /// come to have (<see cref="MaxAddressesPerHost"/>, both families together): its answers
+    /// arrive later, each one recompiles, so the label is refused now rather than then.</summary>
     public static long PerAddress(OutputRule rule, out string detail)
     {
         var sports = rule.Proto is L4Proto.Icmp or L4Proto.Icmpv6 ? rule.IcmpTypesOrEmpty.Length : rule.SrcPorts.Length;
         var dports = rule.Proto is L4Proto.Icmp or L4Proto.Icmpv6 ? 0 : rule.DstPorts.Length;
+        if (!rule.HostsOrEmpty.IsEmpty)
+        {
+            detail = $"{rule.HostsOrEmpty.Length} host names x up to {MaxAddressesPerHost} addresses each x {Math.Max(1, sports)} " +
+                     $"source ports or ICMP types x {Math.Max(1, dports)} destination ports";
+            return Times(Times(Times(rule.HostsOrEmpty.Length, MaxAddressesPerHost), Math.Max(1, sports)), Math.Max(1, dports));
+        }
         long total = 0;
         var destinations = 0L;
         foreach (var family in new[] { IpFamily.V4, IpFamily.V6 })
         {
             if (rule.Proto == L4Proto.Icmp && family != IpFamily.V4) continue;
             if (rule.Proto == L4Proto.Icmpv6 && family != IpFamily.V6) continue;
-            long dst = !rule.HostsOrEmpty.IsEmpty ? rule.HostsOrEmpty.Length
-                : rule.ToResolvers || rule.Container is not null ? 1
+            long dst = rule.ToResolvers || rule.Container is not null ? 1
                 : rule.Ips.IsDefaultOrEmpty ? 1
                 : rule.Ips.Count(i => i.Family == family);
             destinations += dst;

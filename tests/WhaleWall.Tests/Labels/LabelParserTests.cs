@@ -250,6 +250,29 @@ public class LabelParserTests
     }
 
     [Fact]
+    public void A_host_name_counts_as_every_address_its_resolver_keeps()
+    {
+        static string Names(int n) => string.Join(", ", Enumerable.Range(0, n).Select(i => $"h{i}.example.com"));
+        // 128 names x 32 addresses x 1 port: exactly the limit
+        Assert.IsType<PolicyDecision.Enforced>(Decide($"output:\n  - hosts: [{Names(128)}]\n    proto: tcp\n    dst_ports: [443]\n"));
+        var error = SingleError($"output:\n  - hosts: [{Names(129)}]\n    proto: tcp\n    dst_ports: [443]\n");
+        Assert.Equal(("output[0]", 2), (error.Path, error.Line));
+        Assert.Contains($"this rule expands to {129 * PolicySize.MaxAddressesPerHost} set elements per container address " +
+            $"(129 host names x up to {PolicySize.MaxAddressesPerHost} addresses each", error.Message);
+    }
+
+    [Fact]
+    public void The_reviews_hosts_label_is_refused_at_parse_time()
+    {
+        // 16 rules of `proto: icmp` and 256 names each: 94 MB and 160 ms per compile before
+        var rules = "output:\n" + string.Concat(Enumerable.Range(0, 16).Select(r =>
+            "- proto: icmp\n  hosts: [" + string.Join(", ", Enumerable.Range(0, 256).Select(i => $"{r:x}{i:x2}.io")) + "]\n"));
+        var errors = Assert.IsType<PolicyDecision.FailClosed>(Decide(rules)).Errors;
+        Assert.Equal(16, errors.Length);
+        Assert.All(errors, e => Assert.Contains("256 host names x up to 32 addresses each", e.Message));
+    }
+
+    [Fact]
     public void Label_text_in_errors_is_escaped()
     {
         var error = SingleError("output:\n  - ips: [\"198.19.0.1\\nwhalewall: all good\\u202e\"]\n");
