@@ -89,7 +89,8 @@ internal sealed class RulesReader(ErrorSink errors, bool proxy = false)
             if (isIcmp) errors.Add($"{path}.{key}", portsNode, "ICMP has no ports; use `icmp_types`");
             else if (proto is null && Get(map, "proto") is null) errors.Add($"{path}.{key}", portsNode, "ports need `proto` (tcp or udp)");
         }
-        if (Get(map, "icmp_types") is { } typesNode && !isIcmp && Get(map, "proto") is not null)
+        // without a proto the rule would allow every protocol and port: the types are never ignored
+        if (Get(map, "icmp_types") is { } typesNode && !isIcmp && (proto is not null || Get(map, "proto") is null))
             errors.Add(path + ".icmp_types", typesNode, "`icmp_types` needs `proto: icmp` or `proto: icmpv6`");
         if (proto == L4Proto.Icmp && ips.Any(i => i.Family == IpFamily.V6))
             errors.Add(path + ".ips", node, "`proto: icmp` is IPv4; use `proto: icmpv6` for IPv6 addresses");
@@ -310,15 +311,23 @@ internal sealed class RulesReader(ErrorSink errors, bool proxy = false)
         foreach (var key in map.Children.Keys)
         {
             var name = (key as YamlScalarNode)?.Value ?? "";
-            if (allowed.Contains(name)) continue;
             var shown = LabelParser.Truncate(name);
             var at = path.Length == 0 ? shown : $"{path}.{shown}";
+            // a key is looked up with its tag (Get): a tagged `!!str ips` would pass this check
+            // by its value and then never be read, silently meaning "any destination"
+            if (!key.Tag.IsEmpty)
+            {
+                errors.Add(at, key, $"tagged key `{LabelParser.Truncate(key.Tag.Value)} {shown}`: write the key without a tag");
+                continue;
+            }
+            if (allowed.Contains(name)) continue;
             errors.Add(at, key, name == "<<"
                 ? "merge keys (`<<`) are not supported: write the keys out (an alias can share a whole value)"
                 : $"unknown key `{shown}` (expected one of: {string.Join(", ", allowed)})");
         }
     }
 
+    /// <summary>The value under an untagged <paramref name="key"/> (<see cref="CheckKeys"/> refuses tagged ones).</summary>
     private static YamlNode? Get(YamlMappingNode map, string key) =>
         map.Children.TryGetValue(new YamlScalarNode(key), out var value) ? value : null;
 

@@ -101,6 +101,16 @@ public class LabelParserTests
     [InlineData("- a\n- b\n", "", 1, "must be a mapping")]
     [InlineData("output: [\n", "", 2, "invalid YAML")]
     [InlineData("output:\n  - ips: [1.2]\n", "output[0].ips[0]", 2, "not an IP address")]
+    // a tagged key was not read (looked up with its tag) yet passed the key check (by its value):
+    // `!!str ips` allowed any destination, `!!str dst_ports` any port, under external any client
+    [InlineData("output:\n  - !!str ips: [198.19.0.10]\n    proto: tcp\n    dst_ports: [80]\n", "output[0].ips", 2, "tagged key")]
+    [InlineData("output:\n  - ips: [198.19.0.10]\n    proto: tcp\n    !!str dst_ports: [80]\n", "output[0].dst_ports", 4, "tagged key")]
+    [InlineData("output:\n  - ips: [198.19.0.10]\n    !x proto: tcp\n", "output[0].proto", 3, "tagged key")]
+    [InlineData("mapped_ports:\n  external:\n    allow: true\n    !!str ips: [198.19.0.10]\n", "mapped_ports.external.ips", 4, "tagged key")]
+    [InlineData("!!str output:\n  - ips: [198.19.0.10]\n", "output", 1, "tagged key")]
+    // icmp_types without a proto was ignored: the rule allowed every protocol and port
+    [InlineData("output:\n  - ips: [198.19.0.10]\n    icmp_types: [echo-request]\n", "output[0].icmp_types", 3, "needs `proto: icmp` or `proto: icmpv6`")]
+    [InlineData("output:\n  - ips: [198.19.0.10]\n    proto: tcp\n    icmp_types: [echo-request]\n", "output[0].icmp_types", 4, "needs `proto: icmp` or `proto: icmpv6`")]
     public void Invalid_rules_fail_closed_with_path_and_line(string rules, string path, int line, string message)
     {
         var error = SingleError(rules);
@@ -270,6 +280,14 @@ public class LabelParserTests
         var errors = Assert.IsType<PolicyDecision.FailClosed>(Decide(rules)).Errors;
         Assert.Equal(16, errors.Length);
         Assert.All(errors, e => Assert.Contains("256 host names x up to 32 addresses each", e.Message));
+    }
+
+    [Fact]
+    public void Quoted_keys_are_read_like_plain_ones()
+    {
+        var rule = Assert.Single(Assert.IsType<PolicyDecision.Enforced>(
+            Decide("output:\n  - \"ips\": [198.19.0.10]\n    'proto': tcp\n    \"dst_ports\": [80]\n")).Policy.Output);
+        Assert.Equal((1, L4Proto.Tcp, 1), (rule.Ips.Length, rule.Proto, rule.DstPorts.Length));
     }
 
     [Fact]
