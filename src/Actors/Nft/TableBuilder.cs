@@ -5,11 +5,12 @@ using WhaleWall.Firewall.Nft;
 namespace WhaleWall.Actors.Nft;
 
 /// <summary>Builds WhaleWall's whole table in one transaction from every owner's fragment. When
-/// the kernel refuses that transaction (an operator chain a `verdict.chain` names is missing, a
-/// queue the kernel cannot do, ...), it finds the owners the kernel cannot hold with dry runs —
+/// the kernel refuses that transaction (a queue the kernel cannot do, ...), it finds the owners the kernel cannot hold with dry runs —
 /// halves of the suspects are checked until each refused owner stands alone — and commits one
 /// table in which those owners are drop-all and every other owner is intact. There is never a
-/// moment in which the good owners are drop-all because of a bad one.</summary>
+/// moment in which the good owners are drop-all because of a bad one. Owners refused for reasons
+/// known beforehand (a chain name collision, a `verdict.chain` the table does not have) are
+/// drop-all from the first transaction, without dry runs.</summary>
 /// With <paramref name="bridge"/>, the bridge-family table of the same name (binding, docs/binding.md)
 /// is rebuilt in the same transaction.
 internal sealed class TableBuilder(INftables nft, string table, bool logDrops, bool bridge, Func<string, string, int, NftResult> transaction)
@@ -26,8 +27,13 @@ internal sealed class TableBuilder(INftables nft, string table, bool logDrops, b
         // the raw-keyed sets have no JSON form in libnftables 1.0.6: declared first, in nft syntax
         if (bridge && nft.Run(BridgeLayout.RawSetDeclarations(table)) is { Ok: false } declared)
             return new(false, KernelState.Empty, new Dictionary<string, string>(), "bridge table: " + declared.Error.Trim(), 0);
-        var existing = ExistingRuleChains();
+        var chains = TableChains();
+        var existing = chains.Where(NftListing.IsRuleChain).ToList();
+        // refusals known without the kernel: set aside before the first transaction, so that
+        // dry runs are left for errors that cannot be predicted
         var collisions = ChainCollisions.Find(fragments);
+        foreach (var (owner, reason) in MissingTargets(fragments, chains.ToHashSet(StringComparer.Ordinal), table))
+            collisions.TryAdd(owner, reason);
         var wanted = fragments.Select(f => collisions.ContainsKey(f.Owner) ? DropAll(f) : f).ToList();
 
         var (first, firstPlan) = Commit(wanted, existing, now);
@@ -106,10 +112,25 @@ internal sealed class TableBuilder(INftables nft, string table, bool logDrops, b
     }
 
     /// <summary>WhaleWall's per-rule chains left in the kernel by an earlier run.</summary>
-    private IReadOnlyList<string> ExistingRuleChains()
+    private IReadOnlyList<string> ExistingRuleChains() => TableChains().Where(NftListing.IsRuleChain).ToList();
+
+    /// <summary>Every chain of the table now, WhaleWall's and the operator's; none when it cannot be
+    /// listed (no table yet: no operator chain either).</summary>
+    private IReadOnlyList<string> TableChains()
     {
         var listing = nft.Run(NftJson.ListTable(table));
-        return listing.Ok ? NftListing.ChainNames(listing.Output).Where(NftListing.IsRuleChain).ToList() : [];
+        return listing.Ok ? NftListing.ChainNames(listing.Output).ToList() : [];
+    }
+
+    /// <summary>Owners whose rule chains jump to a chain the table does not have (a `verdict.chain`
+    /// the operator has not created): the kernel would refuse them. Owner -> the reason. Pure.</summary>
+    public static Dictionary<string, string> MissingTargets(IEnumerable<Fragment> fragments, IReadOnlySet<string> chains, string table)
+    {
+        var missing = new Dictionary<string, string>();
+        foreach (var f in fragments)
+            if (f.ChainsOrEmpty.Select(c => c.Jump).OfType<string>().FirstOrDefault(t => !chains.Contains(t)) is { } target)
+                missing[f.Owner] = $"verdict chain `{target}` does not exist in table inet {table}; create it (nft add chain inet {table} {target}) or change the label";
+        return missing;
     }
 
     /// <summary>What stays of an owner whose policy cannot be applied: its addresses under drop-all,

@@ -18,6 +18,9 @@ public sealed class FakeNftables : INftables
     /// <summary>When set, transactions wait for it (the writer is busy in the kernel meanwhile).</summary>
     public ManualResetEventSlim? Hold { get; set; }
 
+    /// <summary>What listing the table returns (libnftables JSON); null: the table does not exist.</summary>
+    public string? Listing { get; set; }
+
     /// <summary>Transactions begun (held ones included).</summary>
     public int Begun => begun;
     private int begun;
@@ -26,7 +29,7 @@ public sealed class FakeNftables : INftables
     {
         Interlocked.Increment(ref begun);
         Hold?.Wait(TimeSpan.FromSeconds(10));
-        if (json.Contains("{\"list\":")) return NftResult.Failure("Error: No such file or directory");
+        if (json.Contains("{\"list\":")) return Listing is { } listing ? NftResult.Success(listing) : NftResult.Failure("Error: No such file or directory");
         if (Interlocked.Decrement(ref ThrowNext) >= 0) throw new InvalidOperationException("injected fault");
         if (Refused(json)) return NftResult.Failure("Error: Could not process rule: File exists");
         Transactions.Enqueue(json);
