@@ -171,20 +171,7 @@ public static class Compiler
         var sources = AddressesOn(self, rule.Network).Distinct().Select(AddressRange.Single).ToList();
         var chain = ChainFor(rule.Action, outbound: true, chains, extra);
         var protoField = rule.Proto is { } p ? new Field(FieldKind.Proto, (byte)p, (byte)p) : AnyProto;
-        List<Field> sportFields, dportFields;
-        if (rule.Proto is L4Proto.Icmp or L4Proto.Icmpv6)
-        {
-            // th sport of an ICMP packet is its type and code: type * 256 + code
-            sportFields = rule.IcmpTypesOrEmpty.IsEmpty
-                ? [AnyPort]
-                : [.. rule.IcmpTypesOrEmpty.Select(t => new Field(FieldKind.Port, (UInt128)t * 256, (UInt128)t * 256 + 255))];
-            dportFields = [AnyPort];
-        }
-        else
-        {
-            sportFields = Ports(rule.SrcPorts);
-            dportFields = Ports(rule.DstPorts);
-        }
+        var (sportFields, dportFields) = PortFields(rule);
 
         List<AddressRange> destinations;
         if (rule.ToResolvers)
@@ -249,8 +236,9 @@ public static class Compiler
     private static long HostsCount(ContainerFacts self, OutputRule rule, IReadOnlyDictionary<string, HostAddresses>? hosts)
     {
         if (hosts is null) return 0;
-        var icmp = rule.Proto is L4Proto.Icmp or L4Proto.Icmpv6;
-        long ports = icmp ? 1 : PolicySize.Times(Math.Max(1, rule.SrcPorts.Length), Math.Max(1, rule.DstPorts.Length));
+        long ports = rule.Proto is L4Proto.Icmp or L4Proto.Icmpv6
+            ? Math.Max(1, rule.IcmpTypesOrEmpty.Length)
+            : PolicySize.Times(Math.Max(1, rule.SrcPorts.Length), Math.Max(1, rule.DstPorts.Length));
         var sources = AddressesOn(self, rule.Network).Distinct().Select(AddressRange.Single).ToList();
         long v4 = sources.Count(a => a.Family == IpFamily.V4);
         long v6 = sources.Count - v4;
@@ -273,8 +261,7 @@ public static class Compiler
     {
         if (hosts is null) return;
         var protoField = rule.Proto is { } p ? new Field(FieldKind.Proto, (byte)p, (byte)p) : AnyProto;
-        var sports = rule.Proto is L4Proto.Icmp or L4Proto.Icmpv6 ? [AnyPort] : Ports(rule.SrcPorts);
-        var dports = rule.Proto is L4Proto.Icmp or L4Proto.Icmpv6 ? [AnyPort] : Ports(rule.DstPorts);
+        var (sports, dports) = PortFields(rule);
         var sources = AddressesOn(self, rule.Network).Distinct().Select(AddressRange.Single).ToList();
         foreach (var name in rule.HostsOrEmpty)
         {
@@ -334,6 +321,15 @@ public static class Compiler
         chains.Add(chain);
         return chain;
     }
+
+    /// <summary>A rule's source and destination port fields; for ICMP, its types (th sport of an
+    /// ICMP packet is its type and code: type * 256 + code) and any.</summary>
+    private static (List<Field> Source, List<Field> Destination) PortFields(OutputRule rule) =>
+        rule.Proto is L4Proto.Icmp or L4Proto.Icmpv6
+            ? (rule.IcmpTypesOrEmpty.IsEmpty
+                ? [AnyPort]
+                : [.. rule.IcmpTypesOrEmpty.Select(t => new Field(FieldKind.Port, (UInt128)t * 256, (UInt128)t * 256 + 255))], [AnyPort])
+            : (Ports(rule.SrcPorts), Ports(rule.DstPorts));
 
     private static List<Field> Ports(ImmutableArray<PortRange> ports) =>
         ports.IsDefaultOrEmpty ? [AnyPort] : [.. ports.Select(r => new Field(FieldKind.Port, r.Lo, r.Hi))];

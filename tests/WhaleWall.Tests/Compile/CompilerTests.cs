@@ -185,4 +185,15 @@ public class CompilerTests
         Assert.All(result.Fragment.Elements, e => Assert.True(NftSets.KeptWhenFailClosed(e.Set)));
         Assert.Equal(16, result.Fragment.Elements.Count(e => e.Set == "managed4"));
     }
+    [Fact]
+    public void Icmp_types_of_a_hosts_rule_limit_its_elements_like_those_of_an_ips_rule()
+    {
+        // the compiler used to give `hosts:` rules any ICMP type, whatever `icmp_types` said
+        var self = Facts.Container("a", "198.18.128.2", "output:\n  - hosts: [ping.example.com]\n    proto: icmp\n    icmp_types: [echo-request]\n");
+        var hosts = new Dictionary<string, HostAddresses> { ["ping.example.com"] = new("ping.example.com",
+            [(IPAddress.Parse("198.19.0.10"), DateTimeOffset.UnixEpoch.AddDays(20000))]) };
+        var elements = Compiler.Compile(self, LabelParser.Decide(self.Labels), [], hosts).Fragment.Elements
+            .Where(e => e.Set == "outh4").Select(e => e.Key).ToList();
+        Assert.Equal(["outh4 198.18.128.2 . 198.19.0.10 . 1 . 2048-2303 . 0-65535"], elements);
+    }
 }
