@@ -136,7 +136,13 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
                 log.Error("{0}: {1}", Short, error);
                 break;
             case RecordRequested r:
-                store?.Tell(new ContainerStoreCommands.Record(r.Facts, r.Errors, r.Ticket));
+                if (store is null) break;
+                if (r.Attempt == 1) log.Warning("{0}: the journal did not confirm its facts; asking again", Short);
+                store.Tell(new ContainerStoreCommands.Record(r.Facts, r.Errors, r.Ticket));
+                Timers.StartSingleTimer("record", new RetryRecord(r.Ticket), r.AskAgainIn);
+                break;
+            case RecordConfirmed:
+                Timers.Cancel("record");
                 break;
             case PortLookupStarted p:
                 bridgePorts?.Tell(new BridgePortsCommands.FindPort(id, p.NetworkId, p.Bridge, p.Mac));

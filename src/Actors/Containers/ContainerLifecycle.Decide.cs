@@ -148,6 +148,14 @@ public sealed partial record ContainerLifecycle
                 Emit(new RecordConfirmed(r.Ticket));
                 break;
 
+            // still unanswered (an answer to an older ticket confirms nothing): the current facts
+            // again, under a new ticket, so only the answer to this one confirms them
+            case RetryRecord retryRecord:
+                if (retryRecord.Ticket != s.Journal.Awaited || s.Facts is not { } unanswered) return [];
+                var attempt = s.Journal.Attempts + 1;
+                Emit(new RecordRequested(unanswered, s.Reasons(), s.Journal.Tickets + 1, RecordPatience(attempt), attempt));
+                break;
+
             default:
                 return [];
         }
@@ -226,7 +234,7 @@ public sealed partial record ContainerLifecycle
         // after `kill -9` keeps what the old table held until Docker is asked: NftWriterActor)
         var journalled = !s.Context.HasStore || FactsComparer.Same(s.Journal.Recorded, facts);
         if (!journalled && (s.Journal.Awaited == 0 || !FactsComparer.Same(s.Journal.Requested, facts)))
-            Emit(new RecordRequested(facts, s.Reasons(), s.Journal.Tickets + 1));
+            Emit(new RecordRequested(facts, s.Reasons(), s.Journal.Tickets + 1, RecordPatience(0)));
 
         // ports of bridge networks not known yet: the binding waits for them (it sends nothing meanwhile)
         if (s.Context.Binding.Enabled && facts.Running && s.SeenByDocker)
@@ -330,6 +338,12 @@ public sealed partial record ContainerLifecycle
             if (!a.Elements[i].Equals(b.Elements[i]) || a.Elements[i].Expires != b.Elements[i].Expires) return false;
         return true;
     }
+
+    /// <summary>How long a record may go unanswered before it is sent again: 5 s, 10 s, ... 30 s (the
+    /// store's own restart backoff reaches 30 s; a write normally takes milliseconds, and a record
+    /// sent twice is recorded once).</summary>
+    private static TimeSpan RecordPatience(int attempt) =>
+        TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, 5 * Math.Pow(2, Math.Min(attempt, 10))));
 
     private static TimeSpan Backoff(int failures) =>
         TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, Math.Pow(2, Math.Min(failures, 10)) / 2));

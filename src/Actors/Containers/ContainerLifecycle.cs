@@ -102,7 +102,7 @@ public sealed partial record ContainerLifecycle
         HostsUpdated h => this with { Hosts = Hosts.SetItem(h.Host.Name, h.Host) },
         PeersUpdated p => this with { Peers = p.Peers },
         CompileChecked c => this with { CompileError = c.Error },
-        RecordRequested r => this with { Journal = Journal with { Requested = r.Facts, Awaited = r.Ticket, Tickets = r.Ticket } },
+        RecordRequested r => this with { Journal = Journal with { Requested = r.Facts, Awaited = r.Ticket, Tickets = r.Ticket, Attempts = r.Attempt } },
         RecordConfirmed => this with { Journal = Journal with { Recorded = Journal.Requested, Awaited = 0 } },
         FragmentSent s => this with
         {
@@ -144,6 +144,9 @@ public sealed record InspectionState(bool Running, bool Again, long Started, lon
 /// <param name="Awaited">Ticket of the record awaited (0: none).</param>
 public sealed record JournalState(ContainerFacts? Recorded, ContainerFacts? Requested, long Awaited, long Tickets)
 {
+    /// <summary>How often the awaited record was sent again unanswered (its backoff).</summary>
+    public int Attempts { get; init; }
+
     public static readonly JournalState Empty = new(null, null, 0, 0);
 }
 

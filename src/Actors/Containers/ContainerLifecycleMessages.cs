@@ -26,6 +26,9 @@ public static class ContainerInputs
 
     /// <summary>Time to look for a port again after a lookup found none.</summary>
     public sealed record RetryPort(string NetworkId);
+
+    /// <summary>The journal has not answered the record of this ticket in time: ask again.</summary>
+    public sealed record RetryRecord(long Ticket);
 }
 
 /// <summary>What happened to a container's lifecycle: returned by
@@ -83,7 +86,10 @@ public static class ContainerLifecycleEvents
     /// <summary>The compiler's verdict changed (null: it compiles).</summary>
     public sealed record CompileChecked(string? Error) : IContainerEvent;
 
-    public sealed record RecordRequested(ContainerFacts Facts, ImmutableArray<string> Errors, long Ticket) : IContainerEvent;
+    /// <summary>The facts go to the journal under a new ticket; unanswered after
+    /// <paramref name="AskAgainIn"/> (the store failed and restarted meanwhile: the record went to
+    /// dead letters), they are sent again. <paramref name="Attempt"/>: 0 first, then each resend.</summary>
+    public sealed record RecordRequested(ContainerFacts Facts, ImmutableArray<string> Errors, long Ticket, TimeSpan AskAgainIn, int Attempt = 0) : IContainerEvent;
 
     public sealed record RecordConfirmed(long Ticket) : IContainerEvent;
 

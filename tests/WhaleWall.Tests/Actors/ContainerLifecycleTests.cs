@@ -93,6 +93,52 @@ public class ContainerLifecycleTests
     }
 
     [Fact]
+    public void A_record_the_journal_never_answered_is_asked_again_and_only_its_own_answer_confirms_it()
+    {
+        // the store failed while the record was on its way (it went to dead letters): no answer comes
+        var a = Facts.Container("a", "198.18.128.2");
+        var s = Fresh(new LifecycleContext(WhaleWall.Firewall.Decide.DecisionContext.Default, HasStore: true, HasHostnames: false));
+        s = Run(s, new ContainerCommands.Refresh("start"));
+        (s, var first) = Step(s, new Inspected(a, s.Inspection.Started));
+        var lost = Assert.Single(first.OfType<RecordRequested>());
+        Assert.True(lost.AskAgainIn > TimeSpan.Zero);
+
+        (s, var again) = Step(s, new RetryRecord(lost.Ticket));
+        var resent = Assert.Single(again.OfType<RecordRequested>());
+        Assert.Equal(a, resent.Facts);
+        Assert.True(resent.Ticket > lost.Ticket);
+        Assert.True(resent.AskAgainIn > lost.AskAgainIn); // backoff
+        Assert.Empty(again.OfType<FragmentSent>());       // the kernel is not bothered
+
+        // an answer to the lost ticket confirms nothing; the resent one's does, and no retry follows
+        Assert.Empty(Step(s, new ContainerStoreEvents.Recorded(a.Id, lost.Ticket)).Events);
+        s = Run(s, new ContainerStoreEvents.Recorded(a.Id, resent.Ticket));
+        Assert.Equal(a, s.Journal.Recorded);
+        Assert.Empty(Step(s, new RetryRecord(resent.Ticket)).Events);
+    }
+
+    [Fact]
+    public void A_retry_of_a_record_overtaken_by_newer_facts_does_nothing_and_an_old_answer_confirms_nothing_newer()
+    {
+        var a = Facts.Container("a", "198.18.128.2");
+        var s = Fresh(new LifecycleContext(WhaleWall.Firewall.Decide.DecisionContext.Default, HasStore: true, HasHostnames: false));
+        s = Run(s, new ContainerCommands.Refresh("start"));
+        (s, var first) = Step(s, new Inspected(a, s.Inspection.Started));
+        var old = Assert.Single(first.OfType<RecordRequested>());
+
+        var moved = Facts.Container("a", "198.18.128.9");
+        s = Run(s, new ContainerCommands.Refresh("restart"));
+        (s, var second) = Step(s, new Inspected(moved, s.Inspection.Started));
+        var newer = Assert.Single(second.OfType<RecordRequested>());
+
+        Assert.Empty(Step(s, new RetryRecord(old.Ticket)).Events);
+        s = Run(s, new ContainerStoreEvents.Recorded(a.Id, old.Ticket));
+        Assert.Null(s.Journal.Recorded);
+        (_, var retried) = Step(s, new RetryRecord(newer.Ticket));
+        Assert.Equal(moved, Assert.Single(retried.OfType<RecordRequested>()).Facts);
+    }
+
+    [Fact]
     public void A_managed_container_owns_its_address_at_once_and_its_port_sends_once_found()
     {
         var a = Facts.Container("a", "198.18.128.2") with
