@@ -112,8 +112,14 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     protected override void PostRestart(Exception reason)
     {
         log.Error(reason, "writer restarted after an internal error; rebuilding the table from what it knows");
+        memory.ResyncScheduled = false; // its timer went with the failed instance
         if (memory.TableBuilt) ScheduleResync("error");
-        else if (memory.Expected is not null) Timers.StartSingleTimer(StartupTimeout.Instance, StartupTimeout.Instance, StartupGrace);
+        else if (memory.Expected is not null)
+        {
+            Timers.StartSingleTimer(StartupTimeout.Instance, StartupTimeout.Instance, StartupGrace);
+            memory.ResyncFailures++;
+            ScheduleResync("error");
+        }
         foreach (var (owner, refusal) in memory.Refused)
             Timers.StartSingleTimer("retry-" + owner, new Retry(owner, refusal.Version), Backoff(refusal.Attempts));
     }
@@ -133,12 +139,17 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             TryBuildTable(force: false);
         }));
         Receive<StartupTimeout>(_ => Safely(() => TryBuildTable(force: true)));
+        // a start-up table the kernel refused, or an internal error: the next attempt
+        Receive<Resync>(_ => Safely(() =>
+        {
+            memory.ResyncScheduled = false;
+            TryBuildTable(force: false);
+        }));
         Receive<Retry>(_ => { });
         Receive<RenewGuards>(_ => { });
         Receive<SweepExpired>(_ => { });
         Receive<CollectGarbage>(_ => { });
         Receive<CutFlowsNow>(_ => cutQueued = false);
-        Receive<Resync>(_ => memory.ResyncScheduled = false);
     }
 
     private void Running()
@@ -177,14 +188,20 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
 
     /// <summary>Runs a handler; an exception does not restart the writer into start-up mode: the
     /// whole table is rebuilt from what it knows (one transaction), which heals whatever the
-    /// failed step left half done.</summary>
+    /// failed step left half done. During start-up the start-up table is tried again, with
+    /// backoff (it is not in the kernel yet).</summary>
     private void Safely(Action handler)
     {
         try { handler(); }
         catch (Exception e)
         {
-            progress.TransactionEnded();
-            log.Error(e, "writer: internal error; rebuilding the table from what it knows");
+            if (memory.TableBuilt) log.Error(e, "writer: internal error; rebuilding the table from what it knows");
+            else
+            {
+                memory.ResyncFailures++;
+                log.Error(e, "writer: internal error during start-up; trying the start-up table again in {0:0} s",
+                    Backoff(memory.ResyncFailures).TotalSeconds);
+            }
             ScheduleResync("error");
         }
     }
@@ -200,32 +217,39 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     private bool IsRefused(string owner) =>
         memory.Refused.TryGetValue(owner, out var r) && r.Version == memory.Desired[owner].Version;
 
+    /// <summary>The start-up table, once every expected owner reported (or the grace is over).
+    /// Announced ready only once it is in the kernel: an attempt that fails (refused, or an
+    /// internal error) is tried again with backoff, and the writer stays starting meanwhile.</summary>
     private void TryBuildTable(bool force)
     {
         if (memory.Expected is null) return;
+        // after a failed attempt the next waits for its backoff, not for the next Program
+        if (memory.ResyncScheduled && !force) return;
         // the owners still missing are kept as a set: scanning every expected owner at every
         // Program was O(n^2), 52 s for 10,000 containers
         var missing = memory.Missing.Count;
         if (missing > 0 && !force) return;
         if (missing > 0)
             log.Warning("start-up: {0} containers did not report within {1}; building the table without them", missing, StartupGrace);
+        memory.Missing.Clear(); // decided: a retry of this table waits for nobody
 
         var watch = Stopwatch.StartNew();
-        BuildWholeTable("startup");
+        if (!BuildWholeTable("startup")) return;
         log.Info("initial sync complete: table {0} with {1} containers, {2} elements in {3} ms",
             table, memory.Kernel.Owners.Count, memory.Kernel.ElementCount, watch.ElapsedMilliseconds);
         memory.Expected = null;
-        memory.Missing.Clear();
         memory.TableBuilt = true;
         Timers.Cancel(StartupTimeout.Instance);
+        Timers.Cancel("resync");
+        memory.ResyncScheduled = false;
         Context.System.EventStream.Publish(new TableReady(table, memory.Kernel.Owners.Count, memory.Kernel.ElementCount));
         BecomeRunning();
     }
 
     /// <summary>The whole table in one transaction, from every owner's wish (drop-all for those
     /// the kernel refused); owners the kernel refuses now are found and made drop-all in the
-    /// same transaction.</summary>
-    private void BuildWholeTable(string kind)
+    /// same transaction. False: the kernel refused even that (retried with backoff).</summary>
+    private bool BuildWholeTable(string kind)
     {
         var owners = memory.Desired.Keys.Order(StringComparer.Ordinal).ToList();
         var wished = owners.Select(o => IsRefused(o)
@@ -244,7 +268,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
                 kind, outcome.Error, Backoff(memory.ResyncFailures).TotalSeconds);
             memory.ResyncScheduled = true;
             Timers.StartSingleTimer("resync", Resync.Instance, Backoff(memory.ResyncFailures));
-            return;
+            return false;
         }
         if (outcome.DryRuns > 0)
             log.Warning("{0}: the kernel refused {1} containers' rules ({2} dry runs to find them); they are drop-all, the others intact",
@@ -266,6 +290,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             else if (!memory.Desired[owner].Answered || memory.Desired[owner].Fragment.IsEmpty) Settle(owner);
         }
         memory.Dirty.Clear();
+        return true;
     }
 
     private void FlushPending()

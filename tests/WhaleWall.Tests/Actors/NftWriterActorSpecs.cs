@@ -213,6 +213,44 @@ public class NftWriterHealingSpecs() : TestKit($"{NftWriterActor.DispatcherId} {
     }
 
     [Fact]
+    public void A_start_up_table_the_kernel_refuses_is_not_announced_ready_and_is_retried_until_it_is_in()
+    {
+        // review: table_ready ("initial sync complete") was published with nothing committed
+        var progress = new WriterProgress();
+        var ready = CreateTestProbe();
+        Sys.EventStream.Subscribe(ready, typeof(TableReady));
+        nft.Refuse = _ => true;
+        var writer = Sys.ActorOf(NftWriterActor.Props(nft, "t", progress: progress));
+        writer.Tell(new Program(new Fragment("a", [Managed(2)]), 1));
+        writer.Tell(new ExpectOwners(["a"]));
+        ready.ExpectNoMsg(TimeSpan.FromMilliseconds(1500));
+        Assert.Empty(nft.Transactions);
+        Assert.NotNull(progress.Problem()); // /healthz: the writer's table is not in step (and not ready)
+
+        nft.Refuse = null; // the kernel takes it on a retry (1 s, 2 s, ...)
+        ready.ExpectMsg<TableReady>(TimeSpan.FromSeconds(10));
+        ExpectMsg(new Applied("a", 1), TimeSpan.FromSeconds(1));
+        Assert.Contains("198.18.128.2", Assert.Single(nft.Transactions));
+        Assert.Null(progress.Problem());
+    }
+
+    [Fact]
+    public void Internal_errors_during_start_up_are_retried_with_backoff_until_the_table_is_built()
+    {
+        // review: after two errors the writer stayed in start-up mode for good (the rebuild they
+        // scheduled was dropped while starting; the 60 s start-up timer retried once)
+        var ready = CreateTestProbe();
+        Sys.EventStream.Subscribe(ready, typeof(TableReady));
+        nft.ThrowNext = 3;
+        var writer = Sys.ActorOf(NftWriterActor.Props(nft, "t"));
+        writer.Tell(new Program(new Fragment("a", [Managed(2)]), 1));
+        writer.Tell(new ExpectOwners(["a"]));
+        ready.ExpectMsg<TableReady>(TimeSpan.FromSeconds(15)); // after 1 s, 2 s, 4 s
+        ExpectMsg(new Applied("a", 1), TimeSpan.FromSeconds(1));
+        Assert.Contains("198.18.128.2", Assert.Single(nft.Transactions));
+    }
+
+    [Fact]
     public void A_removal_the_kernel_refuses_is_healed_by_rebuilding_the_table()
     {
         var writer = StartedWriter();
