@@ -44,12 +44,12 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
 
     public NftWriterActor(INftables nft, string table, bool logDrops, WriterMemory memory, WriterProgress progress, WriterOptions options)
     {
-        this.nft = nft;
+        this.nft = new WatchedNftables(nft, progress); // every kernel call seen by the watchdog
         this.table = table;
         this.memory = memory;
         this.progress = progress;
         this.options = options;
-        builder = new TableBuilder(nft, table, logDrops, options.Bridge, Transaction);
+        builder = new TableBuilder(this.nft, table, logDrops, options.Bridge, Transaction);
         if (memory.TableBuilt) BecomeRunning(); else Become(Starting);
     }
 
@@ -93,7 +93,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         if (changes.Count == 0) return;
         try
         {
-            var cut = options.Flows!.Cut(changes, memory.Kernel.References.Keys.Where(e => !Expired(e)));
+            var cut = progress.Busy(() => options.Flows!.Cut(changes, memory.Kernel.References.Keys.Where(e => !Expired(e))));
             if (cut > 0) log.Info("deleted {0} conntrack entries that expired DNS addresses no longer allow", cut);
         }
         catch (Exception e)
@@ -475,14 +475,9 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     private void DeleteLingering(ImmutableArray<Element> lingering)
     {
         if (lingering.IsEmpty) return;
-        progress.TransactionStarted();
-        try
-        {
-            // not counted as transaction failures: an element already gone is what is expected
-            if (nft.Run(NftJson.Changes(table, lingering, [])).Ok) return;
-            foreach (var element in lingering) nft.Run(NftJson.Changes(table, [element], []));
-        }
-        finally { progress.TransactionEnded(); }
+        // not counted as transaction failures: an element already gone is what is expected
+        if (nft.Run(NftJson.Changes(table, lingering, [])).Ok) return;
+        foreach (var element in lingering) nft.Run(NftJson.Changes(table, [element], []));
     }
 
     private string Changes(KernelState.Plan plan, DateTimeOffset now) =>
@@ -576,7 +571,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         memory.CutFrom.Clear();
         try
         {
-            var cut = flows.Cut(changes, memory.Kernel.References.Keys);
+            var cut = progress.Busy(() => flows.Cut(changes, memory.Kernel.References.Keys));
             if (cut > 0) log.Info("deleted {0} conntrack entries the new rules no longer allow", cut);
         }
         catch (Exception e)
@@ -622,10 +617,7 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     private NftResult Transaction(string kind, string json, int size)
     {
         var started = Stopwatch.GetTimestamp();
-        progress.TransactionStarted();
-        NftResult result;
-        try { result = nft.Run(json); }
-        finally { progress.TransactionEnded(); }
+        var result = nft.Run(json);
         WhaleWallMetrics.NftTransactionSeconds.WithLabels(kind).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
         WhaleWallMetrics.NftTransactionSize.WithLabels(kind).Observe(size);
         if (!result.Ok) WhaleWallMetrics.NftTransactionFailures.WithLabels(kind).Inc();

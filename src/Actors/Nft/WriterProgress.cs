@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Akka.Actor;
 using WhaleWall.Actors.Health;
+using WhaleWall.Firewall.Nft;
 
 namespace WhaleWall.Actors.Nft;
 
@@ -9,17 +10,27 @@ namespace WhaleWall.Actors.Nft;
 /// <see cref="WriterWatchdogActor"/>), never by the writer itself.</summary>
 public sealed class WriterProgress
 {
-    private long busySince;          // Stopwatch timestamp of the running transaction, 0 when idle
+    private long busySince;          // Stopwatch timestamp of the running kernel call, 0 when idle
+    private int depth;               // kernel calls under way (the writer's thread only)
     private long failingSince;       // when the table could first not be brought in step, 0 when fine
     private volatile string? failure;
     private volatile int retrying;
 
-    /// <summary>A transaction that runs longer than this means the writer is stuck.</summary>
+    /// <summary>A kernel call that runs longer than this means the writer is stuck.</summary>
     public static readonly TimeSpan StuckAfter = TimeSpan.FromSeconds(10);
 
-    public void TransactionStarted() => Interlocked.Exchange(ref busySince, Stopwatch.GetTimestamp());
-
-    public void TransactionEnded() => Interlocked.Exchange(ref busySince, 0);
+    /// <summary>Runs a blocking kernel call of the writer's thread (libnftables: a transaction, a
+    /// listing, a dry run; a conntrack cut), the writer busy meanwhile: the one way the writer
+    /// calls the kernel (<see cref="WatchedNftables"/>), so none escapes the watchdog.</summary>
+    public T Busy<T>(Func<T> call)
+    {
+        if (depth++ == 0) Interlocked.Exchange(ref busySince, Stopwatch.GetTimestamp());
+        try { return call(); }
+        finally
+        {
+            if (--depth == 0) Interlocked.Exchange(ref busySince, 0);
+        }
+    }
 
     /// <summary>The table cannot be brought in step with what the containers need (a start-up
     /// table or a resync the kernel refuses); null: it is in step again.</summary>
@@ -38,11 +49,19 @@ public sealed class WriterProgress
     {
         var busy = Interlocked.Read(ref busySince);
         if (busy != 0 && Stopwatch.GetElapsedTime(busy) > StuckAfter)
-            return $"a libnftables transaction has been running for {Stopwatch.GetElapsedTime(busy).TotalSeconds:0} s";
+            return $"a kernel call (libnftables or conntrack) has been running for {Stopwatch.GetElapsedTime(busy).TotalSeconds:0} s";
         if (failure is { } f)
             return $"the table is not in step with the containers' rules since {Stopwatch.GetElapsedTime(Interlocked.Read(ref failingSince)).TotalSeconds:0} s ago ({f}); retrying";
         return null;
     }
+}
+
+/// <summary>The writer's libnftables context, every call marked busy in its <see cref="WriterProgress"/>.</summary>
+internal sealed class WatchedNftables(INftables nft, WriterProgress progress) : INftables
+{
+    public NftResult Run(string json) => progress.Busy(() => nft.Run(json));
+
+    public NftResult Check(string json) => progress.Busy(() => nft.Check(json));
 }
 
 /// <summary>Looks at the writer's <see cref="WriterProgress"/> every second and publishes its
