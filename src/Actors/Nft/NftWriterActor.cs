@@ -188,20 +188,17 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
 
     /// <summary>Runs a handler; an exception does not restart the writer into start-up mode: the
     /// whole table is rebuilt from what it knows (one transaction), which heals whatever the
-    /// failed step left half done. During start-up the start-up table is tried again, with
-    /// backoff (it is not in the kernel yet).</summary>
+    /// failed step left half done: at once after the first error, with backoff while errors
+    /// follow one another (a rebuild that fails the same way must not spin). During start-up the
+    /// start-up table is tried again, with backoff (it is not in the kernel yet).</summary>
     private void Safely(Action handler)
     {
         try { handler(); }
         catch (Exception e)
         {
-            if (memory.TableBuilt) log.Error(e, "writer: internal error; rebuilding the table from what it knows");
-            else
-            {
-                memory.ResyncFailures++;
-                log.Error(e, "writer: internal error during start-up; trying the start-up table again in {0:0} s",
-                    Backoff(memory.ResyncFailures).TotalSeconds);
-            }
+            memory.ResyncFailures++;
+            if (memory.TableBuilt) log.Error(e, "writer: internal error; rebuilding the table from what it knows in {0:0} s", ResyncDelay().TotalSeconds);
+            else log.Error(e, "writer: internal error during start-up; trying the start-up table again in {0:0} s", ResyncDelay().TotalSeconds);
             ScheduleResync("error");
         }
     }
@@ -609,9 +606,14 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
         WhaleWallMetrics.WriterResyncs.WithLabels(reason).Inc();
         if (memory.ResyncScheduled) return;
         memory.ResyncScheduled = true;
-        var delay = memory.ResyncFailures == 0 ? TimeSpan.Zero : Backoff(memory.ResyncFailures);
-        Timers.StartSingleTimer("resync", Resync.Instance, delay);
+        Timers.StartSingleTimer("resync", Resync.Instance, ResyncDelay());
     }
+
+    /// <summary>A running table is rebuilt at once after its first failure (it may be half
+    /// changed), then after 2 s, 4 s, ... 30 s; a start-up table is not in the kernel yet and
+    /// waits 1 s, 2 s, ... from its first failure.</summary>
+    private TimeSpan ResyncDelay() =>
+        memory.ResyncFailures == 0 || (memory.TableBuilt && memory.ResyncFailures == 1) ? TimeSpan.Zero : Backoff(memory.ResyncFailures);
 
     /// <summary>Runs one transaction, timed and sized for the metrics.</summary>
     private NftResult Transaction(string kind, string json, int size)

@@ -251,6 +251,20 @@ public class NftWriterHealingSpecs() : TestKit($"{NftWriterActor.DispatcherId} {
     }
 
     [Fact]
+    public void A_rebuild_that_keeps_failing_is_retried_with_backoff_not_in_a_loop()
+    {
+        var writer = StartedWriter();
+        nft.ThrowNext = 5;
+        writer.Tell(new Program(new Fragment("a", [Managed(2)]), 1));
+        // the failed change and the rebuild right after it; the next rebuild waits 2 s
+        ExpectNoMsg(TimeSpan.FromMilliseconds(1500));
+        Assert.True(nft.ThrowNext > 0, "the errors are not all spent at once");
+        nft.ThrowNext = 0; // the fault is gone: the next rebuild heals
+        ExpectMsg(new Applied("a", 1), TimeSpan.FromSeconds(5));
+        Assert.Contains(nft.Transactions, t => IsWholeTable(t) && t.Contains("198.18.128.2"));
+    }
+
+    [Fact]
     public void A_removal_the_kernel_refuses_is_healed_by_rebuilding_the_table()
     {
         var writer = StartedWriter();
