@@ -77,12 +77,18 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     private static readonly TimeSpan ExpirySweep = TimeSpan.FromSeconds(2);
     private DateTimeOffset expiredUpTo = DateTimeOffset.MinValue;
 
+    /// <summary>How long after the clock read that rendered a transaction the kernel may start
+    /// its elements' timeouts (the transaction's own duration, well under a second). The kernel
+    /// holds an element at most until its expiry (whole seconds left, rounded down: NftJson), plus
+    /// this; the sweep looks at it only then, so no flow can start after the sweep that cuts it.</summary>
+    private static readonly TimeSpan CommitLag = TimeSpan.FromSeconds(1);
+
     /// <summary>Elements whose kernel timeout ran out since the last sweep: the flows of their
     /// owners that the table without them no longer allows are cut (a DNS answer that moved on,
     /// the grace over).</summary>
     private void CutExpiredFlows()
     {
-        var now = Now;
+        var now = Now - CommitLag;
         var since = expiredUpTo;
         expiredUpTo = now;
         bool Expired(Element e) => e.Expires is { } until && until <= now;
