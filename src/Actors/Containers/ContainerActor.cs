@@ -90,7 +90,7 @@ public sealed class ContainerActor : ReceiveActor, IWithTimers
         if (message is ContainerCommands.LearnAddresses learn) message = new LearnRequested(learn, Sender);
         if (message is EndpointFound { Error: { } error })
             log.Warning("{0}: its address could not be looked up at network connect ({1}); its rules wait for Docker's inspect", Short, error);
-        foreach (var e in state.Decide(message))
+        foreach (var e in state.Decide(message, Context.System.Scheduler.Now))
         {
             var before = state;
             state = state.Apply(e);

@@ -17,11 +17,11 @@ public sealed partial record ContainerLifecycle
 {
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
 
-    /// <summary>The events <paramref name="input"/> causes. Pure: everything it needs is in the
-    /// state and the input (the label parser and compiler are pure too). After the input's own
-    /// events it settles: decide when the decision's inputs changed, compile, journal or program,
-    /// publish the state when it changed.</summary>
-    public ImmutableArray<IContainerEvent> Decide(object input)
+    /// <summary>The events <paramref name="input"/> causes at <paramref name="now"/>. Pure:
+    /// everything it needs is in the state, the input and the time passed in (the label parser
+    /// and compiler are pure too). After the input's own events it settles: decide when the
+    /// decision's inputs changed, compile, journal or program, publish the state when it changed.</summary>
+    public ImmutableArray<IContainerEvent> Decide(object input, DateTimeOffset now)
     {
         var events = new List<IContainerEvent>();
         var s = this;
@@ -34,23 +34,19 @@ public sealed partial record ContainerLifecycle
         // Docker holds it no more: nothing to enforce, nothing left to ask
         void Removed()
         {
-            foreach (var (replyTo, _) in s.LearnsWaiting) Emit(new LearnAnswered(replyTo, "the container is gone"));
+            foreach (var (replyTo, _, _) in s.LearnsWaiting) Emit(new LearnAnswered(replyTo, "the container is gone"));
             // always told, even if nothing was sent before: the writer's start-up waits for every listed container
             Emit(new FragmentSent(Fragment.Empty(s.Id), s.Kernel.Version + 1, s.Kernel.EventSince));
             Emit(new ContainerGone());
         }
 
         if (Gone) return input is LearnRequested gone ? [new LearnAnswered(gone.ReplyTo, "the container is gone")] : [];
+        // what the kernel has timed out is never compiled again, whatever the input
+        PruneLearned(s, now, Emit);
         switch (input)
         {
             case LearnRequested l:
-                if (LearnedFrom(s, l.Command) is not { } learned)
-                    return [new LearnAnswered(l.ReplyTo, "the container is not proxied")];
-                Emit(new AddressesLearned(learned));
-                Settle(s, Emit);
-                // answered once the writer applied the version that carries them (at once when it already has)
-                if (s.Kernel.Sent is not null && s.Kernel.Confirmed >= s.Kernel.Version) Emit(new LearnAnswered(l.ReplyTo, null));
-                else Emit(new LearnAwaited(l.ReplyTo, s.Kernel.Version));
+                foreach (var learnt in Learn(s, l)) Emit(learnt);
                 return [.. events];
 
             case ContainerCommands.Seed seed:
@@ -132,14 +128,14 @@ public sealed partial record ContainerLifecycle
             case NftWriterEvents.Applied applied:
                 if (applied.Version != s.Kernel.Version) return [];
                 Emit(new KernelConfirmed(applied.Version, s.Kernel.InFlightSince));
-                foreach (var (replyTo, version) in s.LearnsWaiting)
-                    if (version <= applied.Version) Emit(new LearnAnswered(replyTo, null));
+                foreach (var (replyTo, version, addresses) in s.LearnsWaiting)
+                    if (version <= applied.Version) Emit(new LearnAnswered(replyTo, CarriedOrWhy(s.Kernel.Sent, addresses)));
                 break;
 
             case NftWriterEvents.Rejected r:
                 if (r.Version != s.Kernel.Version) return [];
                 Emit(new KernelRefused(r.Version, r.Error));
-                foreach (var (replyTo, version) in s.LearnsWaiting)
+                foreach (var (replyTo, version, _) in s.LearnsWaiting)
                     if (version <= r.Version) Emit(new LearnAnswered(replyTo, "the kernel refused: " + r.Error));
                 break;
 
@@ -245,35 +241,6 @@ public sealed partial record ContainerLifecycle
         var (state, reasons) = s.Status();
         if (!ReferenceEquals(s.Published.Facts, facts) || s.Published.State != state || !s.Published.Reasons.SequenceEqual(reasons))
             Emit(new StatePublished(facts, state, reasons, s.Decision.Mode, s.Decision.Learn));
-    }
-
-    /// <summary>The addresses a DNS answer opens for the container: for each <c>hosts:</c> entry of
-    /// its rules that matches a name the proxy allowed (the query name or a CNAME on its chain),
-    /// every address of the batch, expiring at its time + timeout (a renewal never shortens).
-    /// Null when the container is not proxied.</summary>
-    private static ImmutableDictionary<string, ImmutableDictionary<System.Net.IPAddress, DateTimeOffset>>? LearnedFrom(
-        ContainerLifecycle s, ContainerCommands.LearnAddresses l)
-    {
-        if (s.Decision.Dns is null || s.Facts is null) return null;
-        var now = l.Now;
-        var learned = ImmutableDictionary.CreateBuilder<string, ImmutableDictionary<System.Net.IPAddress, DateTimeOffset>>();
-        foreach (var (name, addresses) in s.Learned)
-        {
-            var alive = addresses.Where(a => a.Value > now).ToImmutableDictionary();
-            if (!alive.IsEmpty) learned[name] = alive;
-        }
-        foreach (var host in s.Decision.Policy.EffectivePolicy.Output.SelectMany(r => r.HostsOrEmpty).Distinct())
-        {
-            if (!Firewall.Names.NamePattern.TryParse(host, out var pattern, out _) || !l.Batch.AllowedNames.Any(pattern.Matches)) continue;
-            var forHost = (learned.GetValueOrDefault(host) ?? ImmutableDictionary<System.Net.IPAddress, DateTimeOffset>.Empty).ToBuilder();
-            foreach (var a in l.Batch.Addresses)
-            {
-                var expires = now + a.Timeout;
-                if (!forHost.TryGetValue(a.Address, out var old) || old < expires) forHost[a.Address] = expires;
-            }
-            learned[host] = forHost.ToImmutable();
-        }
-        return learned.ToImmutable();
     }
 
     /// <summary>The daemon's resolutions with the proxy's learned addresses added (what the compiler gets).</summary>

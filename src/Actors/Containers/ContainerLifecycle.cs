@@ -46,7 +46,7 @@ public sealed partial record ContainerLifecycle
     public ImmutableDictionary<string, ImmutableDictionary<System.Net.IPAddress, DateTimeOffset>> Learned { get; init; } =
         ImmutableDictionary<string, ImmutableDictionary<System.Net.IPAddress, DateTimeOffset>>.Empty;
     /// <summary>Learn requests waiting for the writer: who, and the version that carries them.</summary>
-    public ImmutableList<(Akka.Actor.IActorRef ReplyTo, long Version)> LearnsWaiting { get; init; } = [];
+    public ImmutableList<(Akka.Actor.IActorRef ReplyTo, long Version, ImmutableArray<System.Net.IPAddress> Addresses)> LearnsWaiting { get; init; } = [];
     public ImmutableHashSet<string> WatchedPeers { get; init; } = ImmutableHashSet<string>.Empty;
     public ImmutableArray<ContainerFacts> Peers { get; init; } = [];
 
@@ -118,7 +118,7 @@ public sealed partial record ContainerLifecycle
         EventsAbsorbed => this with { Kernel = Kernel with { EventSince = 0 } },
         KernelConfirmed k => this with { Kernel = Kernel with { Error = null, InFlightSince = 0, Confirmed = Math.Max(Kernel.Confirmed, k.Version) } },
         AddressesLearned l => this with { Learned = l.Learned },
-        LearnAwaited w => this with { LearnsWaiting = LearnsWaiting.Add((w.ReplyTo, w.Version)) },
+        LearnAwaited w => this with { LearnsWaiting = LearnsWaiting.Add((w.ReplyTo, w.Version, w.Addresses)) },
         LearnAnswered a => this with { LearnsWaiting = LearnsWaiting.RemoveAll(w => w.ReplyTo.Equals(a.ReplyTo)) },
         KernelRefused r => this with { Kernel = Kernel with { Error = r.Error, InFlightSince = 0 } },
         StatePublished p => this with { Published = new PublishedState(p.Facts, p.State, p.Reasons) },

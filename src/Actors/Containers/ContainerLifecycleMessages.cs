@@ -111,8 +111,9 @@ public static class ContainerLifecycleEvents
     /// (address -> expiry; expired ones pruned).</summary>
     public sealed record AddressesLearned(ImmutableDictionary<string, ImmutableDictionary<System.Net.IPAddress, DateTimeOffset>> Learned) : IContainerEvent;
 
-    /// <summary>A learn request waits for the writer's answer to <paramref name="Version"/>.</summary>
-    public sealed record LearnAwaited(Akka.Actor.IActorRef ReplyTo, long Version) : IContainerEvent;
+    /// <summary>A learn request waits for the writer's answer to <paramref name="Version"/>, which
+    /// carries <paramref name="Addresses"/> (checked again when it is applied).</summary>
+    public sealed record LearnAwaited(Akka.Actor.IActorRef ReplyTo, long Version, ImmutableArray<System.Net.IPAddress> Addresses) : IContainerEvent;
 
     /// <summary>A learn request is answered (null error: committed).</summary>
     public sealed record LearnAnswered(Akka.Actor.IActorRef ReplyTo, string? Error) : IContainerEvent;

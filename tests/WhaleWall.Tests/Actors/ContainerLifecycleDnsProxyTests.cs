@@ -25,9 +25,10 @@ public class ContainerLifecycleDnsProxyTests
     private static LifecycleContext Context(bool proxy) =>
         new(DecisionContext.Default with { DnsProxy = proxy }, HasStore: false, HasHostnames: true);
 
-    private static (ContainerLifecycle State, ImmutableArray<IContainerEvent> Events) Step(ContainerLifecycle s, object input)
+    private static (ContainerLifecycle State, ImmutableArray<IContainerEvent> Events) Step(ContainerLifecycle s, object input,
+        DateTimeOffset? at = null)
     {
-        var events = s.Decide(input);
+        var events = s.Decide(input, at ?? T0);
         foreach (var e in events) s = s.Apply(e);
         return (s, events);
     }
@@ -85,12 +86,13 @@ public class ContainerLifecycleDnsProxyTests
     }
 
     [Fact]
-    public void A_name_outside_the_rules_opens_nothing_and_an_already_committed_renewal_is_answered_at_once()
+    public void A_name_outside_the_rules_opens_nothing_and_fails_and_an_already_committed_renewal_is_answered_at_once()
     {
         var s = Enforced(WildcardRule);
         var (after, events) = Step(s, Learn(Proxy, "a.b.cdn.example.test", "198.19.0.11"));
         Assert.Empty(events.OfType<FragmentSent>());
-        Assert.Null(Assert.Single(events.OfType<LearnAnswered>()).Error);
+        // nothing carries the address: the proxy must not release it (review)
+        Assert.NotNull(Assert.Single(events.OfType<LearnAnswered>()).Error);
 
         (after, events) = Step(after, Learn(Proxy, "edge.cdn.example.test", "198.19.0.10"));
         after = Step(after, new NftWriterEvents.Applied("a-id", after.Kernel.Version)).State;
@@ -104,6 +106,86 @@ public class ContainerLifecycleDnsProxyTests
     {
         var (_, events) = Step(Enforced("output:\n  - hosts: [api.example.test]\n", proxy: false), Learn(Proxy, "api.example.test", "198.19.0.10"));
         Assert.NotNull(Assert.Single(events.OfType<LearnAnswered>()).Error);
+    }
+
+    private static LearnRequested LearnMany(IActorRef replyTo, string name, IEnumerable<string> addresses, DateTimeOffset at, int seconds = 300) =>
+        new(new ContainerCommands.LearnAddresses(new LearnedBatch(DnsName.Parse(name), [DnsName.Parse(name)],
+            [.. addresses.Select(a => new LearnedAddress(IPAddress.Parse(a), TimeSpan.FromSeconds(seconds)))]), at), replyTo);
+
+    private static bool Carries(Fragment fragment, string address) =>
+        fragment.Elements.Any(e => e.Set == "outh4" && e.Key.Contains(address + " "));
+
+    /// <summary>Review: learned elements count toward the compiler's element limit, but the proxy's
+    /// caps count addresses (32 per name, 1,024 per container), not addresses x ports. Learning
+    /// within the proxy's caps made the whole container drop-all (its other rules and its
+    /// dnsproxy element too, so no lookup could ever prune it) while the learn was answered as
+    /// committed. Now the addresses that would not fit are refused, the learn is answered with
+    /// an error, and the container keeps its policy and its proxy.</summary>
+    [Fact]
+    public void Learning_never_pushes_the_container_over_its_element_limit_and_only_what_is_carried_is_answered_committed()
+    {
+        var rule = "output:\n  - hosts: [\"**.example.test\"]\n    proto: tcp\n    dst_ports: [80, 443, 8080, 8443]\n" +
+                   "  - ips: [198.19.5.5]\n    proto: tcp\n    dst_ports: [5432]\n";
+        var s = Enforced(rule);
+        var answers = new List<(string? Error, string[] Addresses)>();
+        for (var n = 0; n < 32; n++)   // 32 names x 32 addresses: exactly the proxy's caps
+        {
+            var addresses = Enumerable.Range(0, 32).Select(i => $"10.{n}.{i}.1").ToArray();
+            var (next, events) = Step(s, LearnMany(Proxy, $"n{n}.example.test", addresses, T0));
+            s = next;
+            if (s.Kernel.Confirmed < s.Kernel.Version)
+            {
+                (s, var applied) = Step(s, new NftWriterEvents.Applied("a-id", s.Kernel.Version));
+                events = events.AddRange(applied);
+            }
+            var answer = Assert.Single(events.OfType<LearnAnswered>());
+            answers.Add((answer.Error, addresses));
+            Assert.Null(s.CompileError);
+            Assert.Contains(s.Kernel.Sent!.Elements, e => e.Set == "out4");        // the unrelated rule stays
+            Assert.Contains(s.Kernel.Sent.Elements, e => e.Set == DnsProxyLayout.Set4); // and so does its proxy
+            Assert.True(s.Kernel.Sent.Elements.Count(e => e.Set == "outh4") <= WhaleWall.Firewall.Compile.Compiler.MaxElements);
+        }
+        foreach (var (error, addresses) in answers)
+            if (error is null) Assert.All(addresses, a => Assert.True(Carries(s.Kernel.Sent!, a), $"{a} answered committed, not in the kernel"));
+            else Assert.All(addresses, a => Assert.False(Carries(s.Kernel.Sent!, a)));
+        Assert.Contains(answers, a => a.Error is null);
+        Assert.Contains(answers, a => a.Error is not null);
+    }
+
+    /// <summary>A learn waits for the writer; if the wish it waits for no longer carries its
+    /// addresses when applied (the container died meanwhile), it is not answered as committed.</summary>
+    [Fact]
+    public void A_learn_whose_addresses_a_newer_wish_no_longer_carries_is_answered_with_an_error()
+    {
+        var s = Enforced(WildcardRule);
+        (s, _) = Step(s, Learn(Proxy, "edge.cdn.example.test", "198.19.0.10"));
+        (s, _) = Step(s, new ContainerCommands.Refresh("die", new WhaleWall.Actors.Docker.DockerEvent("container", "die", "a-id", 0)));
+        Assert.False(Carries(s.Kernel.Sent!, "198.19.0.10"));
+        var (_, events) = Step(s, new NftWriterEvents.Applied("a-id", s.Kernel.Version));
+        Assert.NotNull(Assert.Single(events.OfType<LearnAnswered>()).Error);
+    }
+
+    /// <summary>Review: an expired learned address stayed in the container's state until its next
+    /// lookup; a die + start (restart policy) compiled it again, and the writer gave it a 1 s
+    /// timeout. Learned addresses are pruned by time whenever the container compiles.</summary>
+    [Fact]
+    public void An_expired_learned_address_is_pruned_when_the_container_compiles_and_never_comes_back_with_a_restart()
+    {
+        var s = Enforced(WildcardRule);
+        var facts = s.Facts!;
+        (s, _) = Step(s, Learn(Proxy, "edge.cdn.example.test", "198.19.0.10", seconds: 35));
+        s = Step(s, new NftWriterEvents.Applied("a-id", s.Kernel.Version)).State;
+        Assert.True(Carries(s.Kernel.Sent!, "198.19.0.10"));
+
+        // ten minutes later: die, then Docker says it runs again
+        var later = T0.AddMinutes(10);
+        var (dead, died) = Step(s, new ContainerCommands.Refresh("die", new WhaleWall.Actors.Docker.DockerEvent("container", "die", "a-id", 0)), later);
+        Assert.Contains(died, e => e is AddressesLearned { Learned.IsEmpty: true });
+        dead = Step(dead, new NftWriterEvents.Applied("a-id", dead.Kernel.Version), later).State;
+        var (back, _) = Step(dead, new Inspected(facts, dead.Inspection.Started), later);
+        Assert.True(back.Kernel.Sent!.Elements.Any(e => e.Set == DnsProxyLayout.Set4));
+        Assert.DoesNotContain(back.Kernel.Sent.Elements, e => e.Set == "outh4");
+        Assert.True(back.Learned.IsEmpty);
     }
 
     private sealed class FakeRef(string name) : MinimalActorRef

@@ -24,7 +24,7 @@ public class ContainerLifecycleTests
 
     private static (ContainerLifecycle State, ImmutableArray<IContainerEvent> Events) Step(ContainerLifecycle s, object input)
     {
-        var events = s.Decide(input);
+        var events = s.Decide(input, T0);
         foreach (var e in events) s = s.Apply(e);
         return (s, events);
     }
@@ -286,7 +286,7 @@ public class ContainerLifecycleTests
         Assert.Empty(Assert.Single(events.OfType<FragmentSent>()).Fragment.Elements);
         Assert.IsType<ContainerGone>(events.Last());
         Assert.True(after.Gone);
-        Assert.Empty(after.Decide(new ContainerCommands.Refresh("late event")));
+        Assert.Empty(after.Decide(new ContainerCommands.Refresh("late event"), T0));
     }
 
     [Fact]
@@ -302,7 +302,7 @@ public class ContainerLifecycleTests
         Assert.IsType<ContainerGone>(events.Last());
         Assert.True(after.Gone);
         // the inspection sent at `die` answers with the container as it was then: too late to matter
-        Assert.Empty(after.Decide(new Inspected(a with { Running = false }, after.Inspection.Started)));
+        Assert.Empty(after.Decide(new Inspected(a with { Running = false }, after.Inspection.Started), T0));
     }
 
     [Fact]
