@@ -42,11 +42,11 @@ public sealed partial record ContainerLifecycle
 
         if (Gone) return input is LearnRequested gone ? [new LearnAnswered(gone.ReplyTo, "the container is gone")] : [];
         // what the kernel has timed out is never compiled again, whatever the input
-        PruneLearned(s, now, Emit);
+        var pruned = PruneLearned(s, now, Emit);
         switch (input)
         {
             case LearnRequested l:
-                foreach (var learnt in Learn(s, l)) Emit(learnt);
+                foreach (var learnt in Learn(s, l, settle: pruned)) Emit(learnt);
                 return [.. events];
 
             case ContainerCommands.Seed seed:

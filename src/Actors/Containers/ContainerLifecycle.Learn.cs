@@ -31,9 +31,12 @@ public sealed partial record ContainerLifecycle
     /// container settles. New addresses that would make its compile fail (its element limit
     /// counts addresses x ports, the proxy's caps only addresses) are refused, as the proxy's own
     /// caps refuse them: the container keeps its policy, renewals still go, and the request is
-    /// answered with an error. The answer waits for the writer's
+    /// answered with an error. A batch that renews nothing (the kernel already holds every
+    /// address at least as long, so the answer's TTL, capped by the proxy below the kernel
+    /// timeout, is covered) compiles and sends nothing. The answer waits for the writer's
     /// <c>Applied</c> of a wish that carries the addresses (at once when it is applied already).</summary>
-    private static List<IContainerEvent> Learn(ContainerLifecycle s0, LearnRequested l)
+    /// <param name="settle">settle even when the batch changes nothing (something else changed)</param>
+    private static List<IContainerEvent> Learn(ContainerLifecycle s0, LearnRequested l, bool settle)
     {
         var events = new List<IContainerEvent>();
         var s = s0;
@@ -55,9 +58,18 @@ public sealed partial record ContainerLifecycle
             return events;
         }
         string? refused = null;
-        Emit(new AddressesLearned(learned));
-        Settle(s, Emit);
-        if (s.CompileError is { } error)
+        // the kernel already holds every address at least as long (a caching resolver counts
+        // the TTL down: the same expiry again): nothing to compile, nothing to send
+        if (SameLearned(learned, s.Learned))
+        {
+            if (settle) Settle(s, Emit);
+        }
+        else
+        {
+            Emit(new AddressesLearned(learned));
+            Settle(s, Emit);
+        }
+        if (s.CompileError is { } error && events.Any(e => e is AddressesLearned))
         {
             refused = error;
             Undo();

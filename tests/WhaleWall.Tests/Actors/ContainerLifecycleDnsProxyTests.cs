@@ -188,6 +188,25 @@ public class ContainerLifecycleDnsProxyTests
         Assert.True(back.Learned.IsEmpty);
     }
 
+    /// <summary>A lookup that only renews what the kernel already holds for at least as long (a
+    /// caching resolver counts the TTL down: the same expiry again) compiles nothing and sends
+    /// nothing: it is answered at once.</summary>
+    [Fact]
+    public void A_lookup_that_renews_nothing_is_answered_at_once_without_compiling()
+    {
+        var s = Enforced(WildcardRule);
+        (s, _) = Step(s, Learn(Proxy, "edge.cdn.example.test", "198.19.0.10", seconds: 30));
+        s = Step(s, new NftWriterEvents.Applied("a-id", s.Kernel.Version)).State;
+        var again = Learn(Other, "edge.cdn.example.test", "198.19.0.10", seconds: 20);
+        again = again with { Command = again.Command with { Now = T0.AddSeconds(10) } };
+        var (_, events) = Step(s, again, T0.AddSeconds(10));
+        Assert.Empty(events.OfType<AddressesLearned>());
+        Assert.Empty(events.OfType<FragmentSent>());
+        var answered = Assert.Single(events.OfType<LearnAnswered>());
+        Assert.Equal(Other, answered.ReplyTo);
+        Assert.Null(answered.Error);
+    }
+
     private sealed class FakeRef(string name) : MinimalActorRef
     {
         public override ActorPath Path { get; } = new RootActorPath(new Address("akka", "test")) / name;
