@@ -92,9 +92,9 @@ public sealed partial record ContainerLifecycle
     }
 
     /// <summary>Null when <paramref name="fragment"/> is a proxied container's and carries every
-    /// address (an <c>outh*</c> element whose destination holds it), else why not. An address of a family the container
-    /// has no address of cannot be carried and is not asked for (an AAAA answer to a container
-    /// without IPv6 opens nothing and harms nothing).</summary>
+    /// address (an <c>outh*</c> element whose destination holds it), else why not. An address of
+    /// a family the container has no address of cannot be carried and is not asked for (an AAAA
+    /// answer to a container without IPv6 opens nothing and harms nothing).</summary>
     private static string? CarriedOrWhy(Fragment? fragment, ImmutableArray<IPAddress> addresses)
     {
         if (fragment is null) return "nothing is sent to the kernel";
