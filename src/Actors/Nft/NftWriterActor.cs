@@ -273,7 +273,8 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
             Timers.StartSingleTimer("resync", Resync.Instance, Backoff(memory.ResyncFailures));
             return false;
         }
-        if (outcome.DryRuns > 0)
+        // known in advance (a missing verdict chain) or found by dry runs: said either way
+        if (outcome.Refused.Count > 0)
             log.Warning("{0}: the kernel refused {1} containers' rules ({2} dry runs to find them); they are drop-all, the others intact",
                 kind, outcome.Refused.Count, outcome.DryRuns);
         memory.Kernel = outcome.State;
