@@ -68,9 +68,6 @@ public sealed record Options(string DockerHost, string? DockerApiVersion, string
             Seconds("WHALEWALL_DNS_MAX_TTL", DnsSettings.Default.MaxTtl),
             Seconds("WHALEWALL_DNS_GRACE", DnsSettings.Default.Grace));
         if (dns.MinTtl > dns.MaxTtl) throw new ArgumentException("WHALEWALL_DNS_MIN_TTL is larger than WHALEWALL_DNS_MAX_TTL");
-        // the kernel's timeouts are whole seconds, rounded down (NftJson): without a second of
-        // grace an address could lapse before the TTL its container was given
-        if (dns.Grace < TimeSpan.FromSeconds(1)) throw new ArgumentException("WHALEWALL_DNS_GRACE must be at least 1 second");
 
         // binding containers to their bridge ports (docs/binding.md); WHEN_DOWN: what unknown
         // addresses on guarded networks do while the daemon is stopped

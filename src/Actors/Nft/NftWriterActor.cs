@@ -77,11 +77,12 @@ public sealed class NftWriterActor : ReceiveActor, IWithTimers
     private static readonly TimeSpan ExpirySweep = TimeSpan.FromSeconds(2);
     private DateTimeOffset expiredUpTo = DateTimeOffset.MinValue;
 
-    /// <summary>How long after the clock read that rendered a transaction the kernel may start
-    /// its elements' timeouts (the transaction's own duration, well under a second). The kernel
-    /// holds an element at most until its expiry (whole seconds left, rounded down: NftJson), plus
-    /// this; the sweep looks at it only then, so no flow can start after the sweep that cuts it.</summary>
-    private static readonly TimeSpan CommitLag = TimeSpan.FromSeconds(1);
+    /// <summary>How long after an element's expiry the kernel may still hold it: its timeout is
+    /// the seconds left rounded up (NftJson: up to 1 s more, so the kernel never lets an element go
+    /// before the writer stops counting on it), counted from when the transaction reached the
+    /// kernel (well under a second after its clock read). The sweep looks at an expiry only this
+    /// long after it, so no flow can start after the sweep that cuts it.</summary>
+    private static readonly TimeSpan CommitLag = TimeSpan.FromSeconds(2);
 
     /// <summary>Elements whose kernel timeout ran out since the last sweep: the flows of their
     /// owners that the table without them no longer allows are cut (a DNS answer that moved on,

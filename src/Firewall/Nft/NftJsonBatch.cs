@@ -26,7 +26,6 @@ public static partial class NftJson
             var bySet = new Dictionary<string, List<Element>>(StringComparer.Ordinal);
             foreach (var e in elements)
             {
-                if (Lapsed(e, now)) continue;
                 if (!bySet.TryGetValue(e.PhysicalSet, out var run)) bySet[e.PhysicalSet] = run = [];
                 run.Add(e);
                 elementCount++;
@@ -103,18 +102,12 @@ public static partial class NftJson
         }
     }
 
-    /// <summary>An element with an expiry is added with the whole seconds it has left, rounded
-    /// down, as its timeout and as its expiry: an `add` of an element the kernel still holds, with
-    /// the same timeout and no expiry, is accepted and changes nothing (kernel 6.18), so a renewal
-    /// the writer sends without a delete (too close to the old expiry to delete safely) or an
-    /// address learned again before the kernel let it go would die at its old expiry. With the
-    /// expiry the kernel restarts the element's clock. Rounded down because the writer's expiry
-    /// sweep cuts the element's flows once its expiry has passed: the kernel must have let it go
-    /// by then. An element with less than a second left is not added at all (a timeout of 0 means
-    /// "no timeout" to nftables): it is treated like one the kernel already timed out.</summary>
-    private static bool Lapsed(Element element, DateTimeOffset? now) =>
-        element.Expires is { } expires && now is { } at && expires - at < TimeSpan.FromSeconds(1);
-
+    /// <summary>An element with an expiry is added with the seconds it has left (at least 1), as
+    /// its timeout and as its expiry: an `add` of an element the kernel still holds, with the same
+    /// timeout and no expiry, is accepted and changes nothing (kernel 6.18), so a renewal the
+    /// writer sends without a delete (too close to the old expiry to delete safely) or an address
+    /// learned again before the kernel let it go would die at its old expiry. With the expiry the
+    /// kernel restarts the element's clock.</summary>
     private static void WriteElement(Utf8JsonWriter w, Element element, DateTimeOffset? now)
     {
         if (element.Expires is not { } expires || now is not { } at)
@@ -122,7 +115,7 @@ public static partial class NftJson
             WriteValue(w, element);
             return;
         }
-        var seconds = (long)Math.Floor((expires - at).TotalSeconds);
+        var seconds = Math.Max(1, (int)Math.Ceiling((expires - at).TotalSeconds));
         w.WriteStartObject();
         w.WritePropertyName("elem");
         w.WriteStartObject();

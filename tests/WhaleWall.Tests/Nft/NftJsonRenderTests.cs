@@ -111,29 +111,25 @@ public sealed class NftJsonRenderTests
         [new Field(FieldKind.Ipv4, 0xC6128002u, 0xC6128002u), new Field(FieldKind.Ipv4, destination, destination), Tcp, AnyPort,
             new Field(FieldKind.Port, 443, 443)], expires: expires);
 
-    /// <summary>The writer's expiry sweep cuts an element's flows once its expiry has passed: the
-    /// kernel must let it go by then, so its timeout is the whole seconds left, rounded down
-    /// (review: rounded up, the kernel held it up to a second longer and a flow opened in that
-    /// second was never cut). An element with less than a second left, or already expired, is
-    /// not added at all: a timeout of 0 means "no timeout" to nftables.</summary>
+    /// <summary>An element's kernel timeout is the seconds it has left, rounded up and at least
+    /// one (a timeout of 0 means "no timeout" to nftables): the kernel never lets it go before the
+    /// writer stops counting on it (a delete of an element the kernel already dropped fails the
+    /// batch), and holds it at most a second longer, which the writer's expiry sweep waits for
+    /// (NftWriterExpirySpecs).</summary>
     [Theory]
-    [InlineData(27.2, 27)]
+    [InlineData(27.2, 28)]
     [InlineData(27.0, 27)]
-    [InlineData(1.5, 1)]
-    [InlineData(0.6, null)]
-    [InlineData(0.0, null)]
-    [InlineData(-300.0, null)]
-    public void A_dns_elements_kernel_timeout_never_outlasts_its_expiry(double secondsLeft, int? timeout)
+    [InlineData(1.5, 2)]
+    [InlineData(0.6, 1)]
+    [InlineData(0.0, 1)]
+    [InlineData(-300.0, 1)]
+    public void A_dns_elements_kernel_timeout_covers_its_expiry_by_less_than_a_second(double secondsLeft, int timeout)
     {
         var now = new DateTimeOffset(2026, 12, 1, 12, 0, 0, TimeSpan.Zero);
         var json = NftJson.Changes("t", [], [Learned(0xC613000Au, now.AddSeconds(secondsLeft)), Learned(0xC613000Bu, now.AddSeconds(60))], now: now);
         Assert.Contains("\"timeout\":60,\"expires\":60", json);
         Assert.DoesNotContain("\"timeout\":0", json);
-        if (timeout is { } t)
-        {
-            Assert.Contains("198.19.0.10", json);
-            Assert.Contains($"\"timeout\":{t},\"expires\":{t}", json);
-        }
-        else Assert.DoesNotContain("198.19.0.10", json);
+        Assert.Contains("198.19.0.10", json);
+        Assert.Contains($"\"timeout\":{timeout},\"expires\":{timeout}", json);
     }
 }
